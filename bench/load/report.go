@@ -1,0 +1,96 @@
+package load
+
+import (
+	"encoding/csv"
+	"encoding/json"
+	"fmt"
+	"io"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Ms formats d as milliseconds with three decimals, e.g. "1.234".
+func Ms(d time.Duration) string {
+	return strconv.FormatFloat(float64(d)/float64(time.Millisecond), 'f', 3, 64)
+}
+
+// WriteTable writes a human-readable summary of r.
+func (r *Result) WriteTable(w io.Writer) error {
+	var b strings.Builder
+	fmt.Fprintf(&b, "target      %s\n", r.Target)
+	fmt.Fprintf(&b, "workload    %d%% put / %d%% get, %d clients, %d B values, %d keys\n",
+		r.PutPercent, 100-r.PutPercent, r.Clients, r.ValueSize, r.Keys)
+	fmt.Fprintf(&b, "elapsed     %.3fs\n", r.Elapsed.Seconds())
+	fmt.Fprintf(&b, "requests    %d (ok %d, non-2xx %d, errors %d)\n", r.Requests, r.OK, r.Non2xx, r.Errors)
+	if len(r.Status) > 0 {
+		codes := make([]int, 0, len(r.Status))
+		for c := range r.Status {
+			codes = append(codes, c)
+		}
+		sort.Ints(codes)
+		parts := make([]string, len(codes))
+		for i, c := range codes {
+			parts[i] = fmt.Sprintf("%d×%d", c, r.Status[c])
+		}
+		fmt.Fprintf(&b, "non-2xx     %s\n", strings.Join(parts, ", "))
+	}
+	if r.FirstError != "" {
+		fmt.Fprintf(&b, "first error %s\n", r.FirstError)
+	}
+	fmt.Fprintf(&b, "throughput  %.1f req/s\n", r.Throughput)
+	fmt.Fprintf(&b, "latency ms  mean %s  p50 %s  p90 %s  p99 %s  p99.9 %s  max %s\n",
+		Ms(r.Mean), Ms(r.P50), Ms(r.P90), Ms(r.P99), Ms(r.P999), Ms(r.Max))
+	_, err := io.WriteString(w, b.String())
+	return err
+}
+
+// CSVHeader is the header row written by WriteCSV.
+var CSVHeader = []string{"label", "target", "clients", "put_percent", "value_size", "keys",
+	"requests", "ok", "non2xx", "errors", "elapsed_s", "req_per_sec",
+	"mean_ms", "p50_ms", "p90_ms", "p99_ms", "p999_ms", "max_ms"}
+
+// CSVRow returns r as a CSV record matching CSVHeader.
+func (r *Result) CSVRow(label string) []string {
+	i := strconv.Itoa
+	i64 := func(v int64) string { return strconv.FormatInt(v, 10) }
+	return []string{label, r.Target, i(r.Clients), i(r.PutPercent), i(r.ValueSize), i(r.Keys),
+		i64(r.Requests), i64(r.OK), i64(r.Non2xx), i64(r.Errors),
+		strconv.FormatFloat(r.Elapsed.Seconds(), 'f', 3, 64),
+		strconv.FormatFloat(r.Throughput, 'f', 1, 64),
+		Ms(r.Mean), Ms(r.P50), Ms(r.P90), Ms(r.P99), Ms(r.P999), Ms(r.Max)}
+}
+
+// WriteCSV writes a header and one row per result; labels[i] names results[i]
+// (missing labels are empty).
+func WriteCSV(w io.Writer, labels []string, results ...*Result) error {
+	cw := csv.NewWriter(w)
+	if err := cw.Write(CSVHeader); err != nil {
+		return fmt.Errorf("write csv: %w", err)
+	}
+	for i, r := range results {
+		label := ""
+		if i < len(labels) {
+			label = labels[i]
+		}
+		if err := cw.Write(r.CSVRow(label)); err != nil {
+			return fmt.Errorf("write csv: %w", err)
+		}
+	}
+	cw.Flush()
+	if err := cw.Error(); err != nil {
+		return fmt.Errorf("write csv: %w", err)
+	}
+	return nil
+}
+
+// WriteJSON writes r as indented JSON (durations in nanoseconds).
+func (r *Result) WriteJSON(w io.Writer) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	if err := enc.Encode(r); err != nil {
+		return fmt.Errorf("write json: %w", err)
+	}
+	return nil
+}
