@@ -1,0 +1,465 @@
+package wal
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sync/atomic"
+	"time"
+
+	"go.etcd.io/raft/v3"
+	"go.etcd.io/raft/v3/raftpb"
+	"golang.org/x/sys/unix"
+)
+
+// DefaultSegmentSize is the preallocated size of a segment.
+const DefaultSegmentSize = 64 << 20
+
+// ErrCorrupt reports data loss or damage that Open cannot repair without
+// dropping acknowledged records; the log needs operator attention.
+var ErrCorrupt = errors.New("wal: corrupt")
+
+// ErrGap reports that the log does not continue the snapshot it was opened
+// after: the entries in between are missing, so a newer snapshot is needed.
+var ErrGap = errors.New("wal: entries missing after snapshot")
+
+// Snapshot is a snapshot marker: the log restarts after Index.
+type Snapshot struct {
+	Index, Term uint64
+	// Reset marks a snapshot received from a leader that replaced the log:
+	// entries written before the marker are obsolete.
+	Reset bool
+}
+
+// Options tune a WAL. The zero value is valid.
+type Options struct {
+	// SegmentSize is the preallocated size of a segment file (default
+	// DefaultSegmentSize). A segment is cut when the next batch would
+	// overflow it.
+	SegmentSize int64
+	// UnsafeNoFsync skips every fdatasync: a crash may lose acknowledged
+	// writes. For test rigs and benchmarks only.
+	UnsafeNoFsync bool
+	// Logger receives repair reports; default slog.Default().
+	Logger *slog.Logger
+}
+
+// Recovered is the state replayed by Open.
+type Recovered struct {
+	// HardState is the newest HardState saved (zero if none).
+	HardState raftpb.HardState
+	// Entries are the live entries after the index Open was given, in
+	// order and contiguous, with conflicting suffixes already replaced.
+	Entries []raftpb.Entry
+	// Snapshot is the newest snapshot marker (zero if none).
+	Snapshot Snapshot
+	// Repaired is true if a torn tail was cut.
+	Repaired bool
+}
+
+// Stats are cumulative counters since Open.
+type Stats struct {
+	Fsyncs     uint64 // fdatasync calls
+	FsyncNanos uint64 // total time spent in them
+	Bytes      uint64 // bytes written
+	Segments   int    // live segment files
+}
+
+// WAL is an open write-ahead log positioned for appending. Its methods must
+// be called from one goroutine, except Stats.
+type WAL struct {
+	dir  string
+	opts Options
+	log  *slog.Logger
+
+	segs []segment // live segments, oldest first; the last one is f
+	f    *os.File
+	off  int64 // append offset in f
+	head int64 // bytes of f taken by the segment head (marker, HardState)
+	buf  []byte
+
+	last uint64 // index of the last entry written
+	hs   raftpb.HardState
+	snap Snapshot
+
+	fsyncs, fsyncNanos, bytes atomic.Uint64
+	nsegs                     atomic.Int64
+}
+
+// Open opens (creating if needed) the log in dir, replays it and returns it
+// ready for appending. Entries at or below from (the index of the snapshot
+// the caller restored) are dropped from Recovered.Entries. A torn tail is
+// cut; mid-log corruption fails with ErrCorrupt; a log that does not reach
+// back to from+1 fails with ErrGap.
+func Open(dir string, from uint64, opts Options) (*WAL, *Recovered, error) {
+	if opts.SegmentSize <= 0 {
+		opts.SegmentSize = DefaultSegmentSize
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.Default()
+	}
+	w := &WAL{dir: dir, opts: opts, log: opts.Logger.With("wal", dir)}
+	rec, err := w.open(from)
+	if err != nil {
+		if w.f != nil {
+			w.f.Close()
+		}
+		return nil, nil, fmt.Errorf("open wal %s: %w", dir, err)
+	}
+	return w, rec, nil
+}
+
+// Exist reports whether dir holds at least one segment.
+func Exist(dir string) bool {
+	segs, err := listSegments(dir)
+	return err == nil && len(segs) > 0
+}
+
+func (w *WAL) open(from uint64) (*Recovered, error) {
+	if err := os.MkdirAll(w.dir, 0o700); err != nil {
+		return nil, err
+	}
+	segs, err := listSegments(w.dir)
+	if err != nil {
+		return nil, err
+	}
+	if len(segs) == 0 {
+		f, path, err := createSegment(w.dir, 0, from+1, w.opts.SegmentSize, nil)
+		if err != nil {
+			return nil, err
+		}
+		w.f, w.segs, w.last = f, []segment{{seq: 0, first: from + 1, path: path}}, from
+		w.nsegs.Store(1)
+		return &Recovered{}, nil
+	}
+	rp := replayer{from: from, last: from}
+	out := &Recovered{}
+	for i, s := range segs {
+		data, err := os.ReadFile(s.path)
+		if err != nil {
+			return nil, err
+		}
+		isLast := i == len(segs)-1
+		res, err := scanSegment(data, isLast)
+		if err != nil {
+			return nil, fmt.Errorf("segment %s: %w", filepath.Base(s.path), err)
+		}
+		for _, r := range res.recs {
+			if err := rp.record(r); err != nil {
+				return nil, fmt.Errorf("segment %s: %w", filepath.Base(s.path), err)
+			}
+		}
+		if !isLast {
+			continue
+		}
+		f, err := os.OpenFile(s.path, os.O_RDWR, 0)
+		if err != nil {
+			return nil, err
+		}
+		w.f = f
+		if res.dirty > res.end {
+			w.log.Warn("wal: cutting torn tail", "segment", filepath.Base(s.path),
+				"offset", res.end, "bytes", res.dirty-res.end, "invalid_at", res.stop)
+			if err := zeroRange(f, int64(res.end), int64(res.dirty)); err != nil {
+				return nil, fmt.Errorf("cut torn tail of %s: %w", s.path, err)
+			}
+			out.Repaired = true
+		}
+		if err := preallocate(f, w.opts.SegmentSize); err != nil {
+			return nil, fmt.Errorf("preallocate %s: %w", s.path, err)
+		}
+		if err := f.Sync(); err != nil {
+			return nil, err
+		}
+		w.off = int64(res.end)
+	}
+	w.segs = segs
+	w.nsegs.Store(int64(len(segs)))
+	w.last, w.hs, w.snap = rp.last, rp.hs, rp.snap
+	out.HardState, out.Entries, out.Snapshot = rp.hs, rp.ents, rp.snap
+	return out, nil
+}
+
+func zeroRange(f *os.File, from, to int64) error {
+	zeros := make([]byte, min(to-from, 1<<20))
+	for off := from; off < to; {
+		n := min(int64(len(zeros)), to-off)
+		if _, err := f.WriteAt(zeros[:n], off); err != nil {
+			return err
+		}
+		off += n
+	}
+	return unix.Fdatasync(int(f.Fd()))
+}
+
+// replayer folds records into the recovered state.
+type replayer struct {
+	from uint64
+	ents []raftpb.Entry
+	last uint64 // last entry index seen, including those <= from
+	hs   raftpb.HardState
+	snap Snapshot
+}
+
+func (rp *replayer) record(r record) error {
+	switch r.typ {
+	case recEntry:
+		var e raftpb.Entry
+		if err := e.Unmarshal(r.payload); err != nil {
+			return fmt.Errorf("%w: decode entry: %v", ErrCorrupt, err)
+		}
+		return rp.entry(e)
+	case recHardState:
+		var hs raftpb.HardState
+		if err := hs.Unmarshal(r.payload); err != nil {
+			return fmt.Errorf("%w: decode hardstate: %v", ErrCorrupt, err)
+		}
+		rp.hs = hs
+	case recSnapshot:
+		s, err := decodeMarker(r.payload)
+		if err != nil {
+			return fmt.Errorf("%w: %v", ErrCorrupt, err)
+		}
+		rp.snap = s
+		if s.Reset {
+			rp.ents, rp.last = rp.ents[:0], s.Index
+		}
+	}
+	return nil
+}
+
+func (rp *replayer) entry(e raftpb.Entry) error {
+	rp.last = e.Index
+	if e.Index <= rp.from {
+		// Covered by the snapshot; a rewrite this low also obsoletes
+		// anything after it.
+		rp.ents = rp.ents[:0]
+		return nil
+	}
+	if len(rp.ents) == 0 {
+		if e.Index != rp.from+1 {
+			return fmt.Errorf("%w: first entry after snapshot %d is %d", ErrGap, rp.from, e.Index)
+		}
+		rp.ents = append(rp.ents, e)
+		return nil
+	}
+	first, lastEnt := rp.ents[0].Index, rp.ents[len(rp.ents)-1].Index
+	switch {
+	case e.Index <= lastEnt:
+		// A new leader overwrote the suffix from e.Index on.
+		rp.ents = append(rp.ents[:e.Index-first], e)
+	case e.Index == lastEnt+1:
+		rp.ents = append(rp.ents, e)
+	default:
+		return fmt.Errorf("%w: entry %d follows entry %d", ErrCorrupt, e.Index, lastEnt)
+	}
+	return nil
+}
+
+// Save appends entries and, if not empty, the HardState as one batch: one
+// write and, when raft requires it (new entries, term or vote change), one
+// fdatasync. It returns only once the batch is durable in that case. A
+// failed Save leaves the WAL unusable: the caller must stop.
+func (w *WAL) Save(hs raftpb.HardState, ents []raftpb.Entry) error {
+	hasHS := !raft.IsEmptyHardState(hs)
+	if !hasHS && len(ents) == 0 {
+		return nil
+	}
+	prev := w.hs
+	if !hasHS {
+		hs = prev
+	}
+	mustSync := raft.MustSync(hs, prev, len(ents))
+
+	size := 0
+	for i := range ents {
+		size += headerSize + padded(ents[i].Size())
+	}
+	if hasHS {
+		size += headerSize + padded(hs.Size())
+	}
+	if err := w.maybeCut(int64(size)); err != nil {
+		return err
+	}
+	batch := uint64(w.off)
+	buf := w.buf[:0]
+	for i := range ents {
+		e := &ents[i]
+		var flags uint8
+		if i == len(ents)-1 && !hasHS {
+			flags = flagBatchEnd
+		}
+		buf = appendRecord(buf, recEntry, flags, batch, e.Size(), func(b []byte) { _, _ = e.MarshalToSizedBuffer(b) })
+	}
+	if hasHS {
+		buf = appendRecord(buf, recHardState, flagBatchEnd, batch, hs.Size(), func(b []byte) { _, _ = hs.MarshalToSizedBuffer(b) })
+	}
+	w.buf = buf
+	if err := w.write(buf, mustSync); err != nil {
+		return err
+	}
+	if len(ents) > 0 {
+		w.last = ents[len(ents)-1].Index
+	}
+	w.hs = hs
+	return nil
+}
+
+// SaveSnapshot durably records a snapshot marker. Call it only after the
+// snapshot itself is durable, so replay never points at a missing one.
+func (w *WAL) SaveSnapshot(s Snapshot) error {
+	if err := w.maybeCut(headerSize + markerSize); err != nil {
+		return err
+	}
+	w.buf = appendRecord(w.buf[:0], recSnapshot, flagBatchEnd, uint64(w.off), markerSize, func(b []byte) { encodeMarker(b, s) })
+	if err := w.write(w.buf, true); err != nil {
+		return err
+	}
+	w.snap = s
+	if s.Reset {
+		w.last = s.Index
+	}
+	return nil
+}
+
+func (w *WAL) write(buf []byte, sync bool) error {
+	if _, err := w.f.WriteAt(buf, w.off); err != nil {
+		return fmt.Errorf("wal write %s: %w", w.f.Name(), err)
+	}
+	w.off += int64(len(buf))
+	w.bytes.Add(uint64(len(buf)))
+	if sync {
+		return w.fdatasync()
+	}
+	return nil
+}
+
+// Sync makes everything written durable.
+func (w *WAL) Sync() error { return w.fdatasync() }
+
+func (w *WAL) fdatasync() error {
+	if w.opts.UnsafeNoFsync {
+		return nil
+	}
+	start := time.Now()
+	err := unix.Fdatasync(int(w.f.Fd()))
+	w.fsyncNanos.Add(uint64(time.Since(start)))
+	w.fsyncs.Add(1)
+	if err != nil {
+		return fmt.Errorf("wal fdatasync %s: %w", w.f.Name(), err)
+	}
+	return nil
+}
+
+// maybeCut starts a new segment if a batch of n bytes does not fit in the
+// current one (a batch larger than a whole segment just grows it).
+func (w *WAL) maybeCut(n int64) error {
+	if w.off+n <= w.opts.SegmentSize || w.off <= w.head {
+		return nil
+	}
+	return w.cut()
+}
+
+// cut seals the current segment and starts the next one. The new segment
+// begins with the current snapshot marker and HardState so that it stays
+// self-sufficient once older segments are released.
+func (w *WAL) cut() error {
+	cur := w.segs[len(w.segs)-1]
+	// Seal: drop the unused preallocation and make everything durable, so
+	// a sealed segment never ends in a torn batch.
+	if err := w.f.Truncate(w.off); err != nil {
+		return fmt.Errorf("seal segment %s: %w", cur.path, err)
+	}
+	if !w.opts.UnsafeNoFsync {
+		if err := w.f.Sync(); err != nil {
+			return fmt.Errorf("seal segment %s: %w", cur.path, err)
+		}
+	}
+	if err := w.f.Close(); err != nil {
+		return fmt.Errorf("seal segment %s: %w", cur.path, err)
+	}
+	var head []byte
+	hasSnap, hasHS := w.snap != (Snapshot{}), !raft.IsEmptyHardState(w.hs)
+	if hasSnap {
+		var flags uint8
+		if !hasHS {
+			flags = flagBatchEnd
+		}
+		s := w.snap
+		s.Reset = false // the segment head only repeats where the log restarts
+		head = appendRecord(head, recSnapshot, flags, 0, markerSize, func(b []byte) { encodeMarker(b, s) })
+	}
+	if hasHS {
+		hs := w.hs
+		head = appendRecord(head, recHardState, flagBatchEnd, 0, hs.Size(), func(b []byte) { _, _ = hs.MarshalToSizedBuffer(b) })
+	}
+	next := segment{seq: cur.seq + 1, first: w.last + 1}
+	f, path, err := createSegment(w.dir, next.seq, next.first, w.opts.SegmentSize, head)
+	if err != nil {
+		w.f = nil
+		return err
+	}
+	next.path = path
+	w.f, w.off, w.head = f, int64(len(head)), int64(len(head))
+	w.segs = append(w.segs, next)
+	w.nsegs.Store(int64(len(w.segs)))
+	return nil
+}
+
+// ReleaseTo deletes the segments that hold only entries at or below index
+// (covered by a durable snapshot at index). The current segment is never
+// deleted.
+func (w *WAL) ReleaseTo(index uint64) error {
+	// Segment k holds every entry >= segs[k].first, so all segments before
+	// the newest k with first <= index+1 hold only entries <= index.
+	k := 0
+	for i, s := range w.segs {
+		if s.first <= index+1 {
+			k = i
+		}
+	}
+	if k == 0 {
+		return nil
+	}
+	for _, s := range w.segs[:k] {
+		if err := os.Remove(s.path); err != nil {
+			return fmt.Errorf("release wal segment %s: %w", s.path, err)
+		}
+	}
+	w.segs = append(w.segs[:0], w.segs[k:]...)
+	w.nsegs.Store(int64(len(w.segs)))
+	// Removals must be durable in order: a hole in the sequence is
+	// reported as corruption on the next Open.
+	if err := syncDir(w.dir); err != nil {
+		return fmt.Errorf("release wal %s: %w", w.dir, err)
+	}
+	return nil
+}
+
+// LastIndex returns the index of the last entry written.
+func (w *WAL) LastIndex() uint64 { return w.last }
+
+// Stats returns cumulative counters; safe for concurrent use.
+func (w *WAL) Stats() Stats {
+	return Stats{
+		Fsyncs:     w.fsyncs.Load(),
+		FsyncNanos: w.fsyncNanos.Load(),
+		Bytes:      w.bytes.Load(),
+		Segments:   int(w.nsegs.Load()),
+	}
+}
+
+// Close syncs and closes the current segment; its preallocation is kept.
+func (w *WAL) Close() error {
+	if w.f == nil {
+		return nil
+	}
+	err := w.fdatasync()
+	if cerr := w.f.Close(); err == nil {
+		err = cerr
+	}
+	w.f = nil
+	return err
+}
