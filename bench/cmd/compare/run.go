@@ -1,0 +1,265 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"runtime"
+	"slices"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/strata-kv/strata/bench/load"
+)
+
+// sample is one measured run.
+type sample struct {
+	Round    int
+	Server   string
+	Scenario Scenario
+	Res      *load.Result
+}
+
+func run(ctx context.Context, o *Options, stdout, stderr io.Writer) (err error) {
+	if err := os.MkdirAll(o.DataRoot, 0o755); err != nil {
+		return fmt.Errorf("data root: %w", err)
+	}
+	if isTmpfs(o.DataRoot) {
+		fmt.Fprintf(stderr, "WARNING: %s is tmpfs; durable writes will not touch a disk\n", o.DataRoot)
+	}
+	tmp, err := os.MkdirTemp(o.DataRoot, "strata-compare-")
+	if err != nil {
+		return fmt.Errorf("temp dir: %w", err)
+	}
+	var servers []*server
+	defer func() {
+		for _, s := range servers {
+			s.stop()
+		}
+		if o.Keep {
+			fmt.Fprintf(stderr, "kept data and logs in %s\n", tmp)
+		} else if rerr := os.RemoveAll(tmp); rerr != nil {
+			fmt.Fprintf(stderr, "compare: remove %s: %v\n", tmp, rerr)
+		}
+	}()
+
+	// Start everything first, so the order of startup does not matter.
+	var notes []string
+	if o.EtcdBin != "" {
+		fmt.Fprintf(stderr, "starting etcd (%s)...\n", o.EtcdBin)
+		if s, err := startEtcd(ctx, o, tmp); err != nil {
+			notes = append(notes, fmt.Sprintf("etcd not run: %v", err))
+			fmt.Fprintln(stderr, notes[len(notes)-1])
+		} else {
+			servers = append(servers, s)
+		}
+	}
+	if !o.NoStrata {
+		fmt.Fprintln(stderr, "building and starting strata...")
+		if s, err := startStrata(ctx, o, tmp); err != nil {
+			notes = append(notes, fmt.Sprintf("strata not run: %v", err))
+			fmt.Fprintln(stderr, notes[len(notes)-1])
+		} else {
+			servers = append(servers, s)
+		}
+	}
+	if !o.NoCeiling {
+		s, err := startCeiling()
+		if err != nil {
+			return err
+		}
+		servers = append(servers, s)
+	}
+	if len(servers) == 0 {
+		return fmt.Errorf("no server to benchmark:\n%s", strings.Join(notes, "\n"))
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+
+	base := load.Config{Keys: o.Keys, ValueSize: o.ValueSize, Prefix: "bench", Duration: o.Duration, Warmup: o.Warmup}
+	for _, s := range servers {
+		fmt.Fprintf(stderr, "%s at %s: preloading %d keys...\n", s.Name, s.URL, o.Keys)
+		cfg := base
+		cfg.Target, cfg.Clients = s.URL, 8
+		if err := load.Preload(ctx, cfg); err != nil {
+			s.dead = fmt.Sprintf("preload failed: %v", err)
+			fmt.Fprintf(stderr, "%s: %s\n", s.Name, s.dead)
+		}
+	}
+
+	total := o.Rounds * len(o.Scenarios) * len(servers)
+	perRun := o.Warmup + o.Duration
+	var samples []sample
+	start := time.Now()
+	n := 0
+	for r := 0; r < o.Rounds; r++ {
+		for _, sc := range o.Scenarios {
+			// Rotate the server order each round so no server always runs
+			// first (or right after a write-heavy neighbour).
+			for i := range servers {
+				s := servers[(i+r)%len(servers)]
+				n++
+				if !s.alive() {
+					continue
+				}
+				eta := time.Duration(total-n+1) * perRun
+				fmt.Fprintf(stderr, "[%d/%d round %d/%d, eta %v] %-16s %s\n",
+					n, total, r+1, o.Rounds, eta.Round(time.Second), s.Name, sc.Describe())
+				cfg := base
+				cfg.Target, cfg.Clients, cfg.PutPercent, cfg.NoPreload = s.URL, sc.Clients, sc.PutPercent, true
+				if !o.Quiet {
+					cfg.Progress = prefixWriter{w: stderr, prefix: "    "}
+				}
+				res, err := load.Run(ctx, cfg)
+				if ctx.Err() != nil {
+					return fmt.Errorf("interrupted after %v", time.Since(start).Round(time.Second))
+				}
+				if err != nil {
+					return fmt.Errorf("%s %s: %w", s.Name, sc.Name, err)
+				}
+				fmt.Fprintf(stderr, "    => %.0f req/s  p50 %sms  p99 %sms  non2xx %d  errors %d\n",
+					res.Throughput, load.Ms(res.P50), load.Ms(res.P99), res.Non2xx, res.Errors)
+				if res.Errors+res.Non2xx > 0 && res.FirstError != "" {
+					fmt.Fprintf(stderr, "    first error: %s\n", res.FirstError)
+				}
+				samples = append(samples, sample{Round: r + 1, Server: s.Name, Scenario: sc, Res: res})
+				if !s.alive() {
+					fmt.Fprintf(stderr, "%s died: %s\n", s.Name, s.dead)
+				}
+			}
+		}
+	}
+
+	if o.CSVPath != "" {
+		if err := writeSamplesCSV(o.CSVPath, samples); err != nil {
+			return err
+		}
+	}
+	for _, s := range servers {
+		if s.dead != "" {
+			notes = append(notes, fmt.Sprintf("%s: %s", s.Name, s.dead))
+		}
+	}
+	writeMarkdown(stdout, o, servers, samples, notes)
+	return nil
+}
+
+// agg is the median summary of one server × scenario.
+type agg struct {
+	n              int
+	rps, p50, p99  float64 // req/s, ms, ms (medians)
+	rpsMin, rpsMax float64
+	failures       int64
+}
+
+func median(xs []float64) float64 {
+	if len(xs) == 0 {
+		return 0
+	}
+	s := slices.Clone(xs)
+	slices.Sort(s)
+	m := len(s) / 2
+	if len(s)%2 == 1 {
+		return s[m]
+	}
+	return (s[m-1] + s[m]) / 2
+}
+
+func aggregate(samples []sample, server string, sc Scenario) (agg, bool) {
+	var rps, p50, p99 []float64
+	var a agg
+	for _, s := range samples {
+		if s.Server != server || s.Scenario != sc {
+			continue
+		}
+		rps = append(rps, s.Res.Throughput)
+		p50 = append(p50, float64(s.Res.P50)/float64(time.Millisecond))
+		p99 = append(p99, float64(s.Res.P99)/float64(time.Millisecond))
+		a.failures += s.Res.Errors + s.Res.Non2xx
+	}
+	if len(rps) == 0 {
+		return a, false
+	}
+	a.n = len(rps)
+	a.rps, a.p50, a.p99 = median(rps), median(p50), median(p99)
+	a.rpsMin, a.rpsMax = slices.Min(rps), slices.Max(rps)
+	return a, true
+}
+
+func writeMarkdown(w io.Writer, o *Options, servers []*server, samples []sample, notes []string) {
+	fmt.Fprintf(w, "\n## Strata vs etcd (v2 API), %d round(s) × %v per run (+%v warmup), medians\n\n",
+		o.Rounds, o.Duration, o.Warmup)
+	fmt.Fprintf(w, "Keys %d, value %d B, CPUs %d, data root %s.\n\n", o.Keys, o.ValueSize, numCPU(), o.DataRoot)
+	fmt.Fprintln(w, "| scenario | server | req/s (median) | req/s range | p50 ms | p99 ms | ÷ etcd req/s | failed reqs |")
+	fmt.Fprintln(w, "|---|---|---:|---:|---:|---:|---:|---:|")
+	for _, sc := range o.Scenarios {
+		etcd, haveEtcd := aggregate(samples, "etcd", sc)
+		for _, s := range servers {
+			a, ok := aggregate(samples, s.Name, sc)
+			if !ok {
+				fmt.Fprintf(w, "| %s | %s | – | – | – | – | – | – |\n", sc.Describe(), s.Name)
+				continue
+			}
+			ratio := "–"
+			if haveEtcd && etcd.rps > 0 {
+				ratio = fmt.Sprintf("%.2f", a.rps/etcd.rps)
+			}
+			fmt.Fprintf(w, "| %s | %s | %.0f | %.0f–%.0f | %.3f | %.3f | %s | %d |\n",
+				sc.Describe(), s.Name, a.rps, a.rpsMin, a.rpsMax, a.p50, a.p99, ratio, a.failures)
+		}
+	}
+	if len(notes) > 0 {
+		fmt.Fprintln(w)
+		for _, n := range notes {
+			fmt.Fprintf(w, "- %s\n", strings.ReplaceAll(strings.TrimSpace(n), "\n", "\n  "))
+		}
+	}
+	fmt.Fprintln(w)
+}
+
+func writeSamplesCSV(path string, samples []sample) error {
+	f, err := os.Create(path)
+	if err != nil {
+		return fmt.Errorf("csv: %w", err)
+	}
+	labels := make([]string, len(samples))
+	results := make([]*load.Result, len(samples))
+	for i, s := range samples {
+		labels[i] = fmt.Sprintf("%s/%s/r%d", s.Server, s.Scenario.Name, s.Round)
+		results[i] = s.Res
+	}
+	if err := load.WriteCSV(f, labels, results...); err != nil {
+		f.Close()
+		return fmt.Errorf("csv %s: %w", path, err)
+	}
+	if err := f.Close(); err != nil {
+		return fmt.Errorf("csv %s: %w", path, err)
+	}
+	return nil
+}
+
+// prefixWriter indents progress lines.
+type prefixWriter struct {
+	w      io.Writer
+	prefix string
+}
+
+func (p prefixWriter) Write(b []byte) (int, error) {
+	if _, err := io.WriteString(p.w, p.prefix+string(b)); err != nil {
+		return 0, err
+	}
+	return len(b), nil
+}
+
+func isTmpfs(path string) bool {
+	var st syscall.Statfs_t
+	if err := syscall.Statfs(path, &st); err != nil {
+		return false
+	}
+	return st.Type == 0x01021994 // TMPFS_MAGIC
+}
+
+func numCPU() int { return runtime.NumCPU() }
