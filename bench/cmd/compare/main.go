@@ -90,7 +90,7 @@ func parseFlags(args []string, stderr io.Writer) (*Options, error) {
 	fs.StringVar(&o.Repo, "repo", "", "Strata module root (default: nearest go.mod above the working directory)")
 	fs.StringVar(&o.StrataBin, "strata-bin", "", "prebuilt Strata binary (default: go build ./cmd/strata)")
 	fs.StringVar(&o.StrataCmd, "strata-cmd", defaultStrataCmd,
-		"Strata command line; placeholders {bin} {data} {client} {port} (split on spaces)")
+		"Strata command line, split on spaces; placeholders {bin} {data} {client} {port} and a spare loopback {peer} URL / {peerport}")
 	fs.BoolVar(&o.NoStrata, "no-strata", false, "skip Strata")
 	fs.BoolVar(&o.NoCeiling, "no-ceiling", false, "skip the bare net/http ceiling server")
 	fs.StringVar(&o.DataRoot, "data-root", os.TempDir(), "parent of the fresh data directories (same disk for all servers)")

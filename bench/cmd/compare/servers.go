@@ -118,9 +118,14 @@ func startStrata(ctx context.Context, o *Options, tmp string) (*server, error) {
 	if err != nil {
 		return nil, err
 	}
+	peerPort, err := procs.FreePort()
+	if err != nil {
+		return nil, err
+	}
 	client := fmt.Sprintf("http://127.0.0.1:%d", port)
 	argv := expand(o.StrataCmd, map[string]string{
 		"bin": bin, "data": filepath.Join(tmp, "strata-data"), "client": client, "port": strconv.Itoa(port),
+		"peer": fmt.Sprintf("http://127.0.0.1:%d", peerPort), "peerport": strconv.Itoa(peerPort),
 	})
 	if len(argv) == 0 {
 		return nil, errors.New("strata: empty --strata-cmd")
