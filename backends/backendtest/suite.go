@@ -507,12 +507,18 @@ func (s *suite) testCallerMayReuseBuffers(t *testing.T) {
 		}
 		copy(key, "ZZZZ")
 		copy(val, "ZZZZ")
+		// A key with an empty value must be copied too.
+		copy(key, "key3")
+		if err := w.Put(key, nil); err != nil {
+			return err
+		}
+		copy(key, "ZZZZ")
 		return nil
 	})
 	if err != nil {
 		t.Fatalf("Update: %v", err)
 	}
-	wantContent(t, b, []kv{{"key1", "val1"}, {"key2", "val2"}})
+	wantContent(t, b, []kv{{"key1", "val1"}, {"key2", "val2"}, {"key3", ""}})
 	// Mutating the key passed to Get or Ascend after they return has no effect either.
 	probe := []byte("key1")
 	view(t, b, func(r backends.Reader) {
@@ -521,5 +527,5 @@ func (s *suite) testCallerMayReuseBuffers(t *testing.T) {
 		}
 	})
 	copy(probe, "QQQQ")
-	wantContent(t, b, []kv{{"key1", "val1"}, {"key2", "val2"}})
+	wantContent(t, b, []kv{{"key1", "val1"}, {"key2", "val2"}, {"key3", ""}})
 }
