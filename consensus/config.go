@@ -1,0 +1,96 @@
+package consensus
+
+import (
+	"errors"
+	"log/slog"
+	"time"
+
+	"go.etcd.io/raft/v3/raftpb"
+)
+
+// Peer is a member of the raft group.
+type Peer struct {
+	ID   uint64
+	URLs []string
+}
+
+// Transport delivers raft messages to peers. Send must not block the
+// caller for long (queue and return); lost messages are tolerated by raft.
+// A MsgSnap carries only snapshot metadata: the transport must attach the
+// newest snapshot file's image, and on receipt put it in Snapshot.Data.
+type Transport interface {
+	Send(msgs []raftpb.Message)
+}
+
+// Config configures a Node.
+type Config struct {
+	ID    uint64 // this member's raft id, non-zero
+	Peers []Peer // initial members, this one included; used on first boot only
+	// DataDir holds the WAL (DataDir/wal) and snapshots (DataDir/snap).
+	DataDir string
+	// SnapshotCount: take a snapshot every N applied entries (default 10000).
+	SnapshotCount uint64
+	// SnapshotCatchUpEntries entries are kept in memory before a snapshot's
+	// index so slow followers can catch up without a snapshot (default 5000).
+	SnapshotCatchUpEntries uint64
+	TickInterval           time.Duration // default 100ms
+	ElectionTicks          int           // default 10
+	HeartbeatTicks         int           // default 1
+	// UnsafeNoFsync disables fsync of the WAL and snapshots: acknowledged
+	// writes can be lost on a machine crash. Test rigs only.
+	UnsafeNoFsync bool
+	Logger        *slog.Logger
+	// Transport is nil for a single member.
+	Transport Transport
+
+	// walSegmentSize overrides the WAL segment size (tests).
+	walSegmentSize int64
+}
+
+const (
+	defaultSnapshotCount  = 10000
+	defaultCatchUpEntries = 5000
+	defaultTickInterval   = 100 * time.Millisecond
+	defaultElectionTicks  = 10
+	defaultHeartbeatTicks = 1
+	keepSnapshots         = 3       // snapshot files kept; the WAL is kept back to the oldest
+	maxSizePerMsg         = 1 << 20 // raft append message size
+	maxCommittedPerReady  = 16 << 20
+	maxInflightMsgs       = 256
+	proposalQueue         = 4096
+	maxProposalsPerReady  = 4096 // bounds one group-commit batch
+	readQueue             = 1024
+	recvQueue             = 4096
+)
+
+func (c *Config) withDefaults() (Config, error) {
+	cfg := *c
+	if cfg.ID == 0 {
+		return cfg, errors.New("consensus: Config.ID must be non-zero")
+	}
+	if cfg.DataDir == "" {
+		return cfg, errors.New("consensus: Config.DataDir is required")
+	}
+	if len(cfg.Peers) == 0 {
+		cfg.Peers = []Peer{{ID: cfg.ID}}
+	}
+	if cfg.SnapshotCount == 0 {
+		cfg.SnapshotCount = defaultSnapshotCount
+	}
+	if cfg.SnapshotCatchUpEntries == 0 {
+		cfg.SnapshotCatchUpEntries = defaultCatchUpEntries
+	}
+	if cfg.TickInterval <= 0 {
+		cfg.TickInterval = defaultTickInterval
+	}
+	if cfg.ElectionTicks <= 0 {
+		cfg.ElectionTicks = defaultElectionTicks
+	}
+	if cfg.HeartbeatTicks <= 0 {
+		cfg.HeartbeatTicks = defaultHeartbeatTicks
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	return cfg, nil
+}

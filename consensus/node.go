@@ -1,0 +1,597 @@
+package consensus
+
+import (
+	"bytes"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"log/slog"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"go.etcd.io/raft/v3"
+	"go.etcd.io/raft/v3/raftpb"
+
+	"github.com/strata-kv/strata/consensus/snap"
+	"github.com/strata-kv/strata/consensus/wal"
+)
+
+// Node is one raft member: a raft.RawNode owned by a single run goroutine,
+// a raft.MemoryStorage rebuilt from the newest snapshot plus the WAL on
+// Open, and the StateMachine it applies committed entries to.
+//
+// Every Ready is made durable in the WAL (one write, one fdatasync when
+// raft requires it) before its messages are sent, its committed entries
+// are applied or any proposer is answered. Proposals queued while the loop
+// is busy share the next Ready: group commit.
+//
+// Entry.Data handed to the StateMachine aliases the raft log: it may be
+// retained but must not be modified.
+type Node struct {
+	cfg Config
+	id  uint64
+	log *slog.Logger
+	sm  StateMachine
+
+	// Owned by the run goroutine (by Open before it starts).
+	rn            *raft.RawNode
+	ms            *raft.MemoryStorage
+	wal           *wal.WAL
+	snaps         *snap.Snapshotter
+	applied       uint64
+	lead          uint64
+	snapIndex     uint64 // newest durable snapshot
+	snapAttempt   uint64 // applied index when the last snapshot was started
+	snapping      bool
+	readSeq       uint64
+	readsWaiting  []*readReq
+	readsIssued   map[uint64]*readBatch
+	readsApplying []*readBatch
+	smEnts        []Entry
+	acks          []ack
+
+	propc    chan *proposal
+	readc    chan *readReq
+	recvc    chan raftpb.Message
+	snapc    chan snapResult
+	stopc    chan struct{}
+	done     chan struct{} // closed when the run loop has fully stopped
+	stopOnce sync.Once
+	stopErr  error // valid once done is closed
+	snapWG   sync.WaitGroup
+
+	mu      sync.Mutex
+	closed  bool
+	cause   error // why the loop stopped on its own
+	waiters map[uint64]*proposal
+	reqID   atomic.Uint64
+
+	confMu   sync.Mutex
+	confHist []confAt // membership by index, for snapshot metadata
+
+	stats counters
+}
+
+type confAt struct {
+	index uint64
+	cs    raftpb.ConfState
+}
+
+// Open starts a member: it loads the newest valid snapshot, restores the
+// state machine from it if the state machine is behind, replays the
+// committed WAL entries after max(snapshot index, sm.AppliedIndex())
+// through sm.Apply, and starts the run loop. A first boot bootstraps the
+// configured peers. A single member campaigns at once, so Open returns it
+// as leader with its term's empty entry applied.
+func Open(cfg Config, sm StateMachine) (*Node, error) {
+	c, err := cfg.withDefaults()
+	if err != nil {
+		return nil, err
+	}
+	n := &Node{
+		cfg:         c,
+		id:          c.ID,
+		log:         c.Logger.With("member", fmt.Sprintf("%x", c.ID)),
+		sm:          sm,
+		readsIssued: make(map[uint64]*readBatch),
+		propc:       make(chan *proposal, proposalQueue),
+		readc:       make(chan *readReq, readQueue),
+		recvc:       make(chan raftpb.Message, recvQueue),
+		snapc:       make(chan snapResult, 1),
+		stopc:       make(chan struct{}),
+		done:        make(chan struct{}),
+		waiters:     make(map[uint64]*proposal),
+	}
+	// Request ids only need to be unique among this member's in-flight
+	// proposals, including entries of a previous run that commit after a
+	// restart: seeding from the clock keeps them from colliding.
+	n.reqID.Store(uint64(time.Now().UnixNano()))
+	if err := n.restore(); err != nil {
+		if n.wal != nil {
+			n.wal.Close()
+		}
+		return nil, fmt.Errorf("open consensus member %x in %s: %w", c.ID, c.DataDir, err)
+	}
+	if err := n.boot(); err != nil {
+		n.wal.Close()
+		return nil, fmt.Errorf("start consensus member %x in %s: %w", c.ID, c.DataDir, err)
+	}
+	go n.run()
+	return n, nil
+}
+
+// restore rebuilds raft storage and the state machine from disk.
+func (n *Node) restore() error {
+	c := &n.cfg
+	walDir, snapDir := filepath.Join(c.DataDir, "wal"), filepath.Join(c.DataDir, "snap")
+	var err error
+	if n.snaps, err = snap.New(snapDir, n.log, c.UnsafeNoFsync); err != nil {
+		return err
+	}
+	sf, err := n.snaps.Load()
+	if err != nil && !errors.Is(err, snap.ErrNoSnapshot) {
+		return err
+	}
+	var md raftpb.SnapshotMetadata
+	if sf != nil {
+		md = sf.Metadata
+		if !wal.Exist(walDir) {
+			return fmt.Errorf("snapshot %d exists but the wal in %s is missing: refusing to start without the raft HardState", md.Index, walDir)
+		}
+	}
+	w, rec, err := wal.Open(walDir, md.Index, wal.Options{
+		SegmentSize: c.walSegmentSize, UnsafeNoFsync: c.UnsafeNoFsync, Logger: n.log,
+	})
+	if err != nil {
+		return err
+	}
+	n.wal = w
+
+	if sf != nil && n.sm.AppliedIndex() < md.Index {
+		if err := n.restoreImage(sf); err != nil {
+			return err
+		}
+	}
+	last := md.Index + uint64(len(rec.Entries))
+	applied := max(md.Index, n.sm.AppliedIndex())
+	if applied > last {
+		return fmt.Errorf("state machine has applied index %d but the log ends at %d", applied, last)
+	}
+	hs := rec.HardState
+	// The commit index is written without fdatasync (raft does not need
+	// it durable), so it may lag what was applied: applied implies committed.
+	hs.Commit = max(hs.Commit, applied)
+	if hs.Commit > last {
+		return fmt.Errorf("wal commit index %d is beyond its last entry %d", hs.Commit, last)
+	}
+	n.ms = raft.NewMemoryStorage()
+	if sf != nil {
+		if err := n.ms.ApplySnapshot(raftpb.Snapshot{Metadata: md}); err != nil {
+			return err
+		}
+	}
+	if err := n.ms.SetHardState(hs); err != nil {
+		return err
+	}
+	if err := n.ms.Append(rec.Entries); err != nil {
+		return err
+	}
+	n.snapIndex, n.snapAttempt = md.Index, md.Index
+	n.confHist = []confAt{{index: md.Index, cs: md.ConfState}}
+	n.stats.snapIndex.Store(md.Index)
+
+	n.rn, err = raft.NewRawNode(&raft.Config{
+		ID:                       n.id,
+		ElectionTick:             c.ElectionTicks,
+		HeartbeatTick:            c.HeartbeatTicks,
+		Storage:                  n.ms,
+		Applied:                  hs.Commit, // replayed below, not via Ready
+		MaxSizePerMsg:            maxSizePerMsg,
+		MaxCommittedSizePerReady: maxCommittedPerReady,
+		MaxInflightMsgs:          maxInflightMsgs,
+		CheckQuorum:              true,
+		PreVote:                  true,
+		Logger:                   raftLogger{n.log},
+	})
+	if err != nil {
+		return err
+	}
+	n.stats.term.Store(hs.Term)
+	n.stats.commit.Store(hs.Commit)
+
+	if sf == nil && raft.IsEmptyHardState(rec.HardState) && len(rec.Entries) == 0 {
+		peers := make([]raft.Peer, len(c.Peers))
+		for i, p := range c.Peers {
+			peers[i] = raft.Peer{ID: p.ID}
+		}
+		n.log.Info("consensus: bootstrapping new member", "peers", len(peers))
+		return n.rn.Bootstrap(peers)
+	}
+
+	// Replay: conf changes go to raft from the snapshot on (raft only
+	// knows the snapshot's ConfState), commands to the state machine,
+	// which skips those at or below its AppliedIndex.
+	n.applied = md.Index
+	replay := rec.Entries[:hs.Commit-md.Index]
+	for len(replay) > 0 {
+		k := min(len(replay), 1024)
+		if err := n.apply(replay[:k]); err != nil {
+			return err
+		}
+		replay = replay[k:]
+	}
+	n.applied = hs.Commit
+	n.stats.applied.Store(n.applied)
+	n.log.Info("consensus: restored", "snapshot", md.Index, "sm_applied", applied,
+		"replayed", hs.Commit-md.Index, "commit", hs.Commit, "last", last, "term", hs.Term)
+	return nil
+}
+
+func (n *Node) restoreImage(sf *snap.File) error {
+	rc, err := sf.Image()
+	if err != nil {
+		return err
+	}
+	defer rc.Close()
+	if err := n.sm.Restore(rc); err != nil {
+		return fmt.Errorf("restore state machine from %s: %w", sf.Path, err)
+	}
+	if got := n.sm.AppliedIndex(); got != sf.Metadata.Index {
+		return fmt.Errorf("state machine reports applied index %d after restoring snapshot %d", got, sf.Metadata.Index)
+	}
+	return nil
+}
+
+// boot processes the initial Readys synchronously and, for a single
+// voter, campaigns right away rather than waiting an election timeout.
+func (n *Node) boot() error {
+	if err := n.processReady(); err != nil {
+		return err
+	}
+	cs := n.currentConf()
+	if len(cs.Voters) == 1 && cs.Voters[0] == n.id && len(cs.VotersOutgoing) == 0 {
+		if err := n.rn.Campaign(); err != nil {
+			return fmt.Errorf("campaign: %w", err)
+		}
+		if err := n.processReady(); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (n *Node) currentConf() raftpb.ConfState {
+	n.confMu.Lock()
+	defer n.confMu.Unlock()
+	return n.confHist[len(n.confHist)-1].cs
+}
+
+// run is the only goroutine that touches the RawNode after Open.
+func (n *Node) run() {
+	ticker := time.NewTicker(n.cfg.TickInterval)
+	defer ticker.Stop()
+	for {
+		// Stop wins over queued work, so what is still queued fails
+		// deterministically rather than racing the shutdown.
+		select {
+		case <-n.stopc:
+			n.shutdown(nil)
+			return
+		default:
+		}
+		select {
+		case <-ticker.C:
+			n.rn.Tick()
+		case p := <-n.propc:
+			n.propose(p)
+		case r := <-n.readc:
+			n.readsWaiting = append(n.readsWaiting, r)
+		case m := <-n.recvc:
+			n.step(m)
+		case res := <-n.snapc:
+			if err := n.finishSnapshot(res); err != nil {
+				n.shutdown(err)
+				return
+			}
+		case <-n.stopc:
+			n.shutdown(nil)
+			return
+		}
+		// Everything already queued joins this Ready: one WAL write and
+		// one fdatasync for all of it.
+		n.drain()
+		n.issueReads()
+		if err := n.processReady(); err != nil {
+			n.shutdown(err)
+			return
+		}
+	}
+}
+
+func (n *Node) drain() {
+	for i := 0; i < maxProposalsPerReady; i++ {
+		select {
+		case p := <-n.propc:
+			n.propose(p)
+		case r := <-n.readc:
+			n.readsWaiting = append(n.readsWaiting, r)
+		case m := <-n.recvc:
+			n.step(m)
+		default:
+			return
+		}
+	}
+}
+
+func (n *Node) step(m raftpb.Message) {
+	if err := n.rn.Step(m); err != nil {
+		n.log.Debug("consensus: step", "type", m.Type, "from", m.From, "err", err)
+	}
+}
+
+// processReady handles Readys until raft has nothing more: after Advance
+// a single voter's own append ack commits the entries just persisted, and
+// they are applied at once rather than on the next tick.
+func (n *Node) processReady() error {
+	for n.rn.HasReady() {
+		if err := n.handleReady(); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (n *Node) handleReady() error {
+	rd := n.rn.Ready()
+	if rd.SoftState != nil {
+		n.softState(rd.SoftState)
+	}
+	durable := n.wal.LastIndex()
+	hasSnap := !raft.IsEmptySnap(rd.Snapshot)
+	if hasSnap {
+		if err := n.saveReceivedSnapshot(rd.Snapshot); err != nil {
+			return err
+		}
+	}
+	// Durability first: nothing below happens before this returns.
+	if err := n.wal.Save(rd.HardState, rd.Entries); err != nil {
+		return err
+	}
+	if hasSnap {
+		if err := n.restoreReceivedSnapshot(rd.Snapshot); err != nil {
+			return err
+		}
+	}
+	if !raft.IsEmptyHardState(rd.HardState) {
+		if err := n.ms.SetHardState(rd.HardState); err != nil {
+			return err
+		}
+		n.stats.term.Store(rd.HardState.Term)
+		n.stats.commit.Store(rd.HardState.Commit)
+	}
+	if len(rd.Entries) > 0 {
+		if err := n.ms.Append(rd.Entries); err != nil {
+			return fmt.Errorf("append to raft storage: %w", err)
+		}
+	}
+	if len(rd.Messages) > 0 && n.cfg.Transport != nil {
+		n.cfg.Transport.Send(rd.Messages)
+	}
+	for _, rs := range rd.ReadStates {
+		n.readState(rs)
+	}
+	if ce := rd.CommittedEntries; len(ce) > 0 {
+		// In sync-storage mode raft may hand out entries committed by a
+		// quorum of followers before this member persisted them; they were
+		// persisted just above. Count it: a single voter must never do so.
+		if ce[len(ce)-1].Index > durable {
+			n.stats.commitBeforeDurable.Add(1)
+		}
+		if err := n.apply(ce); err != nil {
+			return err
+		}
+	}
+	n.rn.Advance(rd)
+	n.serveReads()
+	n.maybeSnapshot()
+	return nil
+}
+
+func (n *Node) softState(ss *raft.SoftState) {
+	if ss.Lead != n.lead {
+		if ss.Lead != raft.None {
+			n.stats.leaderChanges.Add(1)
+		}
+		// Reads issued under the old leader may have been dropped.
+		for seq, rb := range n.readsIssued {
+			delete(n.readsIssued, seq)
+			rb.fail(ErrLeaderChanged)
+		}
+		n.lead = ss.Lead
+	}
+	n.stats.lead.Store(ss.Lead)
+	n.stats.state.Store(uint32(ss.RaftState))
+}
+
+// apply hands committed entries to the state machine in one call and
+// answers the local proposers among them.
+func (n *Node) apply(ents []raftpb.Entry) error {
+	sme := n.smEnts[:0]
+	acks := n.acks[:0]
+	var cmds uint64
+	for i := range ents {
+		e := &ents[i]
+		se := Entry{Index: e.Index, Term: e.Term}
+		switch e.Type {
+		case raftpb.EntryNormal:
+			if len(e.Data) == 0 {
+				break // a new leader's empty entry
+			}
+			member, id, cmd, ok := decodeEnvelope(e.Data)
+			se.Data = cmd
+			cmds++
+			if ok && member == n.id {
+				acks = append(acks, ack{id: id, pos: i})
+			}
+		case raftpb.EntryConfChange:
+			var cc raftpb.ConfChange
+			if err := cc.Unmarshal(e.Data); err != nil {
+				return fmt.Errorf("decode conf change at %d: %w", e.Index, err)
+			}
+			n.applyConfChange(e.Index, cc)
+		case raftpb.EntryConfChangeV2:
+			var cc raftpb.ConfChangeV2
+			if err := cc.Unmarshal(e.Data); err != nil {
+				return fmt.Errorf("decode conf change at %d: %w", e.Index, err)
+			}
+			n.applyConfChange(e.Index, cc)
+		}
+		sme = append(sme, se)
+	}
+	n.stats.proposalsCommitted.Add(cmds)
+	res := n.sm.Apply(sme)
+	n.applied = ents[len(ents)-1].Index
+	n.stats.applied.Store(n.applied)
+	n.stats.proposalsApplied.Add(cmds)
+	for i := range acks {
+		if acks[i].pos < len(res) {
+			acks[i].res.val = res[acks[i].pos]
+		}
+	}
+	n.answer(acks)
+	clear(sme) // drop references to entry data
+	n.smEnts, n.acks = sme[:0], acks[:0]
+	return nil
+}
+
+func (n *Node) applyConfChange(index uint64, cc raftpb.ConfChangeI) {
+	cs := n.rn.ApplyConfChange(cc)
+	n.confMu.Lock()
+	n.confHist = append(n.confHist, confAt{index: index, cs: *cs})
+	n.confMu.Unlock()
+	n.log.Info("consensus: membership changed", "index", index, "voters", cs.Voters, "learners", cs.Learners)
+}
+
+// confAt returns the membership in force at index.
+func (n *Node) confAt(index uint64) (raftpb.ConfState, error) {
+	n.confMu.Lock()
+	defer n.confMu.Unlock()
+	for i := len(n.confHist) - 1; i >= 0; i-- {
+		if n.confHist[i].index <= index {
+			return n.confHist[i].cs, nil
+		}
+	}
+	return raftpb.ConfState{}, fmt.Errorf("no membership known at index %d", index)
+}
+
+func (n *Node) issueReads() {
+	if len(n.readsWaiting) == 0 {
+		return
+	}
+	n.readSeq++
+	n.readsIssued[n.readSeq] = &readBatch{reqs: n.readsWaiting}
+	n.readsWaiting = nil
+	n.rn.ReadIndex(binary.BigEndian.AppendUint64(nil, n.readSeq))
+}
+
+func (n *Node) readState(rs raft.ReadState) {
+	if len(rs.RequestCtx) != 8 {
+		return
+	}
+	seq := binary.BigEndian.Uint64(rs.RequestCtx)
+	if rb, ok := n.readsIssued[seq]; ok {
+		delete(n.readsIssued, seq)
+		rb.index = rs.Index
+		n.readsApplying = append(n.readsApplying, rb)
+	}
+}
+
+func (n *Node) serveReads() {
+	kept := n.readsApplying[:0]
+	for _, rb := range n.readsApplying {
+		if rb.index <= n.applied {
+			rb.fail(nil)
+		} else {
+			kept = append(kept, rb)
+		}
+	}
+	clear(n.readsApplying[len(kept):])
+	n.readsApplying = kept
+}
+
+// saveReceivedSnapshot persists a snapshot sent by the leader: file first,
+// then the WAL marker saying the log restarts after it.
+func (n *Node) saveReceivedSnapshot(s raftpb.Snapshot) error {
+	if s.Data == nil {
+		return fmt.Errorf("received snapshot %d without its image", s.Metadata.Index)
+	}
+	if err := n.snaps.SaveImage(s.Metadata, s.Data); err != nil {
+		return err
+	}
+	return n.wal.SaveSnapshot(wal.Snapshot{Index: s.Metadata.Index, Term: s.Metadata.Term, Reset: true})
+}
+
+func (n *Node) restoreReceivedSnapshot(s raftpb.Snapshot) error {
+	if err := n.ms.ApplySnapshot(raftpb.Snapshot{Metadata: s.Metadata}); err != nil {
+		return fmt.Errorf("apply received snapshot %d: %w", s.Metadata.Index, err)
+	}
+	if err := n.sm.Restore(bytes.NewReader(s.Data)); err != nil {
+		return fmt.Errorf("restore received snapshot %d: %w", s.Metadata.Index, err)
+	}
+	n.applied, n.snapIndex = s.Metadata.Index, s.Metadata.Index
+	n.stats.applied.Store(n.applied)
+	n.stats.snapIndex.Store(n.snapIndex)
+	n.confMu.Lock()
+	n.confHist = []confAt{{index: s.Metadata.Index, cs: s.Metadata.ConfState}}
+	n.confMu.Unlock()
+	return nil
+}
+
+// IsLeader reports whether this member currently leads.
+func (n *Node) IsLeader() bool { return n.stats.lead.Load() == n.id }
+
+// Stop shuts the member down: pending proposals and reads fail with
+// ErrStopped, an in-flight snapshot finishes, the state machine is synced
+// and the WAL closed. It returns the error that stopped the loop, if any,
+// or a shutdown error. Safe to call more than once.
+func (n *Node) Stop() error {
+	n.stopOnce.Do(func() { close(n.stopc) })
+	<-n.done
+	return n.stopErr
+}
+
+// Done is closed once the member has stopped, by Stop or by a fatal error.
+func (n *Node) Done() <-chan struct{} { return n.done }
+
+func (n *Node) shutdown(cause error) {
+	err := error(ErrStopped)
+	if cause != nil {
+		n.log.Error("consensus: run loop failed, member stopped", "err", cause)
+		err = fmt.Errorf("%w: %w", ErrStopped, cause)
+	}
+	n.mu.Lock()
+	n.cause = cause
+	n.mu.Unlock()
+	n.failAll(err)
+	n.snapWG.Wait()
+	errs := []error{cause}
+	if err := n.sm.Sync(); err != nil {
+		errs = append(errs, fmt.Errorf("sync state machine: %w", err))
+	}
+	if err := n.wal.Close(); err != nil {
+		errs = append(errs, fmt.Errorf("close wal: %w", err))
+	}
+	n.stopErr = errors.Join(errs...)
+	close(n.done)
+}
+
+func (n *Node) stoppedErr() error {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.cause != nil {
+		return fmt.Errorf("%w: %w", ErrStopped, n.cause)
+	}
+	return ErrStopped
+}
