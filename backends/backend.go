@@ -25,7 +25,8 @@ var ErrClosed = errors.New("backend closed")
 // Reader reads a consistent snapshot of the store.
 //
 // Slices passed to callers (Get results, Ascend callbacks) are only valid
-// until the enclosing View or Update returns; copy them to keep them.
+// until the enclosing View or Update returns, and must not be modified;
+// copy them to keep or change them.
 type Reader interface {
 	// Get returns the value stored at key, or ErrNotFound.
 	Get(key []byte) ([]byte, error)
@@ -35,7 +36,8 @@ type Reader interface {
 }
 
 // Writer is a Reader that can also change the store. Reads through a Writer
-// observe the writes made earlier in the same transaction.
+// observe the writes made earlier in the same transaction. Writing from
+// inside an Ascend callback has undefined effect: collect keys, then write.
 type Writer interface {
 	Reader
 	// Put stores value at key. The backend copies both slices.
@@ -55,7 +57,8 @@ type Backend interface {
 	View(fn func(r Reader) error) error
 	// Update runs fn in a write transaction. If fn returns nil, every write
 	// it made and appliedIndex become visible atomically; otherwise nothing
-	// does. appliedIndex must not go backwards.
+	// does. An appliedIndex below AppliedIndex fails with ErrIndexBackwards
+	// without running fn.
 	Update(appliedIndex uint64, fn func(w Writer) error) error
 	// AppliedIndex is the raft index recorded by the last successful Update
 	// (or Restore); 0 for a new store.
