@@ -44,6 +44,7 @@ func Run(t *testing.T, open Opener, opts Options) {
 		{"PanicRollsBack", s.testPanicRollsBack},
 		{"AppliedIndex", s.testAppliedIndex},
 		{"CallerMayReuseBuffers", s.testCallerMayReuseBuffers},
+		{"RandomizedModel", s.testRandomizedModel},
 		{"SnapshotRestoreRoundTrip", s.testSnapshotRoundTrip},
 		{"RestoreReplacesContent", s.testRestoreReplaces},
 		{"RestoreCorruptKeepsContent", s.testRestoreCorrupt},
