@@ -1,0 +1,5 @@
+package engine_test
+
+import "bytes"
+
+type bytesBuffer = bytes.Buffer

@@ -1,0 +1,263 @@
+package httpd
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"net/url"
+	"path"
+	"strconv"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/strata-kv/strata/engine"
+)
+
+const keysPrefix = "/v2/keys"
+
+// maxTTL bounds ttl so that expirations stay representable (and inside
+// the year 9999 that RFC 3339 can write): 100 years.
+const maxTTL = 100 * 365 * 24 * 3600
+
+// keyRequest is a parsed /v2/keys request.
+type keyRequest struct {
+	method           string
+	path             string
+	value            string
+	prevValue        string
+	prevIndex        uint64
+	waitIndex        uint64
+	prevExist        *bool
+	refresh          bool
+	ttl              *uint64
+	dir              bool
+	recursive        bool
+	sorted           bool
+	wait             bool
+	quorum           bool
+	stream           bool
+	noValueOnSuccess bool
+}
+
+// parseKeyRequest reads a keys request's parameters, in the order etcd
+// checks them so that a request with several faults gets etcd's error.
+// Form values come from the body first, then the query string.
+func (s *Server) parseKeyRequest(r *http.Request) (*keyRequest, *engine.Error) {
+	if err := r.ParseForm(); err != nil {
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			return nil, requestError(engine.EcodeInvalidForm, "request body too large")
+		}
+		return nil, requestError(engine.EcodeInvalidForm, err.Error())
+	}
+	if !strings.HasPrefix(r.URL.Path, keysPrefix) {
+		return nil, requestError(engine.EcodeInvalidForm, "incorrect key prefix")
+	}
+	kr := &keyRequest{method: r.Method, path: path.Join("/", r.URL.Path[len(keysPrefix):])}
+	f := r.Form
+	var err error
+	if kr.prevIndex, err = getUint64(f, "prevIndex"); err != nil {
+		return nil, requestError(engine.EcodeIndexNaN, `invalid value for "prevIndex"`)
+	}
+	if kr.waitIndex, err = getUint64(f, "waitIndex"); err != nil {
+		return nil, requestError(engine.EcodeIndexNaN, `invalid value for "waitIndex"`)
+	}
+	for _, b := range []struct {
+		name string
+		dst  *bool
+	}{
+		{"recursive", &kr.recursive}, {"sorted", &kr.sorted}, {"wait", &kr.wait},
+		{"dir", &kr.dir}, {"quorum", &kr.quorum}, {"stream", &kr.stream},
+	} {
+		if *b.dst, err = getBool(f, b.name); err != nil {
+			return nil, requestError(engine.EcodeInvalidField, `invalid value for "`+b.name+`"`)
+		}
+	}
+	if kr.wait && r.Method != http.MethodGet {
+		return nil, requestError(engine.EcodeInvalidField, `"wait" can only be used with GET requests`)
+	}
+	kr.prevValue = f.Get("prevValue")
+	if _, ok := f["prevValue"]; ok && kr.prevValue == "" {
+		return nil, requestError(engine.EcodePrevValueRequired, `"prevValue" cannot be empty`)
+	}
+	if kr.noValueOnSuccess, err = getBool(f, "noValueOnSuccess"); err != nil {
+		return nil, requestError(engine.EcodeInvalidField, `invalid value for "noValueOnSuccess"`)
+	}
+	if f.Get("ttl") != "" {
+		ttl, err := getUint64(f, "ttl")
+		if err != nil || ttl > maxTTL {
+			return nil, requestError(engine.EcodeTTLNaN, `invalid value for "ttl"`)
+		}
+		kr.ttl = &ttl
+	}
+	if _, ok := f["prevExist"]; ok {
+		b, err := getBool(f, "prevExist")
+		if err != nil {
+			return nil, requestError(engine.EcodeInvalidField, "invalid value for prevExist")
+		}
+		kr.prevExist = &b
+	}
+	if _, ok := f["refresh"]; ok {
+		b, err := getBool(f, "refresh")
+		if err != nil {
+			return nil, requestError(engine.EcodeInvalidField, "invalid value for refresh")
+		}
+		kr.refresh = b
+		if b {
+			if _, ok := f["value"]; ok && f.Get("value") != "" {
+				return nil, requestError(engine.EcodeRefreshValue, "A value was provided on a refresh")
+			}
+			if kr.ttl == nil {
+				return nil, requestError(engine.EcodeRefreshTTLRequired, "No TTL value set")
+			}
+		}
+	}
+	kr.value = f.Get("value")
+	// Beyond etcd: refuse what it would store but could never return intact.
+	if verr := s.validKey(kr.path); verr != nil {
+		return nil, verr
+	}
+	if !utf8.ValidString(kr.value) || !utf8.ValidString(kr.prevValue) {
+		return nil, requestError(engine.EcodeInvalidField, "value is not valid UTF-8")
+	}
+	return kr, nil
+}
+
+func (s *Server) validKey(p string) *engine.Error {
+	switch {
+	case len(p) > s.cfg.MaxKeyBytes:
+		return requestError(engine.EcodeInvalidField, "key is longer than "+strconv.Itoa(s.cfg.MaxKeyBytes)+" bytes")
+	case !utf8.ValidString(p):
+		return requestError(engine.EcodeInvalidField, "key is not valid UTF-8")
+	case strings.IndexByte(p, 0) >= 0:
+		return requestError(engine.EcodeInvalidField, "key contains a NUL byte")
+	case strings.Count(p, "/") > engine.MaxDepth:
+		return requestError(engine.EcodeInvalidField, "key has more than "+strconv.Itoa(engine.MaxDepth)+" levels")
+	}
+	return nil
+}
+
+func getUint64(f url.Values, key string) (uint64, error) {
+	if vals, ok := f[key]; ok {
+		return strconv.ParseUint(vals[0], 10, 64)
+	}
+	return 0, nil
+}
+
+func getBool(f url.Values, key string) (bool, error) {
+	if vals, ok := f[key]; ok {
+		return strconv.ParseBool(vals[0])
+	}
+	return false, nil
+}
+
+// command turns a write request into the engine command etcd's applier
+// would run for it.
+func (kr *keyRequest) command(now time.Time) engine.Command {
+	c := engine.Command{
+		Path: kr.path, Value: kr.value, Dir: kr.dir, PrevValue: kr.prevValue,
+		PrevIndex: kr.prevIndex, Recursive: kr.recursive, Refresh: kr.refresh,
+	}
+	if kr.ttl != nil {
+		c.Expiration = now.Add(time.Duration(*kr.ttl) * time.Second).UnixNano()
+	}
+	conditional := kr.prevIndex > 0 || kr.prevValue != ""
+	switch kr.method {
+	case http.MethodPost:
+		c.Op, c.Unique = engine.OpCreate, true
+	case http.MethodDelete:
+		c.Op = engine.OpDelete
+		if conditional {
+			c.Op = engine.OpCAD
+		}
+	default: // PUT
+		switch {
+		case kr.prevExist != nil && *kr.prevExist && !conditional:
+			c.Op = engine.OpUpdate
+		case kr.prevExist != nil && *kr.prevExist:
+			c.Op = engine.OpCAS
+		case kr.prevExist != nil:
+			c.Op = engine.OpCreate
+		case conditional:
+			c.Op = engine.OpCAS
+		default:
+			c.Op = engine.OpSet
+		}
+	}
+	return c
+}
+
+func (s *Server) handleKeys(w http.ResponseWriter, r *http.Request) {
+	switch r.Method {
+	case http.MethodHead, http.MethodGet, http.MethodPut, http.MethodPost, http.MethodDelete:
+	default:
+		w.Header().Set("Allow", "HEAD,GET,PUT,POST,DELETE")
+		http.Error(w, "Method Not Allowed", http.StatusMethodNotAllowed)
+		return
+	}
+	w.Header().Set("X-Etcd-Cluster-Id", strconv.FormatUint(s.cluster.ClusterID(), 16))
+	if s.cfg.MaxRequestBytes > 0 && r.Body != nil {
+		r.Body = http.MaxBytesReader(w, r.Body, s.cfg.MaxRequestBytes)
+	}
+	kr, verr := s.parseKeyRequest(r)
+	if verr != nil {
+		status := statusOf(verr.ErrorCode)
+		if verr.Cause == "request body too large" {
+			status = http.StatusRequestEntityTooLarge
+		}
+		writeErrorStatus(w, verr, status)
+		return
+	}
+	switch r.Method {
+	case http.MethodGet, http.MethodHead:
+		if kr.wait {
+			s.serveWatch(w, r, kr)
+			return
+		}
+		ev, err := s.store.Get(r.Context(), kr.path, kr.recursive, kr.sorted, kr.quorum)
+		if err != nil {
+			writeError(w, err)
+			return
+		}
+		s.writeEvent(w, ev, false)
+	default:
+		ctx, cancel := context.WithTimeout(r.Context(), s.cfg.RequestTimeout)
+		defer cancel()
+		ev, err := s.store.Propose(ctx, kr.command(time.Now()))
+		if err != nil {
+			if errors.Is(err, context.DeadlineExceeded) {
+				err = errors.New("etcdserver: request timed out")
+			}
+			writeError(w, err)
+			return
+		}
+		s.writeEvent(w, ev, kr.noValueOnSuccess)
+	}
+}
+
+func (s *Server) writeEvent(w http.ResponseWriter, ev *engine.Event, noValueOnSuccess bool) {
+	h := w.Header()
+	h.Set("Content-Type", "application/json")
+	h.Set("X-Etcd-Index", strconv.FormatUint(ev.EtcdIndex, 10))
+	ri, rt := s.store.RaftStatus()
+	h.Set("X-Raft-Index", strconv.FormatUint(ri, 10))
+	h.Set("X-Raft-Term", strconv.FormatUint(rt, 10))
+	out := ev
+	if noValueOnSuccess {
+		switch ev.Action {
+		case engine.ActionSet, engine.ActionCompareAndSwap, engine.ActionCreate, engine.ActionUpdate:
+			out = &engine.Event{Action: ev.Action}
+		}
+	}
+	b, err := json.Marshal(out)
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	if ev.IsCreated() {
+		w.WriteHeader(http.StatusCreated)
+	}
+	w.Write(append(b, '\n'))
+}

@@ -1,0 +1,230 @@
+package httpd
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"path"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/julienschmidt/httprouter"
+)
+
+// Config holds the HTTP API's limits and identity.
+type Config struct {
+	// MaxRequestBytes caps a request body (default 1.5 MiB, as etcd's
+	// --max-request-bytes); larger bodies get 413 and error 210.
+	MaxRequestBytes int64
+	// MaxKeyBytes caps a key's length (default 8 KiB).
+	MaxKeyBytes int
+	// RequestTimeout bounds a write's wait for commit (default 7 s).
+	RequestTimeout time.Duration
+	// Version is reported by /version as etcdserver; ClusterVersion as
+	// etcdcluster.
+	Version, ClusterVersion string
+	// CORS lists allowed origins ("*" for any); empty disables CORS.
+	CORS []string
+}
+
+// Server serves the v2 API over a Store and a Cluster.
+type Server struct {
+	cfg     Config
+	store   Store
+	cluster Cluster
+	handler http.Handler
+	done    chan struct{}
+}
+
+// New builds the API handler.
+func New(cfg Config, store Store, cluster Cluster) *Server {
+	if cfg.MaxRequestBytes == 0 {
+		cfg.MaxRequestBytes = 3 << 19 // 1.5 MiB
+	}
+	if cfg.MaxKeyBytes == 0 {
+		cfg.MaxKeyBytes = 8 << 10
+	}
+	if cfg.RequestTimeout == 0 {
+		cfg.RequestTimeout = 7 * time.Second
+	}
+	if cfg.Version == "" {
+		cfg.Version = "3.4.0"
+	}
+	if cfg.ClusterVersion == "" {
+		cfg.ClusterVersion = "3.4.0"
+	}
+	s := &Server{cfg: cfg, store: store, cluster: cluster, done: make(chan struct{})}
+	rt := httprouter.New()
+	rt.RedirectTrailingSlash = false
+	rt.RedirectFixedPath = false
+	rt.HandleOPTIONS = false
+	keys := http.HandlerFunc(s.handleKeys)
+	for _, m := range []string{"GET", "HEAD", "PUT", "POST", "DELETE", "PATCH", "OPTIONS", "TRACE", "CONNECT"} {
+		rt.Handler(m, "/v2/keys", keys)
+		rt.Handler(m, "/v2/keys/*key", keys)
+	}
+	rt.HandlerFunc("GET", "/version", s.handleVersion)
+	rt.HandlerFunc("GET", "/health", s.handleHealth)
+	rt.HandlerFunc("GET", "/v2/members", s.handleMembers)
+	rt.HandlerFunc("GET", "/v2/machines", s.handleMachines)
+	rt.HandlerFunc("HEAD", "/v2/machines", s.handleMachines)
+	rt.HandlerFunc("GET", "/v2/stats/self", s.handleSelfStats)
+	rt.HandlerFunc("GET", "/v2/stats/leader", s.handleLeaderStats)
+	rt.HandlerFunc("GET", "/v2/stats/store", s.handleStoreStats)
+	rt.MethodNotAllowed = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		http.Error(w, "Method Not Allowed", http.StatusMethodNotAllowed)
+	})
+	var h http.Handler = rt
+	if len(cfg.CORS) > 0 {
+		h = &corsHandler{next: h, origins: cfg.CORS}
+	}
+	s.handler = cleanPaths(h)
+	return s
+}
+
+// ServeHTTP implements http.Handler.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.handler.ServeHTTP(w, r) }
+
+// Close ends open watches so a graceful shutdown does not wait on them.
+func (s *Server) Close() {
+	select {
+	case <-s.done:
+	default:
+		close(s.done)
+	}
+}
+
+// cleanPaths redirects paths with "//", "." or ".." to their clean form
+// (as etcd's mux does) so nothing is ever written under an unclean key.
+func cleanPaths(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		p := r.URL.Path
+		if cp := cleanPath(p); cp != p {
+			u := *r.URL
+			u.Path = cp
+			u.RawPath = ""
+			http.Redirect(w, r, u.String(), http.StatusTemporaryRedirect)
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+func cleanPath(p string) string {
+	if p == "" {
+		return "/"
+	}
+	if p[0] != '/' {
+		p = "/" + p
+	}
+	np := path.Clean(p)
+	if p[len(p)-1] == '/' && np != "/" {
+		np += "/"
+	}
+	return np
+}
+
+type corsHandler struct {
+	next    http.Handler
+	origins []string
+}
+
+func (c *corsHandler) allowed(origin string) bool {
+	for _, o := range c.origins {
+		if o == "*" || o == origin {
+			return true
+		}
+	}
+	return false
+}
+
+func (c *corsHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	origin := "*"
+	if !c.allowed("*") {
+		origin = r.Header.Get("Origin")
+	}
+	if origin != "" && c.allowed(origin) {
+		h := w.Header()
+		h.Add("Access-Control-Allow-Methods", "POST, GET, OPTIONS, PUT, DELETE")
+		h.Add("Access-Control-Allow-Origin", origin)
+		h.Add("Access-Control-Allow-Headers", "accept, content-type, authorization")
+	}
+	if r.Method == http.MethodOptions {
+		w.WriteHeader(http.StatusOK)
+		return
+	}
+	c.next.ServeHTTP(w, r)
+}
+
+func (s *Server) handleVersion(w http.ResponseWriter, r *http.Request) {
+	writeJSON(w, http.StatusOK, map[string]string{"etcdserver": s.cfg.Version, "etcdcluster": s.cfg.ClusterVersion})
+}
+
+// handleHealth answers as etcd does: JSON sent as text/plain.
+func (s *Server) handleHealth(w http.ResponseWriter, r *http.Request) {
+	ctx, cancel := context.WithTimeout(r.Context(), time.Second)
+	defer cancel()
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	if err := s.cluster.Healthy(ctx); err != nil {
+		w.WriteHeader(http.StatusServiceUnavailable)
+		fmt.Fprintf(w, "{\"health\":\"false\",\"reason\":%q}", err.Error())
+		return
+	}
+	w.Write([]byte(`{"health":"true"}`))
+}
+
+type memberJSON struct {
+	ID         string   `json:"id"`
+	Name       string   `json:"name"`
+	PeerURLs   []string `json:"peerURLs"`
+	ClientURLs []string `json:"clientURLs"`
+}
+
+func (s *Server) handleMembers(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("X-Etcd-Cluster-Id", strconv.FormatUint(s.cluster.ClusterID(), 16))
+	ms := s.cluster.Members()
+	out := struct {
+		Members []memberJSON `json:"members"`
+	}{Members: make([]memberJSON, 0, len(ms))}
+	for _, m := range ms {
+		out.Members = append(out.Members, memberJSON{
+			ID: strconv.FormatUint(m.ID, 16), Name: m.Name,
+			PeerURLs: nonNil(m.PeerURLs), ClientURLs: nonNil(m.ClientURLs),
+		})
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+func nonNil(s []string) []string {
+	if s == nil {
+		return []string{}
+	}
+	return s
+}
+
+func (s *Server) handleMachines(w http.ResponseWriter, r *http.Request) {
+	var urls []string
+	for _, m := range s.cluster.Members() {
+		urls = append(urls, m.ClientURLs...)
+	}
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	w.Write([]byte(strings.Join(urls, ", ")))
+}
+
+func (s *Server) handleSelfStats(w http.ResponseWriter, r *http.Request) {
+	writeJSON(w, http.StatusOK, s.cluster.SelfStats())
+}
+
+func (s *Server) handleLeaderStats(w http.ResponseWriter, r *http.Request) {
+	st, ok := s.cluster.LeaderStats()
+	if !ok {
+		writeJSON(w, http.StatusForbidden, map[string]string{"message": "not current leader"})
+		return
+	}
+	writeJSON(w, http.StatusOK, st)
+}
+
+func (s *Server) handleStoreStats(w http.ResponseWriter, r *http.Request) {
+	writeJSON(w, http.StatusOK, s.cluster.StoreStats())
+}
