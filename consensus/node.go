@@ -576,6 +576,15 @@ func (n *Node) shutdown(cause error) {
 	n.mu.Unlock()
 	n.failAll(err)
 	n.snapWG.Wait()
+	select {
+	case res := <-n.snapc: // record a snapshot that finished meanwhile
+		if cause == nil {
+			if err := n.finishSnapshot(res); err != nil {
+				n.log.Error("consensus: finish snapshot at stop", "err", err)
+			}
+		}
+	default:
+	}
 	errs := []error{cause}
 	if err := n.sm.Sync(); err != nil {
 		errs = append(errs, fmt.Errorf("sync state machine: %w", err))

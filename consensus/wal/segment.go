@@ -1,6 +1,7 @@
 package wal
 
 import (
+	"bytes"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -207,6 +208,10 @@ func scanSegment(data []byte, last bool) (scanResult, error) {
 // lastNonZero returns the offset just past the last non-zero byte of b.
 func lastNonZero(b []byte) int {
 	i := len(b)
+	// Whole zero pages first: bytes.Equal is vectorized.
+	for i >= len(zeroPage) && bytes.Equal(b[i-len(zeroPage):i], zeroPage[:]) {
+		i -= len(zeroPage)
+	}
 	for i >= 8 && binary.LittleEndian.Uint64(b[i-8:]) == 0 {
 		i -= 8
 	}
@@ -215,3 +220,5 @@ func lastNonZero(b []byte) int {
 	}
 	return i
 }
+
+var zeroPage [4096]byte

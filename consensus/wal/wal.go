@@ -82,7 +82,9 @@ type WAL struct {
 
 	last uint64 // index of the last entry written
 	hs   raftpb.HardState
-	snap Snapshot
+	// hsPending: hs holds a commit-only change not yet written.
+	hsPending bool
+	snap      Snapshot
 
 	fsyncs, fsyncNanos, bytes atomic.Uint64
 	nsegs                     atomic.Int64
@@ -200,7 +202,9 @@ type replayer struct {
 	ents []raftpb.Entry
 	last uint64 // last entry index seen, including those <= from
 	hs   raftpb.HardState
-	snap Snapshot
+	// hsPending: hs holds a commit-only change not yet written.
+	hsPending bool
+	snap      Snapshot
 }
 
 func (rp *replayer) record(r record) error {
@@ -260,8 +264,11 @@ func (rp *replayer) entry(e raftpb.Entry) error {
 
 // Save appends entries and, if not empty, the HardState as one batch: one
 // write and, when raft requires it (new entries, term or vote change), one
-// fdatasync. It returns only once the batch is durable in that case. A
-// failed Save leaves the WAL unusable: the caller must stop.
+// fdatasync; it then returns only once the batch is durable. A HardState
+// whose only change is the commit index is not written at once but carried
+// by the next batch, Sync or Close: raft does not need it durable, and a
+// lagging commit index costs only re-learning it. A failed Save leaves the
+// WAL unusable: the caller must stop.
 func (w *WAL) Save(hs raftpb.HardState, ents []raftpb.Entry) error {
 	hasHS := !raft.IsEmptyHardState(hs)
 	if !hasHS && len(ents) == 0 {
@@ -272,6 +279,16 @@ func (w *WAL) Save(hs raftpb.HardState, ents []raftpb.Entry) error {
 		hs = prev
 	}
 	mustSync := raft.MustSync(hs, prev, len(ents))
+	if !mustSync && len(ents) == 0 {
+		// Only the commit index moved. raft does not need it durable (a
+		// lagging commit index is re-learned), so defer it to the next
+		// write instead of paying a write(2) per round.
+		w.hs, w.hsPending = hs, true
+		return nil
+	}
+	if w.hsPending && !hasHS {
+		hasHS = true // carry the deferred HardState in this batch
+	}
 
 	size := 0
 	for i := range ents {
@@ -303,13 +320,16 @@ func (w *WAL) Save(hs raftpb.HardState, ents []raftpb.Entry) error {
 	if len(ents) > 0 {
 		w.last = ents[len(ents)-1].Index
 	}
-	w.hs = hs
+	w.hs, w.hsPending = hs, false
 	return nil
 }
 
 // SaveSnapshot durably records a snapshot marker. Call it only after the
 // snapshot itself is durable, so replay never points at a missing one.
 func (w *WAL) SaveSnapshot(s Snapshot) error {
+	if err := w.flushHardState(); err != nil {
+		return err
+	}
 	if err := w.maybeCut(headerSize + markerSize); err != nil {
 		return err
 	}
@@ -336,8 +356,30 @@ func (w *WAL) write(buf []byte, sync bool) error {
 	return nil
 }
 
-// Sync makes everything written durable.
-func (w *WAL) Sync() error { return w.fdatasync() }
+// Sync makes everything saved durable, a deferred HardState included.
+func (w *WAL) Sync() error {
+	if err := w.flushHardState(); err != nil {
+		return err
+	}
+	return w.fdatasync()
+}
+
+// flushHardState writes (without syncing) a deferred commit-only HardState.
+func (w *WAL) flushHardState() error {
+	if !w.hsPending {
+		return nil
+	}
+	hs := w.hs
+	if err := w.maybeCut(int64(headerSize + padded(hs.Size()))); err != nil {
+		return err
+	}
+	if !w.hsPending { // the new segment's head carries it
+		return nil
+	}
+	w.buf = appendRecord(w.buf[:0], recHardState, flagBatchEnd, uint64(w.off), hs.Size(), func(b []byte) { _, _ = hs.MarshalToSizedBuffer(b) })
+	w.hsPending = false
+	return w.write(w.buf, false)
+}
 
 func (w *WAL) fdatasync() error {
 	if w.opts.UnsafeNoFsync {
@@ -403,6 +445,7 @@ func (w *WAL) cut() error {
 	}
 	next.path = path
 	w.f, w.off, w.head = f, int64(len(head)), int64(len(head))
+	w.hsPending = false // the head carries it
 	w.segs = append(w.segs, next)
 	w.nsegs.Store(int64(len(w.segs)))
 	return nil
@@ -456,7 +499,7 @@ func (w *WAL) Close() error {
 	if w.f == nil {
 		return nil
 	}
-	err := w.fdatasync()
+	err := w.Sync()
 	if cerr := w.f.Close(); err == nil {
 		err = cerr
 	}

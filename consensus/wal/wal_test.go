@@ -63,11 +63,17 @@ func TestRoundTripAndReopen(t *testing.T) {
 	if st := w.Stats(); st.Fsyncs != 1 {
 		t.Fatalf("fsyncs = %d, want 1 (one batch, one fdatasync)", st.Fsyncs)
 	}
-	// Commit-only HardState change: written, not synced.
+	// Commit-only HardState change: deferred, neither written nor synced.
 	hs.Commit = 10
+	bytes := w.Stats().Bytes
 	mustSave(t, w, hs, nil)
-	if st := w.Stats(); st.Fsyncs != 1 {
-		t.Fatalf("fsyncs = %d after commit-only save, want 1", st.Fsyncs)
+	if st := w.Stats(); st.Fsyncs != 1 || st.Bytes != bytes {
+		t.Fatalf("after commit-only save: fsyncs = %d (want 1), bytes %d -> %d", st.Fsyncs, bytes, st.Bytes)
+	}
+	// A crash now loses only the commit index move.
+	_, crashed := mustOpen(t, dir, 0, Options{})
+	if crashed.HardState.Commit != 5 {
+		t.Fatalf("commit after crash = %d, want 5", crashed.HardState.Commit)
 	}
 	if err := w.Close(); err != nil {
 		t.Fatal(err)
