@@ -1,0 +1,242 @@
+// Command strata runs a Strata member: an etcd v2-compatible key-value
+// server whose writes go through raft and whose storage is pluggable.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/strata-kv/strata/backends"
+	_ "github.com/strata-kv/strata/backends/memory"
+	"github.com/strata-kv/strata/httpd"
+	"github.com/strata-kv/strata/server"
+)
+
+type options struct {
+	name, dataDir                        string
+	listenClient, advertiseClient        string
+	listenPeer, advertisePeer            string
+	initialCluster, clusterState, token  string
+	backend                              string
+	snapshotCount                        uint64
+	watchHistory                         int
+	maxRequestBytes                      int64
+	maxKeyBytes                          int
+	cors, logLevel                       string
+	unsafeNoFsync                        bool
+	readHeaderTimeout, idleTimeout       time.Duration
+	maxConcurrentStreams, maxHeaderBytes int
+}
+
+func parseFlags(args []string, stderr io.Writer) (*options, error) {
+	o := &options{}
+	fs := flag.NewFlagSet("strata", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.StringVar(&o.name, "name", "default", "human-readable name for this member")
+	fs.StringVar(&o.dataDir, "data-dir", "", "path to the data directory (default \"<name>.strata\")")
+	fs.StringVar(&o.listenClient, "listen-client-urls", "http://127.0.0.1:2379", "comma-separated URLs to listen on for client traffic")
+	fs.StringVar(&o.advertiseClient, "advertise-client-urls", "http://127.0.0.1:2379", "comma-separated client URLs to advertise to the cluster")
+	fs.StringVar(&o.listenPeer, "listen-peer-urls", "http://127.0.0.1:2380", "comma-separated URLs to listen on for peer traffic")
+	fs.StringVar(&o.advertisePeer, "initial-advertise-peer-urls", "http://127.0.0.1:2380", "comma-separated peer URLs to advertise to the cluster")
+	fs.StringVar(&o.initialCluster, "initial-cluster", "", "initial cluster configuration, name=peerURL,... (default \"<name>=<initial-advertise-peer-urls>\")")
+	fs.StringVar(&o.clusterState, "initial-cluster-state", "new", "initial cluster state: new or existing")
+	fs.StringVar(&o.token, "initial-cluster-token", "etcd-cluster", "initial cluster token, mixed into member and cluster IDs")
+	fs.StringVar(&o.backend, "backend", "memory", "storage backend: "+strings.Join(backends.Names(), ", "))
+	fs.Uint64Var(&o.snapshotCount, "snapshot-count", 10000, "number of committed entries between snapshots")
+	fs.IntVar(&o.watchHistory, "watch-history", 1000, "number of recent events kept for watches with a past waitIndex")
+	fs.Int64Var(&o.maxRequestBytes, "max-request-bytes", 3<<19, "maximum client request body size in bytes")
+	fs.IntVar(&o.maxKeyBytes, "max-key-bytes", 8<<10, "maximum key length in bytes")
+	fs.StringVar(&o.cors, "cors", "", "comma-separated origins allowed for CORS (\"*\" for any)")
+	fs.StringVar(&o.logLevel, "log-level", "info", "log level: debug, info, warn or error")
+	fs.BoolVar(&o.unsafeNoFsync, "unsafe-no-fsync", false, "skip log fsyncs (test rigs only: a power loss can lose acknowledged writes)")
+	fs.DurationVar(&o.readHeaderTimeout, "read-header-timeout", 10*time.Second, "time a client has to send request headers")
+	fs.DurationVar(&o.idleTimeout, "idle-timeout", 5*time.Minute, "how long an idle keep-alive connection stays open")
+	fs.IntVar(&o.maxConcurrentStreams, "max-concurrent-streams", 1<<16, "HTTP/2 streams (e.g. watches) one client connection may carry")
+	fs.IntVar(&o.maxHeaderBytes, "max-header-bytes", 1<<20, "maximum size of request headers, request line included")
+	// Accepted for etcd command-line compatibility; the v2 API is always on.
+	fs.Bool("enable-v2", true, "accepted for etcd compatibility (the v2 API is always enabled)")
+	if err := fs.Parse(args); err != nil {
+		return nil, err
+	}
+	if fs.NArg() > 0 {
+		return nil, fmt.Errorf("unexpected argument %q", fs.Arg(0))
+	}
+	if o.dataDir == "" {
+		o.dataDir = o.name + ".strata"
+	}
+	if o.initialCluster == "" {
+		o.initialCluster = o.name + "=" + o.advertisePeer
+	}
+	if o.clusterState != "new" && o.clusterState != "existing" {
+		return nil, fmt.Errorf("--initial-cluster-state must be new or existing, not %q", o.clusterState)
+	}
+	if o.maxRequestBytes <= 0 {
+		return nil, errors.New("--max-request-bytes must be positive")
+	}
+	return o, nil
+}
+
+// parseURLs checks a comma-separated URL list: http(s) scheme and host:port.
+func parseURLs(flagName, s string) ([]string, error) {
+	var out []string
+	for _, raw := range strings.Split(s, ",") {
+		raw = strings.TrimSpace(raw)
+		u, err := url.Parse(raw)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			return nil, fmt.Errorf("--%s: %q is not a valid http(s)://host:port URL", flagName, raw)
+		}
+		if _, _, err := net.SplitHostPort(u.Host); err != nil {
+			return nil, fmt.Errorf("--%s: %q has no port", flagName, raw)
+		}
+		if u.Scheme == "https" {
+			return nil, fmt.Errorf("--%s: https is not supported yet (%q)", flagName, raw)
+		}
+		out = append(out, u.Scheme+"://"+u.Host)
+	}
+	return out, nil
+}
+
+func parseInitialCluster(s string) (map[string][]string, error) {
+	m := map[string][]string{}
+	for _, kv := range strings.Split(s, ",") {
+		name, u, ok := strings.Cut(strings.TrimSpace(kv), "=")
+		if !ok || name == "" {
+			return nil, fmt.Errorf("--initial-cluster: %q is not name=URL", kv)
+		}
+		urls, err := parseURLs("initial-cluster", u)
+		if err != nil {
+			return nil, err
+		}
+		m[name] = append(m[name], urls...)
+	}
+	return m, nil
+}
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+	defer stop()
+	if err := run(ctx, os.Args[1:], os.Stdout, os.Stderr); err != nil {
+		if !errors.Is(err, flag.ErrHelp) {
+			fmt.Fprintf(os.Stderr, "strata: %v\n", err)
+		}
+		os.Exit(1)
+	}
+}
+
+// run serves until ctx ends (SIGTERM/SIGINT in main), then shuts down
+// cleanly. The ready line names the bound addresses, so ":0" ports work.
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	o, err := parseFlags(args, stderr)
+	if err != nil {
+		return err
+	}
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(o.logLevel)); err != nil {
+		return fmt.Errorf("--log-level: %w", err)
+	}
+	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
+	clientListen, err := parseURLs("listen-client-urls", o.listenClient)
+	if err != nil {
+		return err
+	}
+	clientAdv, err := parseURLs("advertise-client-urls", o.advertiseClient)
+	if err != nil {
+		return err
+	}
+	if _, err := parseURLs("listen-peer-urls", o.listenPeer); err != nil {
+		return err
+	}
+	peerAdv, err := parseURLs("initial-advertise-peer-urls", o.advertisePeer)
+	if err != nil {
+		return err
+	}
+	initial, err := parseInitialCluster(o.initialCluster)
+	if err != nil {
+		return err
+	}
+	// Bind before touching the data dir, so a port in use fails fast.
+	var lns []net.Listener
+	defer func() {
+		for _, ln := range lns {
+			ln.Close()
+		}
+	}()
+	for _, u := range clientListen {
+		ln, err := net.Listen("tcp", strings.TrimPrefix(u, "http://"))
+		if err != nil {
+			return fmt.Errorf("listen on client URL %s: %w", u, err)
+		}
+		lns = append(lns, ln)
+	}
+	if o.unsafeNoFsync {
+		log.Warn("--unsafe-no-fsync is set: a power loss or kernel crash can lose acknowledged writes")
+	}
+	srv, err := server.Start(server.Config{
+		Name: o.name, DataDir: o.dataDir, Backend: o.backend,
+		ClientURLs: clientAdv, PeerURLs: peerAdv, InitialPeers: initial, ClusterToken: o.token,
+		SnapshotCount: o.snapshotCount, HistorySize: o.watchHistory, UnsafeNoFsync: o.unsafeNoFsync,
+		Logger: log,
+	})
+	if err != nil {
+		return err
+	}
+	var cors []string
+	if o.cors != "" {
+		cors = strings.Split(o.cors, ",")
+	}
+	api := httpd.New(httpd.Config{MaxRequestBytes: o.maxRequestBytes, MaxKeyBytes: o.maxKeyBytes, CORS: cors}, srv, srv)
+	hs := &http.Server{
+		Handler:           api,
+		ReadHeaderTimeout: o.readHeaderTimeout,
+		IdleTimeout:       o.idleTimeout,
+		MaxHeaderBytes:    o.maxHeaderBytes,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelDebug),
+		Protocols:         new(http.Protocols),
+		HTTP2:             &http.HTTP2Config{MaxConcurrentStreams: o.maxConcurrentStreams},
+	}
+	// HTTP/1.1 and HTTP/2 cleartext (prior knowledge) on the same port: one
+	// h2c connection carries thousands of watches.
+	hs.Protocols.SetHTTP1(true)
+	hs.Protocols.SetUnencryptedHTTP2(true)
+	errc := make(chan error, len(lns))
+	for _, ln := range lns {
+		go func(ln net.Listener) { errc <- hs.Serve(ln) }(ln)
+	}
+	var bound []string
+	for _, ln := range lns {
+		bound = append(bound, "http://"+ln.Addr().String())
+	}
+	lns = nil // owned by hs now
+	fmt.Fprintf(stdout, "strata: ready to serve client requests on %s (member %x, backend %s, data dir %s)\n",
+		strings.Join(bound, ","), srv.ID(), o.backend, o.dataDir)
+
+	var serveErr error
+	select {
+	case <-ctx.Done():
+		log.Info("shutting down")
+	case serveErr = <-errc:
+	}
+	api.Close()
+	sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	hs.Shutdown(sctx)
+	if err := srv.Stop(); err != nil && serveErr == nil {
+		serveErr = err
+	}
+	if errors.Is(serveErr, http.ErrServerClosed) {
+		serveErr = nil
+	}
+	return serveErr
+}

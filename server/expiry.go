@@ -1,0 +1,65 @@
+package server
+
+import (
+	"context"
+	"time"
+
+	"github.com/strata-kv/strata/engine"
+)
+
+// expireBatch bounds the nodes one expiry entry removes, so a mass expiry
+// is spread over several entries and never stalls the log.
+const expireBatch = 2000
+
+// runExpiry is the expiry scheduler: on the leader, when the earliest TTL
+// deadline is reached it proposes an OpExpire carrying the leader's clock,
+// and every member removes exactly what was due at that time. Deadlines
+// live in the backend's TTL index, so nothing scans the key space.
+func (s *Server) runExpiry() {
+	defer close(s.expiryDone)
+	timer := time.NewTimer(time.Hour)
+	defer timer.Stop()
+	for {
+		wait := time.Hour
+		if s.node.IsLeader() {
+			if at, ok, err := s.eng.NextExpiry(); err != nil {
+				s.log.Error("read next expiry", "err", err)
+				wait = time.Second
+			} else if ok {
+				wait = time.Until(time.Unix(0, at))
+			}
+		} else {
+			wait = 200 * time.Millisecond // re-check: we may become leader
+		}
+		if wait <= 0 {
+			s.proposeExpire()
+			continue
+		}
+		timer.Reset(wait)
+		select {
+		case <-s.stop:
+			return
+		case <-s.eng.ExpiryChanged():
+		case <-timer.C:
+		}
+		if !timer.Stop() {
+			select {
+			case <-timer.C:
+			default:
+			}
+		}
+	}
+}
+
+func (s *Server) proposeExpire() {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	c := engine.Command{Op: engine.OpExpire, Time: time.Now().UnixNano(), Limit: expireBatch}
+	if _, err := s.node.Propose(ctx, c.Marshal()); err != nil {
+		s.log.Warn("propose expiry", "err", err)
+		select {
+		case <-s.stop:
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}

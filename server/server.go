@@ -1,0 +1,245 @@
+// Package server assembles a Strata member: the data directory, the
+// backend, the engine and the raft node, and exposes them to the HTTP API.
+// Data flows one way: a command is proposed to raft, committed, applied by
+// the engine to the backend, and only then answered.
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/strata-kv/strata/backends"
+	"github.com/strata-kv/strata/consensus"
+	"github.com/strata-kv/strata/engine"
+	"github.com/strata-kv/strata/httpd"
+)
+
+// Config configures a member.
+type Config struct {
+	Name          string
+	DataDir       string
+	Backend       string
+	ClientURLs    []string            // advertised client URLs
+	PeerURLs      []string            // advertised peer URLs
+	InitialPeers  map[string][]string // name -> peer URLs (--initial-cluster)
+	ClusterToken  string
+	SnapshotCount uint64
+	HistorySize   int
+	UnsafeNoFsync bool
+	Logger        *slog.Logger
+}
+
+// Server is a running member.
+type Server struct {
+	cfg       Config
+	log       *slog.Logger
+	dir       *dataDir
+	be        backends.Backend
+	eng       *engine.Engine
+	node      *consensus.Node
+	id        uint64
+	clusterID uint64
+	members   []httpd.Member
+	startTime time.Time
+
+	stop       chan struct{}
+	expiryDone chan struct{}
+	stopOnce   sync.Once
+}
+
+// Start opens the data directory and brings the member up.
+func Start(cfg Config) (_ *Server, err error) {
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	if cfg.ClusterToken == "" {
+		cfg.ClusterToken = "etcd-cluster"
+	}
+	s := &Server{cfg: cfg, log: cfg.Logger, startTime: time.Now(), stop: make(chan struct{}), expiryDone: make(chan struct{})}
+	if s.dir, err = openDataDir(cfg.DataDir); err != nil {
+		return nil, err
+	}
+	defer func() {
+		if err != nil {
+			s.closeStorage()
+		}
+	}()
+	if err = s.dir.checkBackend(cfg.Backend); err != nil {
+		return nil, err
+	}
+	if s.be, err = backends.Open(cfg.Backend, backends.Options{Dir: s.dir.sub("db")}); err != nil {
+		return nil, fmt.Errorf("open %s backend: %w", cfg.Backend, err)
+	}
+	if s.eng, err = engine.Open(s.be, engine.Options{HistorySize: cfg.HistorySize}); err != nil {
+		return nil, err
+	}
+	s.id = MemberID(cfg.PeerURLs, cfg.ClusterToken)
+	var ids []uint64
+	var peers []consensus.Peer
+	for name, urls := range cfg.InitialPeers {
+		id := MemberID(urls, cfg.ClusterToken)
+		ids = append(ids, id)
+		peers = append(peers, consensus.Peer{ID: id, URLs: urls})
+		m := httpd.Member{ID: id, Name: name, PeerURLs: urls}
+		if id == s.id {
+			m.ClientURLs = cfg.ClientURLs
+		}
+		s.members = append(s.members, m)
+	}
+	if len(peers) == 0 {
+		return nil, errors.New("--initial-cluster names no member")
+	}
+	if len(peers) > 1 {
+		return nil, errors.New("clusters of several members are not supported yet: --initial-cluster must name only this member")
+	}
+	if s.id != ids[0] {
+		return nil, fmt.Errorf("--initial-cluster does not name this member's peer URLs %v", cfg.PeerURLs)
+	}
+	s.clusterID = ClusterID(ids)
+	s.node, err = consensus.Open(consensus.Config{
+		ID:            s.id,
+		Peers:         peers,
+		DataDir:       s.dir.sub("member"),
+		SnapshotCount: cfg.SnapshotCount,
+		UnsafeNoFsync: cfg.UnsafeNoFsync,
+		Logger:        cfg.Logger,
+	}, &fsm{eng: s.eng})
+	if err != nil {
+		return nil, err
+	}
+	// A lone member elects itself at once; wait for that so the first
+	// client request is not refused for want of a leader.
+	for deadline := time.Now().Add(10 * time.Second); s.node.Status().Lead == 0; {
+		if time.Now().After(deadline) {
+			s.node.Stop()
+			return nil, errors.New("raft elected no leader within 10s")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	go s.runExpiry()
+	return s, nil
+}
+
+// Stop shuts the member down: no new proposals, the raft node stops, the
+// backend closes and the data dir is unlocked.
+func (s *Server) Stop() error {
+	var err error
+	s.stopOnce.Do(func() {
+		close(s.stop)
+		<-s.expiryDone
+		err = s.node.Stop()
+		s.closeStorage()
+	})
+	return err
+}
+
+func (s *Server) closeStorage() {
+	if s.be != nil {
+		if err := s.be.Close(); err != nil {
+			s.log.Error("close backend", "err", err)
+		}
+	}
+	s.dir.close()
+}
+
+// ID is this member's ID.
+func (s *Server) ID() uint64 { return s.id }
+
+// Engine exposes the engine (for tools and tests).
+func (s *Server) Engine() *engine.Engine { return s.eng }
+
+// Propose implements httpd.Store.
+func (s *Server) Propose(ctx context.Context, c engine.Command) (*engine.Event, error) {
+	res, err := s.node.Propose(ctx, c.Marshal())
+	if err != nil {
+		return nil, err
+	}
+	r, ok := res.(engine.Result)
+	if !ok {
+		return nil, fmt.Errorf("unexpected apply result %T", res)
+	}
+	if r.Err != nil {
+		return nil, r.Err
+	}
+	return r.Event, nil
+}
+
+// Get implements httpd.Store.
+func (s *Server) Get(ctx context.Context, p string, recursive, sorted, quorum bool) (*engine.Event, error) {
+	if quorum {
+		if err := s.node.ReadIndex(ctx); err != nil {
+			return nil, err
+		}
+	}
+	return s.eng.Get(p, recursive, sorted)
+}
+
+// Watch implements httpd.Store.
+func (s *Server) Watch(p string, recursive, stream bool, waitIndex uint64) (*engine.Watcher, error) {
+	return s.eng.Watch(p, recursive, stream, waitIndex)
+}
+
+// RaftStatus implements httpd.Store.
+func (s *Server) RaftStatus() (uint64, uint64) {
+	st := s.node.Status()
+	return st.Applied, st.Term
+}
+
+// ClusterID implements httpd.Cluster.
+func (s *Server) ClusterID() uint64 { return s.clusterID }
+
+// Members implements httpd.Cluster.
+func (s *Server) Members() []httpd.Member { return s.members }
+
+// StoreStats implements httpd.Cluster.
+func (s *Server) StoreStats() engine.StoreStats { return s.eng.Stats() }
+
+// Healthy implements httpd.Cluster: the member has a leader and can pass
+// a linearizable read barrier.
+func (s *Server) Healthy(ctx context.Context) error {
+	if s.node.Status().Lead == 0 {
+		return errors.New("no leader")
+	}
+	return s.node.ReadIndex(ctx)
+}
+
+type leaderInfo struct {
+	Leader    string    `json:"leader"`
+	Uptime    string    `json:"uptime"`
+	StartTime time.Time `json:"startTime"`
+}
+
+type selfStats struct {
+	Name                 string     `json:"name"`
+	ID                   string     `json:"id"`
+	State                string     `json:"state"`
+	StartTime            time.Time  `json:"startTime"`
+	LeaderInfo           leaderInfo `json:"leaderInfo"`
+	RecvAppendRequestCnt uint64     `json:"recvAppendRequestCnt"`
+	SendAppendRequestCnt uint64     `json:"sendAppendRequestCnt"`
+}
+
+// SelfStats implements httpd.Cluster with etcd's /v2/stats/self fields.
+func (s *Server) SelfStats() any {
+	st := s.node.Status()
+	state := "StateFollower"
+	if st.Lead == s.id {
+		state = "StateLeader"
+	}
+	return selfStats{
+		Name: s.cfg.Name, ID: fmt.Sprintf("%x", s.id), State: state, StartTime: s.startTime,
+		LeaderInfo: leaderInfo{Leader: fmt.Sprintf("%x", st.Lead), Uptime: time.Since(s.startTime).String(), StartTime: s.startTime},
+	}
+}
+
+// LeaderStats implements httpd.Cluster.
+func (s *Server) LeaderStats() (any, bool) {
+	if !s.node.IsLeader() {
+		return nil, false
+	}
+	return map[string]any{"leader": fmt.Sprintf("%x", s.id), "followers": map[string]any{}}, true
+}
