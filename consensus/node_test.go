@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"go.etcd.io/raft/v3"
 	"go.etcd.io/raft/v3/raftpb"
 
 	"github.com/strata-kv/strata/consensus/wal"
@@ -281,6 +282,7 @@ func TestSnapshotCompactionRestart(t *testing.T) {
 	if err := n.Stop(); err != nil {
 		t.Fatal(err)
 	}
+	st = n.Status() // a snapshot in flight at Stop is finished by Stop
 	snaps, _ := filepath.Glob(filepath.Join(dir, "snap", "*.snap"))
 	if len(snaps) != keepSnapshots {
 		t.Fatalf("snapshot files = %d, want %d", len(snaps), keepSnapshots)
@@ -481,5 +483,27 @@ func TestProposeContextCanceled(t *testing.T) {
 	}
 	if st := n.Status(); st.ProposalsPending != 0 {
 		t.Fatalf("pending = %d", st.ProposalsPending)
+	}
+}
+
+func TestProposeWithoutLeaderIsDropped(t *testing.T) {
+	// Three voters, no transport: this member never learns of a leader.
+	n := openNode(t, t.TempDir(), newCounterSM(), func(c *Config) {
+		c.Peers = []Peer{{ID: 1}, {ID: 2}, {ID: 3}}
+	})
+	defer n.Stop()
+	if n.IsLeader() || n.Status().Lead != 0 {
+		t.Fatalf("unexpected leader: %+v", n.Status())
+	}
+	if _, err := n.Propose(context.Background(), []byte("x")); !errors.Is(err, raft.ErrProposalDropped) {
+		t.Fatalf("Propose = %v, want ErrProposalDropped", err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	defer cancel()
+	if err := n.ReadIndex(ctx); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("ReadIndex = %v, want DeadlineExceeded", err)
+	}
+	if st := n.Status(); st.ProposalsFailed != 1 || st.ProposalsPending != 0 {
+		t.Fatalf("status %+v", st)
 	}
 }
