@@ -35,7 +35,8 @@ type result struct {
 // If ctx ends first, Propose returns ctx.Err() and the entry may still
 // commit and apply. raft.ErrProposalDropped (no leader, or a leadership
 // transfer) and ErrStopped are returned wrapped; retrying those is safe as
-// the entry was not appended.
+// the entry was not appended. An appended entry that a new leader later
+// overwrites is not reported: ctx bounds that wait.
 func (n *Node) Propose(ctx context.Context, cmd []byte) (any, error) {
 	id := n.reqID.Add(1)
 	p := &proposal{id: id, data: encodeEnvelope(n.id, id, cmd), resc: make(chan result, 1)}
