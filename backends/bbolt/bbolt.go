@@ -1,0 +1,381 @@
+package bbolt
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+	berrors "go.etcd.io/bbolt/errors"
+
+	"github.com/strata-kv/strata/backends"
+)
+
+func init() {
+	backends.Register("bbolt", func(opts backends.Options) (backends.Backend, error) {
+		return Open(opts.Dir)
+	})
+}
+
+// File names inside the backend's directory.
+const (
+	dbName        = "strata.db"
+	markerName    = dbName + ".unsynced" // see the package documentation
+	restorePrefix = dbName + ".restore-" // temporary files of Restore
+)
+
+var (
+	dataBucket = []byte("data")
+	metaBucket = []byte("meta")
+
+	appliedName  = []byte("applied")   // uint64 big-endian
+	formatName   = []byte("format")    // formatVersion as decimal text
+	emptyKeyName = []byte("empty-key") // the value of the key ""
+)
+
+// formatVersion is the layout described in the package documentation.
+const formatVersion = "1"
+
+// Backend is the bbolt backends.Backend. Use Open or
+// backends.Open("bbolt", ...).
+type Backend struct {
+	dir, path, marker string
+
+	// db is the open file; nil once closed. Restore replaces it. Readers
+	// load it without locking; see beginRead.
+	db atomic.Pointer[bolt.DB]
+	// applied caches the applied index in db's meta bucket. It is only
+	// written under mu, after the commit that stored it.
+	applied atomic.Uint64
+
+	mu    sync.Mutex // serializes Update, Restore, Sync and Close
+	arena arena      // value copies of the running Update or Restore
+	dirty bool       // the marker exists: commits since the last fdatasync
+}
+
+var _ backends.Backend = (*Backend)(nil)
+
+// Open opens or creates the store in dir, creating dir if needed. It fails
+// with ErrUnsafeShutdown if the file may have been corrupted by a machine
+// restart, and with a timeout if another process has it open.
+func Open(dir string) (*Backend, error) {
+	if dir == "" {
+		return nil, errors.New("bbolt: open: no directory given")
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("bbolt: open: %w", err)
+	}
+	b := &Backend{
+		dir:    dir,
+		path:   filepath.Join(dir, dbName),
+		marker: filepath.Join(dir, markerName),
+	}
+	// Check before bolt.Open: opening a corrupt file can panic inside
+	// bbolt (in its freelist rebuild goroutine, beyond recover).
+	hadMarker, err := checkMarker(b.marker)
+	if err != nil {
+		return nil, fmt.Errorf("bbolt: open %s: %w", b.path, err)
+	}
+	_, statErr := os.Stat(b.path)
+	created := errors.Is(statErr, os.ErrNotExist)
+	db, err := openDB(b.path)
+	if err != nil {
+		return nil, fmt.Errorf("bbolt: %w", err)
+	}
+	applied, err := initBuckets(db)
+	if err == nil && created {
+		err = syncDir(dir) // the new file's directory entry
+	}
+	if err == nil {
+		err = removeStaleRestores(dir) // we hold the flock: no Restore of ours is running
+	}
+	// Start from a clean state: the unsynced commits a crashed process left
+	// in the page cache, or the buckets just created, become durable now.
+	if err == nil {
+		if err = db.Sync(); err != nil {
+			err = fmt.Errorf("sync %s: %w", b.path, err)
+		}
+	}
+	if err == nil && hadMarker {
+		err = removeMarker(b.marker)
+	}
+	if err != nil {
+		db.Close()
+		return nil, fmt.Errorf("bbolt: open %s: %w", b.path, err)
+	}
+	b.applied.Store(applied)
+	b.db.Store(db)
+	return b, nil
+}
+
+// initialMmapSize is the address space bbolt maps up front (not memory: the
+// file only grows as data is written). bbolt must remap when the file
+// outgrows its mapping, and a remap waits for every open read transaction,
+// so a long Snapshot would stall the writer, and a write inside a View
+// would deadlock. 2 GiB covers the design target (5M keys of 100 bytes is
+// about 1-1.5 GB of file) without ever remapping. 32-bit platforms keep
+// bbolt's default growth.
+var initialMmapSize = func() int {
+	if strconv.IntSize == 32 {
+		return 0
+	}
+	n := 1
+	return n << 31
+}()
+
+// openDB opens (or creates) the bbolt file with Strata's options.
+func openDB(path string) (*bolt.DB, error) {
+	db, err := bolt.Open(path, 0o600, &bolt.Options{
+		// The raft WAL is the durable record; Sync() fdatasyncs before the
+		// log is compacted. See the package documentation for what this
+		// risks on power loss and how Open detects it.
+		NoSync: true,
+		// Do not write the freelist on every commit (pages of it, in a
+		// fragmented file): it is rebuilt by scanning the tree at open
+		// instead, as etcd does.
+		NoFreelistSync: true,
+		// The hashmap freelist allocates runs in O(1); the array one scans
+		// every free page, which degrades with a large fragmented file.
+		FreelistType:    bolt.FreelistMapType,
+		InitialMmapSize: initialMmapSize,
+		// bbolt waits forever for the flock by default; a second process
+		// on the same directory should get an error instead.
+		Timeout: 2 * time.Second,
+		// Left at their defaults, deliberately: NoGrowSync=false (growing
+		// the file fsyncs its size, once per 16 MiB AllocSize), PageSize =
+		// OS page, no Mlock (the data is page cache the kernel may evict),
+		// no MAP_POPULATE (the open-time freelist scan warms what it needs).
+	})
+	if err != nil {
+		if errors.Is(err, berrors.ErrTimeout) {
+			return nil, fmt.Errorf("open %s: %w (is another process using it?)", path, err)
+		}
+		return nil, fmt.Errorf("open %s: %w", path, err)
+	}
+	return db, nil
+}
+
+// initBuckets creates the buckets of a new file, checks the format of an
+// existing one, and returns its applied index.
+func initBuckets(db *bolt.DB) (applied uint64, err error) {
+	fresh := false
+	err = db.View(func(tx *bolt.Tx) error {
+		meta := tx.Bucket(metaBucket)
+		if meta == nil {
+			if k, _ := tx.Cursor().First(); k != nil {
+				return fmt.Errorf("has bucket %q but no %q: not a Strata file", k, metaBucket)
+			}
+			fresh = true
+			return nil
+		}
+		if f := meta.Get(formatName); string(f) != formatVersion {
+			return fmt.Errorf("unsupported format %q (want %q)", f, formatVersion)
+		}
+		if tx.Bucket(dataBucket) == nil {
+			return fmt.Errorf("bucket %q missing", dataBucket)
+		}
+		applied, err = decodeApplied(meta.Get(appliedName))
+		return err
+	})
+	if err == nil && fresh {
+		err = db.Update(createBuckets)
+	}
+	return applied, err
+}
+
+// createBuckets lays out an empty store at applied index 0.
+func createBuckets(tx *bolt.Tx) error {
+	if _, err := tx.CreateBucket(dataBucket); err != nil {
+		return fmt.Errorf("create data bucket: %w", err)
+	}
+	meta, err := tx.CreateBucket(metaBucket)
+	if err != nil {
+		return fmt.Errorf("create meta bucket: %w", err)
+	}
+	if err := meta.Put(formatName, []byte(formatVersion)); err != nil {
+		return err
+	}
+	return meta.Put(appliedName, encodeApplied(0))
+}
+
+func encodeApplied(index uint64) []byte { return binary.BigEndian.AppendUint64(nil, index) }
+
+func decodeApplied(v []byte) (uint64, error) {
+	if len(v) != 8 {
+		return 0, fmt.Errorf("applied index is %d bytes, want 8", len(v))
+	}
+	return binary.BigEndian.Uint64(v), nil
+}
+
+// beginRead starts a read-only transaction on the current file. Restore
+// and Close swap db before closing the old file, so a Begin that finds it
+// closed retries on the new one, or reports ErrClosed.
+func (b *Backend) beginRead() (*bolt.Tx, error) {
+	for {
+		db := b.db.Load()
+		if db == nil {
+			return nil, backends.ErrClosed
+		}
+		tx, err := db.Begin(false)
+		if errors.Is(err, berrors.ErrDatabaseNotOpen) {
+			continue
+		}
+		if err != nil {
+			return nil, fmt.Errorf("bbolt: begin read: %w", err)
+		}
+		return tx, nil
+	}
+}
+
+// buckets returns a txn over tx's buckets.
+func buckets(tx *bolt.Tx) (*txn, error) {
+	t := &txn{data: tx.Bucket(dataBucket), meta: tx.Bucket(metaBucket)}
+	if t.data == nil || t.meta == nil {
+		return nil, errors.New("bbolt: buckets missing")
+	}
+	return t, nil
+}
+
+// View runs fn in a bbolt read-only transaction: one committed state,
+// unaffected by concurrent Updates. It waits for nothing but bbolt's brief
+// meta lock. fn must not call Update, Restore or Close (see the package
+// documentation), and the Reader must not outlive fn or leave its goroutine.
+func (b *Backend) View(fn func(r backends.Reader) error) error {
+	tx, err := b.beginRead()
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback()
+	t, err := buckets(tx)
+	if err != nil {
+		return err
+	}
+	defer func() { t.done = true }()
+	return fn(t)
+}
+
+// Update runs fn in one bbolt read-write transaction and stores
+// appliedIndex in the same transaction, so both commit or neither does.
+// If fn returns an error (returned as is) or panics, the transaction rolls
+// back. The commit is not fsync'd: it survives a process crash, and Sync
+// makes it survive a power loss.
+func (b *Backend) Update(appliedIndex uint64, fn func(w backends.Writer) error) (err error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	db := b.db.Load()
+	if db == nil {
+		return backends.ErrClosed
+	}
+	if cur := b.applied.Load(); appliedIndex < cur {
+		return fmt.Errorf("bbolt: update at index %d, store is at %d: %w", appliedIndex, cur, backends.ErrIndexBackwards)
+	}
+	if err := b.markDirty(); err != nil {
+		return err
+	}
+	tx, err := db.Begin(true)
+	if err != nil {
+		return fmt.Errorf("bbolt: begin update: %w", err)
+	}
+	committed := false
+	defer func() {
+		if !committed {
+			tx.Rollback() // also on panic in fn
+		}
+		b.arena.reset() // after the transaction: it no longer references the copies
+	}()
+	t, err := buckets(tx)
+	if err != nil {
+		return err
+	}
+	t.arena = &b.arena
+	err = fn(t)
+	t.done = true // a Writer kept past fn must not reach the transaction
+	if err != nil {
+		return err
+	}
+	if err := t.meta.Put(appliedName, encodeApplied(appliedIndex)); err != nil {
+		return fmt.Errorf("bbolt: store applied index: %w", err)
+	}
+	committed = true // Commit closes the transaction whether or not it fails
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("bbolt: commit at index %d: %w", appliedIndex, err)
+	}
+	b.applied.Store(appliedIndex)
+	return nil
+}
+
+// AppliedIndex returns the index of the last successful Update or Restore.
+// After Close it keeps returning the last value.
+func (b *Backend) AppliedIndex() uint64 { return b.applied.Load() }
+
+// Sync fdatasyncs the file: every Update so far survives a power loss
+// afterwards. It holds the writer lock for the fdatasync so that no commit
+// slips in between the sync and the marker's removal; Strata calls Sync
+// and Update from the same goroutine anyway.
+func (b *Backend) Sync() error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	db := b.db.Load()
+	if db == nil {
+		return backends.ErrClosed
+	}
+	if err := db.Sync(); err != nil {
+		return fmt.Errorf("bbolt: sync %s: %w", b.path, err)
+	}
+	return b.markClean()
+}
+
+// Close syncs and closes the file (a clean shutdown leaves no marker, so a
+// later reboot does not force a rebuild). It waits for running Views and
+// Snapshots to finish; new ones fail with ErrClosed. A second Close is a
+// no-op.
+func (b *Backend) Close() error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	db := b.db.Swap(nil)
+	if db == nil {
+		return nil
+	}
+	err := db.Sync()
+	if err != nil {
+		err = fmt.Errorf("bbolt: sync %s: %w", b.path, err)
+	} else {
+		err = b.markClean()
+	}
+	if cerr := db.Close(); cerr != nil {
+		err = errors.Join(err, fmt.Errorf("bbolt: close %s: %w", b.path, cerr))
+	}
+	return err
+}
+
+// markDirty creates the unsynced marker before the first commit after a
+// sync. The caller holds mu.
+func (b *Backend) markDirty() error {
+	if b.dirty {
+		return nil
+	}
+	if err := writeMarker(b.marker); err != nil {
+		return fmt.Errorf("bbolt: %w", err)
+	}
+	b.dirty = true
+	return nil
+}
+
+// markClean removes the marker after an fdatasync covering every commit.
+// The caller holds mu.
+func (b *Backend) markClean() error {
+	if !b.dirty {
+		return nil
+	}
+	if err := removeMarker(b.marker); err != nil {
+		return fmt.Errorf("bbolt: %w", err)
+	}
+	b.dirty = false
+	return nil
+}
