@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"net/url"
 	"os"
 	"os/signal"
@@ -35,7 +36,7 @@ type options struct {
 	maxRequestBytes                      int64
 	maxKeyBytes                          int
 	cors, logLevel                       string
-	unsafeNoFsync                        bool
+	unsafeNoFsync, enablePprof           bool
 	readHeaderTimeout, idleTimeout       time.Duration
 	maxConcurrentStreams, maxHeaderBytes int
 }
@@ -65,6 +66,7 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	fs.DurationVar(&o.idleTimeout, "idle-timeout", 5*time.Minute, "how long an idle keep-alive connection stays open")
 	fs.IntVar(&o.maxConcurrentStreams, "max-concurrent-streams", 1<<16, "HTTP/2 streams (e.g. watches) one client connection may carry")
 	fs.IntVar(&o.maxHeaderBytes, "max-header-bytes", 1<<20, "maximum size of request headers, request line included")
+	fs.BoolVar(&o.enablePprof, "enable-pprof", false, "serve runtime profiles under /debug/pprof/ on the client port")
 	// Accepted for etcd command-line compatibility; the v2 API is always on.
 	fs.Bool("enable-v2", true, "accepted for etcd compatibility (the v2 API is always enabled)")
 	if err := fs.Parse(args); err != nil {
@@ -197,8 +199,17 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		cors = strings.Split(o.cors, ",")
 	}
 	api := httpd.New(httpd.Config{MaxRequestBytes: o.maxRequestBytes, MaxKeyBytes: o.maxKeyBytes, CORS: cors}, srv, srv)
+	var handler http.Handler = api
+	if o.enablePprof {
+		mux := http.NewServeMux()
+		mux.HandleFunc("/debug/pprof/", pprof.Index)
+		mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+		mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+		mux.Handle("/", api)
+		handler = mux
+	}
 	hs := &http.Server{
-		Handler:           api,
+		Handler:           handler,
 		ReadHeaderTimeout: o.readHeaderTimeout,
 		IdleTimeout:       o.idleTimeout,
 		MaxHeaderBytes:    o.maxHeaderBytes,
