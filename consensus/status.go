@@ -71,3 +71,9 @@ func (n *Node) Status() Status {
 		LeaderChanges:        n.stats.leaderChanges.Load(),
 	}
 }
+
+// Progress is the applied index and current term, read without locks for
+// hot paths such as response headers.
+func (n *Node) Progress() (applied, term uint64) {
+	return n.stats.applied.Load(), n.stats.term.Load()
+}

@@ -39,6 +39,7 @@ type Engine struct {
 	// earliest TTL deadline.
 	expiryWake chan struct{}
 	index      atomic.Uint64
+	lateness   latency
 }
 
 // Open starts an engine over be, resuming from the state be holds.
@@ -200,9 +201,11 @@ func (e *Engine) ApplyBatch(appliedIndex uint64, cmds []Command) ([]Result, erro
 		e.stats.op(cmds[i].Op, results[i].Err != nil)
 	}
 	if len(events) > 0 {
+		now := time.Now()
 		for _, ev := range events {
 			if ev.Action == ActionExpire {
 				e.stats.op(OpExpire, false)
+				e.lateness.record(now.Sub(*ev.PrevNode.Expiration))
 			}
 		}
 		e.index.Store(events[len(events)-1].Index())

@@ -405,3 +405,22 @@ func FuzzUnmarshalCommand(f *testing.F) {
 		}
 	})
 }
+
+func TestLatencyHistogram(t *testing.T) {
+	h := newHarness(t)
+	// Deadlines 1 ms .. 100 ms in the past: p50 ~50 ms, p99 ~99 ms.
+	now := time.Now()
+	for i := 1; i <= 100; i++ {
+		h.must(engine.Command{Op: engine.OpSet, Path: fmt.Sprintf("/k%d", i), Expiration: now.Add(-time.Duration(i) * time.Millisecond).UnixNano()})
+	}
+	h.must(engine.Command{Op: engine.OpSet, Path: "/trigger"})
+	h.do(engine.Command{Op: engine.OpExpire, Time: now.UnixNano()})
+	s := h.e.ExpiryLateness()
+	if s.Count != 100 {
+		t.Fatalf("count %d", s.Count)
+	}
+	within := func(got, want time.Duration) bool { return got >= want && got <= want+want/8+20*time.Millisecond }
+	if !within(s.P50, 50*time.Millisecond) || !within(s.P99, 99*time.Millisecond) || s.Max < 100*time.Millisecond {
+		t.Fatalf("summary %+v", s)
+	}
+}

@@ -184,10 +184,7 @@ func (s *Server) Watch(p string, recursive, stream bool, waitIndex uint64) (*eng
 }
 
 // RaftStatus implements httpd.Store.
-func (s *Server) RaftStatus() (uint64, uint64) {
-	st := s.node.Status()
-	return st.Applied, st.Term
-}
+func (s *Server) RaftStatus() (uint64, uint64) { return s.node.Progress() }
 
 // ClusterID implements httpd.Cluster.
 func (s *Server) ClusterID() uint64 { return s.clusterID }
