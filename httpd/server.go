@@ -26,6 +26,11 @@ type Config struct {
 	Version, ClusterVersion string
 	// CORS lists allowed origins ("*" for any); empty disables CORS.
 	CORS []string
+	// MaxURIBytes caps the request target (default 64 KiB): 414 beyond.
+	MaxURIBytes int
+	// MaxHeaders caps the number of request header lines (default 200):
+	// 431 beyond. The total header size is capped by http.Server.
+	MaxHeaders int
 }
 
 // Server serves the v2 API over a Store and a Cluster.
@@ -47,6 +52,12 @@ func New(cfg Config, store Store, cluster Cluster) *Server {
 	}
 	if cfg.RequestTimeout == 0 {
 		cfg.RequestTimeout = 7 * time.Second
+	}
+	if cfg.MaxURIBytes == 0 {
+		cfg.MaxURIBytes = 64 << 10
+	}
+	if cfg.MaxHeaders == 0 {
+		cfg.MaxHeaders = 200
 	}
 	if cfg.Version == "" {
 		cfg.Version = "3.4.0"
@@ -79,8 +90,28 @@ func New(cfg Config, store Store, cluster Cluster) *Server {
 	if len(cfg.CORS) > 0 {
 		h = &corsHandler{next: h, origins: cfg.CORS}
 	}
-	s.handler = cleanPaths(h)
+	s.handler = s.limits(cleanPaths(h))
 	return s
+}
+
+// limits answers requests beyond the URI and header-count caps with a
+// clean 414 or 431 before any parsing work is done.
+func (s *Server) limits(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if len(r.RequestURI) > s.cfg.MaxURIBytes {
+			http.Error(w, "URI Too Long", http.StatusRequestURITooLong)
+			return
+		}
+		n := 0
+		for _, v := range r.Header {
+			n += len(v)
+		}
+		if n > s.cfg.MaxHeaders {
+			http.Error(w, "Request Header Fields Too Large", http.StatusRequestHeaderFieldsTooLarge)
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
 }
 
 // ServeHTTP implements http.Handler.
