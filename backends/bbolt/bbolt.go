@@ -233,11 +233,11 @@ func (b *Backend) beginRead() (*bolt.Tx, error) {
 	}
 }
 
-// buckets returns a txn over tx's buckets.
-func buckets(tx *bolt.Tx) (*txn, error) {
-	t := &txn{data: tx.Bucket(dataBucket), meta: tx.Bucket(metaBucket)}
-	if t.data == nil || t.meta == nil {
-		return nil, errors.New("bbolt: buckets missing")
+// newTxn returns a txn over tx's buckets.
+func newTxn(tx *bolt.Tx) (*txn, error) {
+	t := &txn{tx: tx, data: tx.Bucket(dataBucket)}
+	if t.data == nil {
+		return nil, fmt.Errorf("bbolt: bucket %q missing", dataBucket)
 	}
 	return t, nil
 }
@@ -252,7 +252,7 @@ func (b *Backend) View(fn func(r backends.Reader) error) error {
 		return err
 	}
 	defer tx.Rollback()
-	t, err := buckets(tx)
+	t, err := newTxn(tx)
 	if err != nil {
 		return err
 	}
@@ -282,24 +282,25 @@ func (b *Backend) Update(appliedIndex uint64, fn func(w backends.Writer) error) 
 	if err != nil {
 		return fmt.Errorf("bbolt: begin update: %w", err)
 	}
+	var t *txn
 	committed := false
 	defer func() {
+		if t != nil {
+			t.done = true // a Writer kept past fn must not reach the transaction
+		}
 		if !committed {
-			tx.Rollback() // also on panic in fn
+			tx.Rollback() // also when fn panics
 		}
 		b.arena.reset() // after the transaction: it no longer references the copies
 	}()
-	t, err := buckets(tx)
-	if err != nil {
+	if t, err = newTxn(tx); err != nil {
 		return err
 	}
 	t.arena = &b.arena
-	err = fn(t)
-	t.done = true // a Writer kept past fn must not reach the transaction
-	if err != nil {
+	if err := fn(t); err != nil {
 		return err
 	}
-	if err := t.meta.Put(appliedName, encodeApplied(appliedIndex)); err != nil {
+	if err := t.metaB().Put(appliedName, encodeApplied(appliedIndex)); err != nil {
 		return fmt.Errorf("bbolt: store applied index: %w", err)
 	}
 	committed = true // Commit closes the transaction whether or not it fails

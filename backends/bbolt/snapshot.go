@@ -23,16 +23,16 @@ func (b *Backend) Snapshot(w io.Writer) error {
 		return err
 	}
 	defer tx.Rollback()
-	t, err := buckets(tx)
+	t, err := newTxn(tx)
 	if err != nil {
 		return err
 	}
-	applied, err := decodeApplied(t.meta.Get(appliedName))
+	applied, err := decodeApplied(t.metaB().Get(appliedName))
 	if err != nil {
 		return fmt.Errorf("bbolt: snapshot: %w", err)
 	}
 	err = backends.WriteSnapshot(w, applied, func(fn func(k, v []byte) error) error {
-		if v := t.meta.Get(emptyKeyName); v != nil {
+		if v := t.metaB().Get(emptyKeyName); v != nil {
 			if err := fn([]byte{}, v); err != nil { // "" sorts first
 				return err
 			}

@@ -19,27 +19,45 @@ var errTxDone = errors.New("bbolt: transaction already finished")
 // kept in meta under emptyKeyName; it sorts before every other key, so
 // Ascend yields it first.
 type txn struct {
-	data, meta *bolt.Bucket
-	arena      *arena // value copies for Put; nil in a View
-	done       bool
+	tx   *bolt.Tx
+	data *bolt.Bucket
+	meta *bolt.Bucket // opened on first use: most Views never need it
+	// get is reused by every Get: bbolt's Bucket.Get allocates a cursor
+	// and grows its stack on each lookup, and Updates make several. Seek
+	// restarts from the root, so writes in between do not invalidate it.
+	get   *bolt.Cursor
+	arena *arena // value copies for Put; nil in a View
+	done  bool
+}
+
+// metaB returns the meta bucket, opening it on first use.
+func (t *txn) metaB() *bolt.Bucket {
+	if t.meta == nil {
+		t.meta = t.tx.Bucket(metaBucket) // exists: Open and Restore check or create it
+	}
+	return t.meta
 }
 
 func (t *txn) Get(key []byte) ([]byte, error) {
 	if t.done {
 		return nil, errTxDone
 	}
-	var v []byte
 	if len(key) == 0 {
-		v = t.meta.Get(emptyKeyName)
-	} else {
-		v = t.data.Get(key)
-	}
-	// bbolt returns nil only for a missing key: a stored empty value is a
-	// non-nil empty slice, both on a page and, because Put never passes
-	// nil, in a node dirtied by this transaction.
-	if v == nil {
+		if v := t.metaB().Get(emptyKeyName); v != nil {
+			return v, nil
+		}
 		return nil, backends.ErrNotFound
 	}
+	if t.get == nil {
+		t.get = t.data.Cursor()
+	}
+	k, v := t.get.Seek(key)
+	if k == nil || !bytes.Equal(k, key) {
+		return nil, backends.ErrNotFound
+	}
+	// A stored empty value is a non-nil empty slice, both on a page and,
+	// because Put never passes nil, in a node dirtied by this transaction;
+	// callers may tell it from nil, as from the memory backend.
 	return v, nil
 }
 
@@ -51,7 +69,7 @@ func (t *txn) Ascend(start, end []byte, fn func(key, value []byte) bool) error {
 		return nil // empty range, including a non-nil empty end
 	}
 	if len(start) == 0 {
-		if v := t.meta.Get(emptyKeyName); v != nil && !fn([]byte{}, v) {
+		if v := t.metaB().Get(emptyKeyName); v != nil && !fn([]byte{}, v) {
 			return nil
 		}
 	}
@@ -83,7 +101,7 @@ func (t *txn) Put(key, value []byte) error {
 		return berrors.ErrTxNotWritable
 	}
 	if len(key) == 0 {
-		return t.meta.Put(emptyKeyName, t.arena.copy(value))
+		return t.metaB().Put(emptyKeyName, t.arena.copy(value))
 	}
 	return t.data.Put(key, t.arena.copy(value))
 }
@@ -93,7 +111,7 @@ func (t *txn) Delete(key []byte) error {
 		return errTxDone
 	}
 	if len(key) == 0 {
-		return t.meta.Delete(emptyKeyName)
+		return t.metaB().Delete(emptyKeyName)
 	}
 	return t.data.Delete(key)
 }
