@@ -150,7 +150,10 @@ func TestLarge(t *testing.T) {
 
 type countingWriter int64
 
-func (c *countingWriter) Write(p []byte) (int, error) { *c += countingWriter(len(p)); return len(p), nil }
+func (c *countingWriter) Write(p []byte) (int, error) {
+	*c += countingWriter(len(p))
+	return len(p), nil
+}
 
 // rssAnon returns the process's resident anonymous memory (Linux), which
 // excludes the file-backed mmap of the bbolt file.
