@@ -42,6 +42,15 @@ type options struct {
 }
 
 func parseFlags(args []string, stderr io.Writer) (*options, error) {
+	o, fs := newFlagSet(stderr)
+	if err := fs.Parse(args); err != nil {
+		return nil, err
+	}
+	return o.finish(fs)
+}
+
+// newFlagSet declares every flag; docs/flags.md is generated from it.
+func newFlagSet(stderr io.Writer) (*options, *flag.FlagSet) {
 	o := &options{}
 	fs := flag.NewFlagSet("strata", flag.ContinueOnError)
 	fs.SetOutput(stderr)
@@ -69,9 +78,10 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	fs.BoolVar(&o.enablePprof, "enable-pprof", false, "serve runtime profiles under /debug/pprof/ on the client port")
 	// Accepted for etcd command-line compatibility; the v2 API is always on.
 	fs.Bool("enable-v2", true, "accepted for etcd compatibility (the v2 API is always enabled)")
-	if err := fs.Parse(args); err != nil {
-		return nil, err
-	}
+	return o, fs
+}
+
+func (o *options) finish(fs *flag.FlagSet) (*options, error) {
 	if fs.NArg() > 0 {
 		return nil, fmt.Errorf("unexpected argument %q", fs.Arg(0))
 	}
