@@ -118,9 +118,10 @@ func Open(dir string) (*Backend, error) {
 // file only grows as data is written). bbolt must remap when the file
 // outgrows its mapping, and a remap waits for every open read transaction,
 // so a long Snapshot would stall the writer, and a write inside a View
-// would deadlock. 2 GiB covers the design target (5M keys of 100 bytes is
-// about 1-1.5 GB of file) without ever remapping. 32-bit platforms keep
-// bbolt's default growth.
+// would deadlock. 2 GiB covers the design target without ever remapping:
+// 5M keys of 100 bytes make a 0.67 GB file after a Restore (full pages),
+// up to about twice that once random writes have split every page.
+// 32-bit platforms keep bbolt's default growth.
 var initialMmapSize = func() int {
 	if strconv.IntSize == 32 {
 		return 0
