@@ -72,6 +72,7 @@ func TestBigUpdate(t *testing.T) {
 	wantState(t, b, bigKeys, 'a', 1)
 
 	val := bytes.Repeat([]byte("b"), 100)
+	spills := badger.Spills()
 	err := b.Update(2, func(w backends.Writer) error {
 		// Delete every key, put them back with new values, then delete
 		// the upper half again: each key is written 2-3 times, across spills.
@@ -108,6 +109,9 @@ func TestBigUpdate(t *testing.T) {
 		t.Fatalf("big Update: %v", err)
 	}
 	wantState(t, b, bigKeys/2, 'b', 2)
+	if n := badger.Spills() - spills; n < 2 {
+		t.Fatalf("the big Update spilled %d times; the test needs at least 2", n)
+	}
 }
 
 // TestBigUpdateAborted: fn failing or panicking after several spills

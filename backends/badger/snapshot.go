@@ -95,23 +95,55 @@ func (b *Backend) Restore(r io.Reader) error {
 
 // build writes the stream into a new generation directory name and returns
 // it open, with the stream's applied index at version 1, or deletes it.
+// The directory is only created once the stream has produced restoreChunk
+// bytes or been verified whole, so a small corrupt stream costs no badger
+// open.
 func (b *Backend) build(name string, r io.Reader) (*handle, error) {
 	dir := filepath.Join(b.dir, name)
-	if err := os.RemoveAll(dir); err != nil {
-		return nil, fmt.Errorf("clear %s: %w", dir, err)
-	}
-	db, err := badger.OpenManaged(badgerOptions(dir))
-	if err != nil {
-		return nil, fmt.Errorf("open %s: %w", dir, err)
-	}
 	const version = 1
-	applied, err := streamInto(db, r, version)
+	var (
+		db *badger.DB
+		sw *badger.StreamWriter
+	)
+	start := func() error {
+		if err := os.RemoveAll(dir); err != nil {
+			return fmt.Errorf("clear %s: %w", dir, err)
+		}
+		var err error
+		if db, err = badger.OpenManaged(badgerOptions(dir)); err != nil {
+			return fmt.Errorf("open %s: %w", dir, err)
+		}
+		sw = db.NewStreamWriter()
+		if err := sw.Prepare(); err != nil {
+			return fmt.Errorf("prepare stream writer: %w", err)
+		}
+		return nil
+	}
+	applied, err := streamInto(r, version, func(buf *z.Buffer) error {
+		if sw == nil {
+			if err := start(); err != nil {
+				return err
+			}
+		}
+		return sw.Write(buf)
+	})
+	if err == nil && sw == nil {
+		err = start() // an empty stream and one without records still need a database
+	}
 	if err == nil {
-		err = writeSynced(dir, version) // tables are synced by StreamWriter.Flush
+		err = sw.Flush() // writes the last tables, syncs them and the directory
+	}
+	if err == nil {
+		err = writeSynced(dir, version)
 	}
 	if err != nil {
-		if cerr := db.Close(); cerr != nil {
-			logger().Warn("badger: closing abandoned restore", "dir", dir, "err", cerr)
+		if sw != nil {
+			sw.Cancel()
+		}
+		if db != nil {
+			if cerr := db.Close(); cerr != nil {
+				logger().Warn("badger: closing abandoned restore", "dir", dir, "err", cerr)
+			}
 		}
 		if rerr := os.RemoveAll(dir); rerr != nil && !errors.Is(rerr, fs.ErrNotExist) {
 			logger().Warn("badger: removing abandoned restore", "dir", dir, "err", rerr)
@@ -127,21 +159,18 @@ func (b *Backend) build(name string, r io.Reader) (*handle, error) {
 	}, nil
 }
 
-// streamInto loads the stream into the empty db at version, the applied
-// index last (its key sorts after every data key).
-func streamInto(db *badger.DB, r io.Reader, version uint64) (uint64, error) {
-	sw := db.NewStreamWriter()
-	if err := sw.Prepare(); err != nil {
-		return 0, fmt.Errorf("prepare stream writer: %w", err)
-	}
-	buf := z.NewBuffer(restoreChunk+restoreChunk/4, "strata.badger.restore")
+// streamInto reads the stream, handing write batches of marshalled KVs at
+// version (the applied index last: its key sorts after every data key).
+// write must consume the buffer before returning.
+func streamInto(r io.Reader, version uint64, write func(*z.Buffer) error) (uint64, error) {
+	buf := z.NewBuffer(64<<10, "strata.badger.restore") // grows as needed
 	defer buf.Release()
 	kv := &pb.KV{Version: version}
 	flush := func() error {
 		if buf.LenNoPadding() == 0 {
 			return nil
 		}
-		err := sw.Write(buf)
+		err := write(buf)
 		buf.Reset()
 		return err
 	}
@@ -158,17 +187,10 @@ func streamInto(db *badger.DB, r io.Reader, version uint64) (uint64, error) {
 		}
 		return nil
 	})
-	if err == nil {
-		kv.Key, kv.Value = metaApplied, putUint64(applied)
-		badger.KVToBuffer(kv, buf)
-		err = flush()
-	}
-	if err == nil {
-		err = sw.Flush()
-	}
 	if err != nil {
-		sw.Cancel()
 		return 0, err
 	}
-	return applied, nil
+	kv.Key, kv.Value = metaApplied, putUint64(applied)
+	badger.KVToBuffer(kv, buf)
+	return applied, flush()
 }

@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"sync/atomic"
 
 	"github.com/dgraph-io/badger/v4"
 
@@ -176,6 +177,9 @@ func (w *writer) Delete(key []byte) error {
 	return nil
 }
 
+// spills counts spilled transactions, for tests.
+var spills atomic.Int64
+
 // batch writes entries at one version ts, in as many badger transactions
 // as ErrTxnTooBig requires. Only the last one is committed by commit; the
 // others are committed as they fill ("spilled"). Keys and values passed in
@@ -207,6 +211,7 @@ func (c *batch) write(op func(*badger.Txn) error, iters int) error {
 		return fmt.Errorf("transaction full while an Ascend is running (write after the Ascend): %w", err)
 	}
 	c.touched = true
+	spills.Add(1)
 	if err := c.txn.CommitAt(c.ts, nil); err != nil {
 		c.txn = nil
 		return fmt.Errorf("spill at version %d: %w", c.ts, err)
