@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/strata-kv/strata/backends"
+	_ "github.com/strata-kv/strata/backends/badger"
 	_ "github.com/strata-kv/strata/backends/bbolt"
 	_ "github.com/strata-kv/strata/backends/memory"
 	"github.com/strata-kv/strata/httpd"
