@@ -240,3 +240,6 @@ func (s *Server) LeaderStats() (any, bool) {
 	}
 	return map[string]any{"leader": fmt.Sprintf("%x", s.id), "followers": map[string]any{}}, true
 }
+
+// NodeStatus reports the raft node's state and counters.
+func (s *Server) NodeStatus() consensus.Status { return s.node.Status() }

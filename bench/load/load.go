@@ -66,6 +66,9 @@ type Config struct {
 	ProgressInterval time.Duration
 	// Seed makes the key/op sequence reproducible (0 = random).
 	Seed uint64
+	// NetHTTP uses net/http's client instead of the lighter raw HTTP/1.1
+	// client (see rawConn); both keep one connection per client.
+	NetHTTP bool
 }
 
 func (c *Config) withDefaults() (Config, error) {
@@ -78,6 +81,9 @@ func (c *Config) withDefaults() (Config, error) {
 		return cfg, fmt.Errorf("load: invalid Target %q: want http(s)://host:port", cfg.Target)
 	}
 	cfg.Target = strings.TrimRight(cfg.Target, "/")
+	if u.Scheme == "https" {
+		cfg.NetHTTP = true // the raw client speaks plain HTTP only
+	}
 	if cfg.Clients <= 0 {
 		cfg.Clients = 1
 	}
@@ -167,6 +173,8 @@ const (
 // client is one connection's worth of load.
 type client struct {
 	cfg   *Config
+	raw   *rawConn // nil when Config.NetHTTP
+	path  string   // "/v2/keys/<prefix>/k"
 	http  *http.Client
 	tr    *http.Transport
 	rng   *rand.Rand
@@ -195,12 +203,25 @@ func newClient(cfg *Config, id int) *client {
 		DisableCompression:  true,
 		ForceAttemptHTTP2:   false,
 	}
+	var raw *rawConn
+	if !cfg.NetHTTP {
+		raw, _ = newRawConn(cfg.Target, cfg.Timeout) // validated in withDefaults
+	}
 	return &client{
 		cfg:  cfg,
+		raw:  raw,
+		path: "/v2/keys/" + cfg.Prefix + "/k",
 		http: &http.Client{Transport: tr, Timeout: cfg.Timeout},
 		tr:   tr,
 		rng:  rand.New(rand.NewPCG(cfg.Seed, uint64(id))),
 		body: "value=" + strings.Repeat("x", cfg.ValueSize),
+	}
+}
+
+func (c *client) closeConns() {
+	c.tr.CloseIdleConnections()
+	if c.raw != nil {
+		c.raw.close()
 	}
 }
 
@@ -210,6 +231,16 @@ func (c *client) keyURL(k int) string {
 
 // do issues one request and returns its status code (0 on transport error).
 func (c *client) do(ctx context.Context, op Op, key int) (int, error) {
+	if c.raw != nil {
+		p := c.path + strconv.Itoa(key)
+		if op == OpPut {
+			return c.raw.do(ctx, "PUT", p, c.body)
+		}
+		if c.cfg.Quorum {
+			p += "?quorum=true"
+		}
+		return c.raw.do(ctx, "GET", p, "")
+	}
 	var req *http.Request
 	var err error
 	u := c.keyURL(key)
@@ -347,7 +378,7 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	}
 	defer func() {
 		for _, cl := range clients {
-			cl.tr.CloseIdleConnections()
+			cl.closeConns()
 		}
 	}()
 
@@ -426,7 +457,7 @@ func Preload(ctx context.Context, cfg Config) error {
 	}
 	defer func() {
 		for _, cl := range clients {
-			cl.tr.CloseIdleConnections()
+			cl.closeConns()
 		}
 	}()
 	return preload(ctx, clients)

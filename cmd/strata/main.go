@@ -138,10 +138,20 @@ func parseInitialCluster(s string) (map[string][]string, error) {
 	return m, nil
 }
 
+// subcommands are tools that share the binary (e.g. "strata migrate");
+// anything else runs the server.
+var subcommands = map[string]func(ctx context.Context, args []string, stdout, stderr io.Writer) error{}
+
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
-	if err := run(ctx, os.Args[1:], os.Stdout, os.Stderr); err != nil {
+	cmd, args := run, os.Args[1:]
+	if len(args) > 0 {
+		if sub, ok := subcommands[args[0]]; ok {
+			cmd, args = sub, args[1:]
+		}
+	}
+	if err := cmd(ctx, args, os.Stdout, os.Stderr); err != nil {
 		if !errors.Is(err, flag.ErrHelp) {
 			fmt.Fprintf(os.Stderr, "strata: %v\n", err)
 		}
