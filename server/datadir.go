@@ -15,6 +15,7 @@ import (
 //	backend     the backend chosen when the directory was created
 //	member/     raft log and snapshots (consensus)
 //	db/         the backend's own files
+//	MIGRATING   present while `strata migrate` is still writing the directory
 type dataDir struct {
 	path string
 	lock *os.File
@@ -35,8 +36,17 @@ func openDataDir(dir string) (*dataDir, error) {
 		}
 		return nil, fmt.Errorf("lock data dir %s: %w", dir, err)
 	}
-	return &dataDir{path: dir, lock: f}, nil
+	d := &dataDir{path: dir, lock: f}
+	if _, err := os.Stat(d.sub(migratingName)); err == nil {
+		d.close()
+		return nil, fmt.Errorf("data dir %s holds an unfinished `strata migrate` (%s exists): delete the directory and run the migration again", dir, migratingName)
+	}
+	return d, nil
 }
+
+// migratingName marks a data dir that `strata migrate` has not finished
+// writing; no member opens it.
+const migratingName = "MIGRATING"
 
 // checkBackend records the backend of a new data dir, and refuses to open
 // an existing one with a different backend (its data would seem lost).
@@ -53,7 +63,8 @@ func (d *dataDir) checkBackend(name string) error {
 		return fmt.Errorf("read backend of %s: %w", d.path, err)
 	}
 	if have := strings.TrimSpace(string(b)); have != name {
-		return fmt.Errorf("data dir %s holds a %q backend, not %q: start with --backend=%s (or migrate it)", d.path, have, name, have)
+		return fmt.Errorf("data dir %s holds a %q backend, not %q: start with --backend=%s, or copy it to a new data dir with `strata migrate --from-dir %s --to-dir NEWDIR --backend %s` (stop the member first)",
+			d.path, have, name, have, d.path, name)
 	}
 	return nil
 }

@@ -71,8 +71,8 @@ func Start(cfg Config) (_ *Server, err error) {
 	if err = s.dir.checkBackend(cfg.Backend); err != nil {
 		return nil, err
 	}
-	if s.be, err = backends.Open(cfg.Backend, backends.Options{Dir: s.dir.sub("db")}); err != nil {
-		return nil, fmt.Errorf("open %s backend: %w", cfg.Backend, err)
+	if s.be, err = openBackend(s.dir, cfg.Backend, s.log); err != nil { // recover.go
+		return nil, err
 	}
 	if s.eng, err = engine.Open(s.be, engine.Options{HistorySize: cfg.HistorySize}); err != nil {
 		return nil, err

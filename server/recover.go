@@ -1,0 +1,428 @@
+package server
+
+// Opening a data dir without serving it (strata migrate), and rebuilding a
+// backend whose files may be corrupt after a machine crash.
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/strata-kv/strata/backends"
+	"github.com/strata-kv/strata/backends/bbolt"
+	"github.com/strata-kv/strata/consensus"
+	"github.com/strata-kv/strata/consensus/wal"
+	"github.com/strata-kv/strata/engine"
+)
+
+// openBackend opens the data dir's backend in db/.
+//
+// If the backend reports that its files may be corrupt because the machine
+// went down while they held unsynced commits (bbolt's ErrUnsafeShutdown),
+// db/ is moved aside to db.unsafe-<UTC time> and an empty backend is opened
+// in its place. consensus.Open then restores the newest snapshot image into
+// it and replays the WAL after that snapshot, which rebuilds everything the
+// member acknowledged: snapshot files are fsync'd before they count, and
+// the WAL is released only up to the oldest kept snapshot, after the
+// backend's Sync (consensus.finishSnapshot), so the newest snapshot plus the
+// log always hold the whole committed state whatever the backend's files
+// hold. The files set aside are kept for the operator to inspect or delete.
+func openBackend(d *dataDir, name string, log *slog.Logger) (backends.Backend, error) {
+	db := d.sub("db")
+	be, err := backends.Open(name, backends.Options{Dir: db})
+	if err == nil {
+		return be, nil
+	}
+	if !errors.Is(err, bbolt.ErrUnsafeShutdown) {
+		return nil, fmt.Errorf("open %s backend: %w", name, err)
+	}
+	if !wal.Exist(filepath.Join(d.sub("member"), "wal")) {
+		return nil, fmt.Errorf("open %s backend: %w; there is no raft log in %s to rebuild it from", name, err, d.sub("member"))
+	}
+	aside := db + ".unsafe-" + time.Now().UTC().Format("20060102T150405Z")
+	for i := 2; ; i++ {
+		if _, serr := os.Lstat(aside); errors.Is(serr, os.ErrNotExist) {
+			break
+		}
+		aside = fmt.Sprintf("%s.unsafe-%s-%d", db, time.Now().UTC().Format("20060102T150405Z"), i)
+	}
+	log.Warn("backend files may be corrupt after an unsafe shutdown: moving them aside and rebuilding from the raft snapshot and log",
+		"backend", name, "moved_to", aside, "err", err)
+	if err := os.Rename(db, aside); err != nil {
+		return nil, fmt.Errorf("move possibly corrupt %s backend aside: %w", name, err)
+	}
+	if err := syncDir(d.path); err != nil {
+		return nil, err
+	}
+	be, err = backends.Open(name, backends.Options{Dir: db})
+	if err != nil {
+		return nil, fmt.Errorf("open empty %s backend after moving %s aside: %w", name, aside, err)
+	}
+	return be, nil
+}
+
+// replayID is the raft ID an offline replay runs under. Member IDs are the
+// first 8 bytes of a SHA-1, so this one is (all but certainly) no voter of
+// the group: raft never campaigns with it, so opening the node only replays
+// the committed log into the state machine and writes nothing to the WAL.
+const replayID = 0x5354524154415250 // "STRATARP"
+
+// replayLog brings be up to the raft commit index recorded in d's log,
+// exactly as a member start does (newest snapshot image if be is behind it,
+// then the committed WAL entries after it) but without campaigning, serving
+// or snapshotting. The caller has checked (checkRaftState) that the log is
+// not empty, since an empty one would bootstrap a new group. Entries after the recorded commit index stay in the log;
+// the member commits them when it next starts.
+func replayLog(d *dataDir, be backends.Backend, log *slog.Logger) error {
+	member := d.sub("member")
+	eng, err := engine.Open(be, engine.Options{})
+	if err != nil {
+		return err
+	}
+	node, err := consensus.Open(consensus.Config{ID: replayID, DataDir: member, Logger: log}, &fsm{eng: eng})
+	if err != nil {
+		return fmt.Errorf("replay raft log of %s: %w", d.path, err)
+	}
+	st := node.Status()
+	if err := node.Stop(); err != nil {
+		return fmt.Errorf("replay raft log of %s: stop: %w", d.path, err)
+	}
+	if st.Lead != 0 || st.RaftState == "StateLeader" {
+		return fmt.Errorf("replay raft log of %s: the replay node found a leader (%x): refusing to go on", d.path, st.Lead)
+	}
+	return nil
+}
+
+// checkRaftState makes sure member/ holds a raft log with state in it: a
+// replay of an empty log would bootstrap a new group.
+func checkRaftState(member string) error {
+	walDir := filepath.Join(member, "wal")
+	if !wal.Exist(walDir) {
+		return fmt.Errorf("no raft log in %s: not the data dir of a member that has run", member)
+	}
+	des, _ := os.ReadDir(filepath.Join(member, "snap"))
+	for _, de := range des {
+		if strings.HasSuffix(de.Name(), ".snap") {
+			return nil
+		}
+	}
+	w, rec, err := wal.Open(walDir, 0, wal.Options{Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	if err != nil {
+		return fmt.Errorf("read raft log %s: %w", walDir, err)
+	}
+	w.Close()
+	if len(rec.Entries) == 0 && rec.HardState.Term == 0 {
+		return fmt.Errorf("raft log %s is empty: the member never started", walDir)
+	}
+	return nil
+}
+
+// readBackendName reads the backend a data dir was created with.
+func readBackendName(dir string) (string, error) {
+	b, err := os.ReadFile(filepath.Join(dir, "backend"))
+	if errors.Is(err, os.ErrNotExist) {
+		return "", fmt.Errorf("%s has no backend file: not a strata data dir", dir)
+	}
+	if err != nil {
+		return "", fmt.Errorf("read backend of %s: %w", dir, err)
+	}
+	name := strings.TrimSpace(string(b))
+	if name == "" {
+		return "", fmt.Errorf("%s/backend is empty", dir)
+	}
+	return name, nil
+}
+
+// Offline is a stopped member's data dir, locked and opened for reading:
+// its backend holds every committed raft entry, and no raft node runs.
+type Offline struct {
+	dir     *dataDir
+	backend string
+	be      backends.Backend
+}
+
+// OpenOffline locks the data dir of a stopped member (a running member
+// holds the lock: that fails) and opens its backend with the committed raft
+// log replayed into it, as a member start would, but without campaigning or
+// serving. The raft log itself is not changed (beyond cutting a torn tail,
+// as every start does). An unsafe-shutdown backend is rebuilt as in Start.
+func OpenOffline(dataDir string, log *slog.Logger) (_ *Offline, err error) {
+	if log == nil {
+		log = slog.Default()
+	}
+	if fi, err := os.Stat(dataDir); err != nil {
+		return nil, fmt.Errorf("data dir: %w", err)
+	} else if !fi.IsDir() {
+		return nil, fmt.Errorf("data dir %s is not a directory", dataDir)
+	}
+	name, err := readBackendName(dataDir)
+	if err != nil {
+		return nil, err
+	}
+	d, err := openDataDir(dataDir)
+	if err != nil {
+		return nil, err
+	}
+	defer func() {
+		if err != nil {
+			d.close()
+		}
+	}()
+	if err := checkRaftState(d.sub("member")); err != nil {
+		return nil, err
+	}
+	be, err := openBackend(d, name, log)
+	if err != nil {
+		return nil, err
+	}
+	if err := replayLog(d, be, log); err != nil {
+		be.Close()
+		return nil, err
+	}
+	return &Offline{dir: d, backend: name, be: be}, nil
+}
+
+// Backend is the member's backend, fully replayed. Read it only.
+func (o *Offline) Backend() backends.Backend { return o.be }
+
+// BackendName is the backend the data dir was created with.
+func (o *Offline) BackendName() string { return o.backend }
+
+// Close closes the backend and unlocks the data dir.
+func (o *Offline) Close() error {
+	err := o.be.Close()
+	o.dir.close()
+	return err
+}
+
+// Target is a new data dir being written by strata migrate. Until Commit it
+// holds a MIGRATING marker, so no member starts on it.
+type Target struct {
+	dir     *dataDir
+	backend string
+	be      backends.Backend
+	created bool // the directory itself did not exist
+	log     *slog.Logger
+}
+
+// CreateTarget locks a new data dir for a member on the named backend and
+// opens that backend, empty, in it. dataDir must not exist or be empty.
+func CreateTarget(dataDir, backend string, log *slog.Logger) (_ *Target, err error) {
+	if log == nil {
+		log = slog.Default()
+	}
+	created := false
+	des, err := os.ReadDir(dataDir)
+	switch {
+	case errors.Is(err, os.ErrNotExist):
+		created = true
+	case err != nil:
+		return nil, fmt.Errorf("target data dir: %w", err)
+	case len(des) > 0:
+		return nil, fmt.Errorf("target data dir %s is not empty (it holds %s): migrate only writes into a new or empty directory", dataDir, des[0].Name())
+	}
+	d, err := openDataDir(dataDir)
+	if err != nil {
+		return nil, err
+	}
+	t := &Target{dir: d, backend: backend, created: created, log: log}
+	defer func() {
+		if err != nil {
+			t.Abort()
+		}
+	}()
+	if err := writeFileSync(d.sub(migratingName), []byte("strata migrate has not finished writing this directory\n")); err != nil {
+		return nil, err
+	}
+	if err := syncDir(d.path); err != nil {
+		return nil, err
+	}
+	if t.be, err = backends.Open(backend, backends.Options{Dir: d.sub("db")}); err != nil {
+		return nil, fmt.Errorf("open %s backend in %s: %w", backend, d.sub("db"), err)
+	}
+	return t, nil
+}
+
+// Backend is the new, empty backend, to Restore into.
+func (t *Target) Backend() backends.Backend { return t.be }
+
+// Seal finishes the target's files: it syncs and closes the backend,
+// copies src's raft log and snapshots verbatim (so the new member is the
+// same member, at the same indexes), records the backend, then reopens the
+// target as a member start would (replaying the copied log) and returns
+// that backend for verification. It reports the raft files copied.
+func (t *Target) Seal(src *Offline) (_ backends.Backend, files int, bytes int64, err error) {
+	if err := t.be.Sync(); err != nil {
+		return nil, 0, 0, fmt.Errorf("sync %s backend: %w", t.backend, err)
+	}
+	applied := t.be.AppliedIndex()
+	err = t.be.Close()
+	t.be = nil
+	if err != nil {
+		return nil, 0, 0, fmt.Errorf("close %s backend: %w", t.backend, err)
+	}
+	if files, bytes, err = copyTree(src.dir.sub("member"), t.dir.sub("member")); err != nil {
+		return nil, files, bytes, fmt.Errorf("copy raft log and snapshots: %w", err)
+	}
+	if err := writeFileSync(t.dir.sub("backend"), []byte(t.backend+"\n")); err != nil {
+		return nil, files, bytes, err
+	}
+	if err := syncDir(t.dir.path); err != nil {
+		return nil, files, bytes, err
+	}
+	if t.be, err = backends.Open(t.backend, backends.Options{Dir: t.dir.sub("db")}); err != nil {
+		return nil, files, bytes, fmt.Errorf("reopen %s backend: %w", t.backend, err)
+	}
+	if err := replayLog(t.dir, t.be, t.log); err != nil {
+		return nil, files, bytes, fmt.Errorf("reopen target: %w", err)
+	}
+	if got := t.be.AppliedIndex(); got != applied {
+		return nil, files, bytes, fmt.Errorf("reopened target is at applied index %d, the copy was at %d", got, applied)
+	}
+	return t.be, files, bytes, nil
+}
+
+// Commit closes the target, removes its MIGRATING marker and unlocks it:
+// a member may now start on it.
+func (t *Target) Commit() error {
+	if t.be != nil {
+		err := t.be.Close()
+		t.be = nil
+		if err != nil {
+			return fmt.Errorf("close %s backend: %w", t.backend, err)
+		}
+	}
+	if err := os.Remove(t.dir.sub(migratingName)); err != nil {
+		return fmt.Errorf("finish target: %w", err)
+	}
+	if err := syncDir(t.dir.path); err != nil {
+		return err
+	}
+	t.dir.close()
+	return nil
+}
+
+// Abort closes the target and removes everything written into it (the
+// directory too, if it did not exist before).
+func (t *Target) Abort() {
+	if t.be != nil {
+		t.be.Close()
+		t.be = nil
+	}
+	if t.dir.lock == nil {
+		return // committed
+	}
+	if t.created {
+		os.RemoveAll(t.dir.path)
+	} else if des, err := os.ReadDir(t.dir.path); err == nil {
+		for _, de := range des {
+			os.RemoveAll(filepath.Join(t.dir.path, de.Name()))
+		}
+	}
+	t.dir.close()
+}
+
+// copyTree copies the regular files and directories under src to dst,
+// which must not exist, fsyncing each file and directory.
+func copyTree(src, dst string) (files int, bytes int64, err error) {
+	err = filepath.WalkDir(src, func(p string, de os.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		rel, err := filepath.Rel(src, p)
+		if err != nil {
+			return err
+		}
+		to := filepath.Join(dst, rel)
+		switch {
+		case de.IsDir():
+			return os.Mkdir(to, 0o700)
+		case de.Type().IsRegular():
+			n, err := copyFile(p, to)
+			files++
+			bytes += n
+			return err
+		default:
+			return fmt.Errorf("%s is not a regular file or directory", p)
+		}
+	})
+	if err != nil {
+		return files, bytes, err
+	}
+	// Directory entries last, deepest first, once everything is in them.
+	var dirs []string
+	filepath.WalkDir(dst, func(p string, de os.DirEntry, err error) error {
+		if err == nil && de.IsDir() {
+			dirs = append(dirs, p)
+		}
+		return nil
+	})
+	for i := len(dirs) - 1; i >= 0; i-- {
+		if err := syncDir(dirs[i]); err != nil {
+			return files, bytes, err
+		}
+	}
+	return files, bytes, syncDir(filepath.Dir(dst))
+}
+
+func copyFile(src, dst string) (int64, error) {
+	in, err := os.Open(src)
+	if err != nil {
+		return 0, err
+	}
+	defer in.Close()
+	out, err := os.OpenFile(dst, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return 0, err
+	}
+	n, err := io.Copy(out, in)
+	if err == nil {
+		err = out.Sync()
+	}
+	if cerr := out.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return n, fmt.Errorf("copy %s: %w", src, err)
+	}
+	return n, nil
+}
+
+func writeFileSync(name string, data []byte) error {
+	f, err := os.OpenFile(name, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
+	if err != nil {
+		return err
+	}
+	_, err = f.Write(data)
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return fmt.Errorf("write %s: %w", name, err)
+	}
+	return nil
+}
+
+// syncDir makes entries created, renamed or removed in dir durable.
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return fmt.Errorf("sync dir: %w", err)
+	}
+	err = d.Sync()
+	if cerr := d.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return fmt.Errorf("sync dir %s: %w", dir, err)
+	}
+	return nil
+}
