@@ -39,7 +39,10 @@ type Config struct {
 	// UnsafeNoFsync disables fsync of the WAL and snapshots: acknowledged
 	// writes can be lost on a machine crash. Test rigs only.
 	UnsafeNoFsync bool
-	Logger        *slog.Logger
+	// ProposalTimeout fails a proposal with ErrTimeout if it is not applied
+	// within this long (checked every tick); 0 waits as long as ctx allows.
+	ProposalTimeout time.Duration
+	Logger          *slog.Logger
 	// Transport is nil for a single member.
 	Transport Transport
 

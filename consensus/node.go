@@ -282,8 +282,9 @@ func (n *Node) run() {
 		default:
 		}
 		select {
-		case <-ticker.C:
+		case now := <-ticker.C:
 			n.rn.Tick()
+			n.expireProposals(now)
 		case p := <-n.propc:
 			n.propose(p)
 		case r := <-n.readc:

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	"go.etcd.io/raft/v3"
 	"go.etcd.io/raft/v3/raftpb"
@@ -15,14 +16,18 @@ var (
 	// ErrLeaderChanged fails a ReadIndex whose leader changed before it
 	// was answered; retrying is safe.
 	ErrLeaderChanged = errors.New("consensus: leader changed")
+	// ErrTimeout fails a proposal not applied within Config.ProposalTimeout.
+	// The entry may still commit later.
+	ErrTimeout = errors.New("consensus: request timed out")
 )
 
 // proposal is one Propose call in flight. resc has room for the single
 // answer it ever gets, so the run loop never blocks on a proposer.
 type proposal struct {
-	id   uint64
-	data []byte
-	resc chan result
+	id       uint64
+	data     []byte
+	resc     chan result
+	deadline int64 // unix ns; the run loop fails it with ErrTimeout after
 }
 
 type result struct {
@@ -40,6 +45,9 @@ type result struct {
 func (n *Node) Propose(ctx context.Context, cmd []byte) (any, error) {
 	id := n.reqID.Add(1)
 	p := &proposal{id: id, data: encodeEnvelope(n.id, id, cmd), resc: make(chan result, 1)}
+	if n.cfg.ProposalTimeout > 0 {
+		p.deadline = time.Now().Add(n.cfg.ProposalTimeout).UnixNano()
+	}
 	n.mu.Lock()
 	if n.closed {
 		n.mu.Unlock()
@@ -65,6 +73,24 @@ func (n *Node) Propose(ctx context.Context, cmd []byte) (any, error) {
 	case <-ctx.Done():
 		return nil, n.abandon(id, ctx.Err())
 	}
+}
+
+// expireProposals fails proposals past their deadline. Called by the run
+// loop on each tick: a per-call context timer would cost every proposal
+// an allocation and a timer.
+func (n *Node) expireProposals(now time.Time) {
+	if n.cfg.ProposalTimeout <= 0 {
+		return
+	}
+	t := now.UnixNano()
+	n.mu.Lock()
+	for id, p := range n.waiters {
+		if p.deadline != 0 && p.deadline < t {
+			delete(n.waiters, id)
+			p.resc <- result{err: ErrTimeout}
+		}
+	}
+	n.mu.Unlock()
 }
 
 // abandon forgets a proposal whose caller gave up.

@@ -12,7 +12,8 @@ import (
 
 // Store is what the keys API needs from a member.
 type Store interface {
-	// Propose replicates a mutation and returns its event once applied.
+	// Propose replicates a mutation and returns its event once applied; it
+	// fails rather than wait beyond the store's request timeout.
 	// API failures are *engine.Error; anything else is an internal error.
 	Propose(ctx context.Context, c engine.Command) (*engine.Event, error)
 	// Get reads a node; quorum reads are linearizable.

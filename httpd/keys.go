@@ -1,14 +1,13 @@
 package httpd
 
 import (
-	"context"
-	"encoding/json"
 	"errors"
 	"net/http"
 	"net/url"
 	"path"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 	"unicode/utf8"
 
@@ -197,7 +196,7 @@ func (s *Server) handleKeys(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "Method Not Allowed", http.StatusMethodNotAllowed)
 		return
 	}
-	w.Header().Set("X-Etcd-Cluster-Id", strconv.FormatUint(s.cluster.ClusterID(), 16))
+	w.Header()["X-Etcd-Cluster-Id"] = s.clusterIDHeader
 	if s.cfg.MaxRequestBytes > 0 && r.Body != nil {
 		r.Body = http.MaxBytesReader(w, r.Body, s.cfg.MaxRequestBytes)
 	}
@@ -223,13 +222,10 @@ func (s *Server) handleKeys(w http.ResponseWriter, r *http.Request) {
 		}
 		s.writeEvent(w, ev, false)
 	default:
-		ctx, cancel := context.WithTimeout(r.Context(), s.cfg.RequestTimeout)
-		defer cancel()
-		ev, err := s.store.Propose(ctx, kr.command(time.Now()))
+		// The store bounds how long a write may wait; the request's own
+		// context ends it early if the client goes away.
+		ev, err := s.store.Propose(r.Context(), kr.command(time.Now()))
 		if err != nil {
-			if errors.Is(err, context.DeadlineExceeded) {
-				err = errors.New("etcdserver: request timed out")
-			}
 			writeError(w, err)
 			return
 		}
@@ -237,13 +233,34 @@ func (s *Server) handleKeys(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
-func (s *Server) writeEvent(w http.ResponseWriter, ev *engine.Event, noValueOnSuccess bool) {
-	h := w.Header()
-	h.Set("Content-Type", "application/json")
-	h.Set("X-Etcd-Index", strconv.FormatUint(ev.EtcdIndex, 10))
+// Header values shared by every response (net/http never modifies them).
+var (
+	jsonContentType = []string{"application/json"}
+	bufPool         = sync.Pool{New: func() any { b := make([]byte, 0, 1024); return &b }}
+)
+
+// setIndexHeaders sets X-Etcd-Index, X-Raft-Index and X-Raft-Term. Keys are
+// written in canonical form directly: Header.Set would canonicalize them
+// on every response.
+func (s *Server) setIndexHeaders(h http.Header, etcdIndex uint64) {
 	ri, rt := s.store.RaftStatus()
-	h.Set("X-Raft-Index", strconv.FormatUint(ri, 10))
-	h.Set("X-Raft-Term", strconv.FormatUint(rt, 10))
+	// One string and one backing array hold all three values.
+	var buf [60]byte
+	b := strconv.AppendUint(buf[:0], etcdIndex, 10)
+	i1 := len(b)
+	b = strconv.AppendUint(b, ri, 10)
+	i2 := len(b)
+	b = strconv.AppendUint(b, rt, 10)
+	all := string(b)
+	vals := [3]string{all[:i1], all[i1:i2], all[i2:]}
+	h["Content-Type"] = jsonContentType
+	h["X-Etcd-Index"] = vals[0:1:1]
+	h["X-Raft-Index"] = vals[1:2:2]
+	h["X-Raft-Term"] = vals[2:3:3]
+}
+
+func (s *Server) writeEvent(w http.ResponseWriter, ev *engine.Event, noValueOnSuccess bool) {
+	s.setIndexHeaders(w.Header(), ev.EtcdIndex)
 	out := ev
 	if noValueOnSuccess {
 		switch ev.Action {
@@ -251,13 +268,14 @@ func (s *Server) writeEvent(w http.ResponseWriter, ev *engine.Event, noValueOnSu
 			out = &engine.Event{Action: ev.Action}
 		}
 	}
-	b, err := json.Marshal(out)
-	if err != nil {
-		writeError(w, err)
-		return
-	}
 	if ev.IsCreated() {
 		w.WriteHeader(http.StatusCreated)
 	}
-	w.Write(append(b, '\n'))
+	bp := bufPool.Get().(*[]byte)
+	b := append(out.AppendJSON((*bp)[:0]), '\n')
+	w.Write(b)
+	if cap(b) <= 64<<10 { // do not pin huge listings in the pool
+		*bp = b
+		bufPool.Put(bp)
+	}
 }

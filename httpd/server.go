@@ -19,8 +19,6 @@ type Config struct {
 	MaxRequestBytes int64
 	// MaxKeyBytes caps a key's length (default 8 KiB).
 	MaxKeyBytes int
-	// RequestTimeout bounds a write's wait for commit (default 7 s).
-	RequestTimeout time.Duration
 	// Version is reported by /version as etcdserver; ClusterVersion as
 	// etcdcluster.
 	Version, ClusterVersion string
@@ -40,6 +38,8 @@ type Server struct {
 	cluster Cluster
 	handler http.Handler
 	done    chan struct{}
+	// clusterIDHeader is X-Etcd-Cluster-Id's value, formatted once.
+	clusterIDHeader []string
 }
 
 // New builds the API handler.
@@ -49,9 +49,6 @@ func New(cfg Config, store Store, cluster Cluster) *Server {
 	}
 	if cfg.MaxKeyBytes == 0 {
 		cfg.MaxKeyBytes = 8 << 10
-	}
-	if cfg.RequestTimeout == 0 {
-		cfg.RequestTimeout = 7 * time.Second
 	}
 	if cfg.MaxURIBytes == 0 {
 		cfg.MaxURIBytes = 64 << 10
@@ -66,6 +63,9 @@ func New(cfg Config, store Store, cluster Cluster) *Server {
 		cfg.ClusterVersion = "3.4.0"
 	}
 	s := &Server{cfg: cfg, store: store, cluster: cluster, done: make(chan struct{})}
+	if cluster != nil {
+		s.clusterIDHeader = []string{strconv.FormatUint(cluster.ClusterID(), 16)}
+	}
 	rt := httprouter.New()
 	rt.RedirectTrailingSlash = false
 	rt.RedirectFixedPath = false

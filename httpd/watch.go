@@ -1,10 +1,6 @@
 package httpd
 
-import (
-	"encoding/json"
-	"net/http"
-	"strconv"
-)
+import "net/http"
 
 // serveWatch answers wait=true. Headers go out as soon as the watch is
 // registered (clients rely on that to order a watch before a write); the
@@ -17,12 +13,7 @@ func (s *Server) serveWatch(w http.ResponseWriter, r *http.Request, kr *keyReque
 		return
 	}
 	defer wa.Remove()
-	h := w.Header()
-	h.Set("Content-Type", "application/json")
-	h.Set("X-Etcd-Index", strconv.FormatUint(wa.StartIndex(), 10))
-	ri, rt := s.store.RaftStatus()
-	h.Set("X-Raft-Index", strconv.FormatUint(ri, 10))
-	h.Set("X-Raft-Term", strconv.FormatUint(rt, 10))
+	s.setIndexHeaders(w.Header(), wa.StartIndex())
 	w.WriteHeader(http.StatusOK)
 	rc := http.NewResponseController(w)
 	rc.Flush()
@@ -36,11 +27,7 @@ func (s *Server) serveWatch(w http.ResponseWriter, r *http.Request, kr *keyReque
 			if !ok {
 				return // fell behind or the store was replaced: client re-watches
 			}
-			b, err := json.Marshal(ev)
-			if err != nil {
-				return
-			}
-			if _, err := w.Write(append(b, '\n')); err != nil {
+			if _, err := w.Write(append(ev.AppendJSON(nil), '\n')); err != nil {
 				return
 			}
 			if !kr.stream {

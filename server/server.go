@@ -101,12 +101,13 @@ func Start(cfg Config) (_ *Server, err error) {
 	}
 	s.clusterID = ClusterID(ids)
 	s.node, err = consensus.Open(consensus.Config{
-		ID:            s.id,
-		Peers:         peers,
-		DataDir:       s.dir.sub("member"),
-		SnapshotCount: cfg.SnapshotCount,
-		UnsafeNoFsync: cfg.UnsafeNoFsync,
-		Logger:        cfg.Logger,
+		ID:              s.id,
+		Peers:           peers,
+		DataDir:         s.dir.sub("member"),
+		SnapshotCount:   cfg.SnapshotCount,
+		UnsafeNoFsync:   cfg.UnsafeNoFsync,
+		ProposalTimeout: requestTimeout,
+		Logger:          cfg.Logger,
 	}, &fsm{eng: s.eng})
 	if err != nil {
 		return nil, err
@@ -152,9 +153,19 @@ func (s *Server) ID() uint64 { return s.id }
 // Engine exposes the engine (for tools and tests).
 func (s *Server) Engine() *engine.Engine { return s.eng }
 
+// requestTimeout bounds how long a write waits to be applied, as etcd's
+// default request timeout (5 s plus an election's worth).
+const requestTimeout = 7 * time.Second
+
+// errTimeout is etcd's message for a write that was not committed in time.
+var errTimeout = errors.New("etcdserver: request timed out")
+
 // Propose implements httpd.Store.
 func (s *Server) Propose(ctx context.Context, c engine.Command) (*engine.Event, error) {
 	res, err := s.node.Propose(ctx, c.Marshal())
+	if errors.Is(err, consensus.ErrTimeout) {
+		return nil, errTimeout
+	}
 	if err != nil {
 		return nil, err
 	}

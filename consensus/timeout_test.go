@@ -1,0 +1,27 @@
+package consensus
+
+import (
+	"errors"
+	"testing"
+	"time"
+)
+
+func TestExpireProposals(t *testing.T) {
+	n := &Node{cfg: Config{ProposalTimeout: time.Second}, waiters: map[uint64]*proposal{}}
+	now := time.Now()
+	late := &proposal{id: 1, resc: make(chan result, 1), deadline: now.Add(-time.Millisecond).UnixNano()}
+	onTime := &proposal{id: 2, resc: make(chan result, 1), deadline: now.Add(time.Second).UnixNano()}
+	n.waiters[1], n.waiters[2] = late, onTime
+	n.expireProposals(now)
+	select {
+	case r := <-late.resc:
+		if !errors.Is(r.err, ErrTimeout) {
+			t.Fatalf("late proposal got %v", r.err)
+		}
+	default:
+		t.Fatal("late proposal was not failed")
+	}
+	if len(onTime.resc) != 0 || n.waiters[2] != onTime || n.waiters[1] != nil {
+		t.Fatalf("waiters after expiry: %v", n.waiters)
+	}
+}
