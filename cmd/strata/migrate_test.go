@@ -366,3 +366,98 @@ func TestMigrateAfterKill9(t *testing.T) {
 		}
 	}
 }
+
+// TestUnsafeNoFsyncEndToEnd: --unsafe-no-fsync, set on the real binary,
+// keeps every write off fsync/fdatasync (counted with strace attached to
+// the running server), while the default pays one per sequential write;
+// and the start-up warning names the risk.
+func TestUnsafeNoFsyncEndToEnd(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds a server and traces it")
+	}
+	straceBin, err := exec.LookPath("strace")
+	if err != nil {
+		t.Skip("strace not installed")
+	}
+	c := &http.Client{Timeout: 5 * time.Second}
+	for _, noFsync := range []bool{true, false} {
+		var extra []string
+		if noFsync {
+			extra = []string{"--unsafe-no-fsync"}
+		}
+		p := startProc(t, t.TempDir(), extra...)
+		trace := filepath.Join(t.TempDir(), "trace")
+		st := exec.Command(straceBin, "-f", "-e", "trace=fsync,fdatasync,sync_file_range,syncfs,sync", "-o", trace, "-p", strconv.Itoa(p.cmd.Process.Pid))
+		stderr, _ := st.StderrPipe()
+		if err := st.Start(); err != nil {
+			t.Skipf("strace: %v", err)
+		}
+		attached := make(chan bool, 1)
+		go func() {
+			sc := bufio.NewScanner(stderr)
+			ok := false
+			for sc.Scan() {
+				if !ok && strings.Contains(sc.Text(), "attached") {
+					ok = true
+					attached <- true
+				}
+			}
+			if !ok {
+				attached <- false
+			}
+		}()
+		select {
+		case ok := <-attached:
+			if !ok {
+				st.Wait()
+				t.Skip("strace could not attach (ptrace not permitted?)")
+			}
+		case <-time.After(10 * time.Second):
+			st.Process.Kill()
+			st.Wait()
+			t.Skip("strace did not attach within 10s")
+		}
+		const writes = 20
+		for i := range writes {
+			if _, err := put(c, p.url, fmt.Sprintf("/k%d", i), "v"); err != nil {
+				t.Fatal(err)
+			}
+		}
+		st.Process.Signal(syscall.SIGINT) // detach; the server runs on
+		st.Wait()
+		b, err := os.ReadFile(trace)
+		if err != nil {
+			t.Fatal(err)
+		}
+		syncs := regexp.MustCompile(`(?m)\b(fsync|fdatasync|sync_file_range|syncfs|sync)\(`).FindAll(b, -1)
+		if noFsync && len(syncs) != 0 {
+			t.Errorf("--unsafe-no-fsync: %d sync calls during %d writes:\n%s", len(syncs), writes, b)
+		}
+		if !noFsync && len(syncs) < writes {
+			t.Errorf("default: %d sync calls during %d sequential writes, want at least one each", len(syncs), writes)
+		}
+		t.Logf("unsafe-no-fsync=%v: %d sync calls for %d writes", noFsync, len(syncs), writes)
+	}
+
+	// The warning at start-up.
+	var mu sync.Mutex
+	var logs strings.Builder
+	ctx, cancel := context.WithCancel(context.Background())
+	pr, pw := io.Pipe()
+	done := make(chan error, 1)
+	go func() {
+		done <- run(ctx, []string{"--data-dir", t.TempDir(), "--listen-client-urls", "http://127.0.0.1:0", "--unsafe-no-fsync"}, pw, lockedWriter{&mu, &logs})
+		pw.Close()
+	}()
+	bufio.NewReader(pr).ReadString('\n')
+	cancel()
+	go io.Copy(io.Discard, pr)
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if !strings.Contains(logs.String(), "level=WARN") || !strings.Contains(logs.String(), "--unsafe-no-fsync is set: a power loss or kernel crash can lose acknowledged writes") {
+		t.Errorf("no start-up warning in\n%s", logs.String())
+	}
+}
