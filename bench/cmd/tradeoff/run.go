@@ -1,0 +1,440 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"syscall"
+	"time"
+
+	"github.com/strata-kv/strata/bench/internal/procs"
+	"github.com/strata-kv/strata/bench/load"
+)
+
+// instance is one running (or stopped) server with a fixed command line,
+// so a restart reuses the same ports and data dir.
+type instance struct {
+	spec
+	dir, log string
+	url      string
+	argv     []string
+	proc     *procs.Process
+}
+
+func (in *instance) start() error {
+	p, err := procs.Start(in.Name, in.argv, in.log)
+	if err != nil {
+		return err
+	}
+	in.proc = p
+	return nil
+}
+
+// stop sends SIGTERM and waits up to a minute for a clean exit; it
+// reports how long the exit took and whether SIGKILL was needed.
+func (in *instance) stop() (time.Duration, bool) {
+	if in.proc == nil || in.proc.Exited() {
+		return 0, false
+	}
+	const grace = time.Minute
+	start := time.Now()
+	in.proc.Stop(grace)
+	d := time.Since(start)
+	in.proc = nil
+	return d, d >= grace
+}
+
+// newInstance prepares a server under root with fresh ports. extra flags
+// go to Strata only.
+func newInstance(o *Options, sp spec, bin, root string, extra ...string) (*instance, error) {
+	cp, err := procs.FreePort()
+	if err != nil {
+		return nil, err
+	}
+	pp, err := procs.FreePort()
+	if err != nil {
+		return nil, err
+	}
+	for pp == cp {
+		if pp, err = procs.FreePort(); err != nil {
+			return nil, err
+		}
+	}
+	in := &instance{spec: sp, dir: filepath.Join(root, sp.Name+"-data"), log: filepath.Join(root, sp.Name+".log"),
+		url: fmt.Sprintf("http://127.0.0.1:%d", cp)}
+	if sp.Backend == "" {
+		in.argv = procs.EtcdArgs(o.EtcdBin, in.dir, cp, pp)
+		return in, nil
+	}
+	peer := fmt.Sprintf("http://127.0.0.1:%d", pp)
+	in.argv = []string{bin, "--name", "strata", "--data-dir", in.dir, "--backend", sp.Backend,
+		"--listen-client-urls", in.url, "--advertise-client-urls", in.url,
+		"--listen-peer-urls", peer, "--initial-advertise-peer-urls", peer, "--log-level", "warn"}
+	if sp.NoFsync {
+		in.argv = append(in.argv, "--unsafe-no-fsync")
+	}
+	in.argv = append(in.argv, extra...)
+	return in, nil
+}
+
+// Results is everything one run measured.
+type Results struct {
+	Date        string `json:"date"`
+	CPUs        int    `json:"cpus"`
+	GoVersion   string `json:"go_version"`
+	EtcdVersion string `json:"etcd_version"`
+	Keys        int    `json:"keys"`
+	ValueSize   int    `json:"value_size"`
+	Rounds      int    `json:"rounds"`
+	Duration    string `json:"duration"`
+	DataRoot    string `json:"data_root"`
+
+	Footprint  []Footprint   `json:"footprint"`
+	Throughput []Throughput  `json:"throughput"`
+	Large      []LargeResult `json:"large,omitempty"`
+	Notes      []string      `json:"notes,omitempty"`
+	Samples    []sample      `json:"-"`
+	order      []string      // server names, table order
+	byName     map[string]*Footprint
+}
+
+// Footprint is the state of a server holding Keys keys.
+type Footprint struct {
+	Server      string    `json:"server"`
+	LoadSeconds float64   `json:"load_s"`
+	Mem         memStatus `json:"mem"`
+	Disk        diskUsage `json:"disk"`
+	StopSeconds float64   `json:"stop_s"`
+	StopKilled  bool      `json:"stop_killed,omitempty"`
+	// RestartSeconds is from starting the process to the first 200 GET.
+	RestartSeconds float64   `json:"restart_s"`
+	MemAfter       memStatus `json:"mem_after_restart"`
+}
+
+// Throughput is the median of the rounds of one server × workload × clients.
+type Throughput struct {
+	Server   string  `json:"server"`
+	Workload string  `json:"workload"`
+	Clients  int     `json:"clients"`
+	RPS      float64 `json:"req_per_sec"`
+	RPSMin   float64 `json:"req_per_sec_min"`
+	RPSMax   float64 `json:"req_per_sec_max"`
+	P50ms    float64 `json:"p50_ms"`
+	P99ms    float64 `json:"p99_ms"`
+	Failed   int64   `json:"failed"`
+}
+
+// LargeResult is the large phase of one backend.
+type LargeResult struct {
+	Server          string    `json:"server"`
+	Keys            int       `json:"keys"`
+	LoadSeconds     float64   `json:"load_s"`
+	SnapshotIndex   uint64    `json:"snapshot_index"`
+	SnapshotSeconds float64   `json:"snapshot_s"`
+	SnapshotBytes   int64     `json:"snapshot_bytes"`
+	Mem             memStatus `json:"mem_loaded"`
+	Disk            diskUsage `json:"disk"`
+	StopSeconds     float64   `json:"stop_s"`
+	RestartSeconds  float64   `json:"restart_s"`
+	MemAfter        memStatus `json:"mem_after_restart"`
+	Error           string    `json:"error,omitempty"`
+}
+
+type sample struct {
+	server, workload string
+	clients, round   int
+	res              *load.Result
+}
+
+// logf prints a progress line with the time since the run started.
+type progress struct {
+	w     io.Writer
+	start time.Time
+}
+
+func (p *progress) logf(format string, args ...any) {
+	fmt.Fprintf(p.w, "[%6s] %s\n", time.Since(p.start).Round(time.Second), fmt.Sprintf(format, args...))
+}
+
+func run(ctx context.Context, o *Options, stdout, stderr io.Writer) error {
+	pr := &progress{w: stderr, start: time.Now()}
+	if err := os.MkdirAll(o.DataRoot, 0o755); err != nil {
+		return err
+	}
+	var st syscall.Statfs_t
+	if syscall.Statfs(o.DataRoot, &st) == nil && st.Type == 0x01021994 {
+		fmt.Fprintf(stderr, "WARNING: %s is tmpfs: fsyncs cost nothing and disk usage is RAM\n", o.DataRoot)
+	}
+	tmp, err := os.MkdirTemp(o.DataRoot, "strata-tradeoff-")
+	if err != nil {
+		return err
+	}
+	var live []*instance
+	defer func() {
+		for _, in := range live {
+			in.stop()
+		}
+		if o.Keep {
+			fmt.Fprintf(stderr, "kept data and logs in %s\n", tmp)
+		} else {
+			os.RemoveAll(tmp)
+		}
+	}()
+
+	pr.logf("building strata in %s", o.Repo)
+	bin, err := buildStrata(ctx, o, tmp)
+	if err != nil {
+		return err
+	}
+	res := &Results{
+		Date: time.Now().UTC().Format("2006-01-02 15:04 MST"), CPUs: runtime.NumCPU(),
+		GoVersion: goVersion(bin), Keys: o.Keys, ValueSize: o.ValueSize, Rounds: o.Rounds,
+		Duration: fmt.Sprintf("%v + %v warmup", o.Duration, o.Warmup), DataRoot: o.DataRoot,
+		byName: map[string]*Footprint{},
+	}
+	for _, s := range append(append([]spec{}, o.Servers...), o.LargeServers...) {
+		if s.Backend == "" {
+			res.EtcdVersion = etcdVersion(o.EtcdBin)
+		}
+	}
+
+	// Phase 1: start every server and fill it.
+	base := load.Config{Keys: o.Keys, ValueSize: o.ValueSize, Prefix: "bench"}
+	for _, sp := range o.Servers {
+		in, err := newInstance(o, sp, bin, tmp)
+		if err != nil {
+			return err
+		}
+		pr.logf("%s: starting", sp.Name)
+		if err := in.start(); err != nil {
+			return err
+		}
+		live = append(live, in)
+		if err := procs.WaitReady(ctx, in.proc, in.url, o.StartupMax); err != nil {
+			return fmt.Errorf("%s: %w", sp.Name, err)
+		}
+		fp := Footprint{Server: sp.Name}
+		secs, err := fill(ctx, pr, in, base, o.LoadClients)
+		if err != nil {
+			return fmt.Errorf("%s: %w", sp.Name, err)
+		}
+		fp.LoadSeconds = secs
+		// Let background work settle (badger's memtable flush, etcd's
+		// snapshot) so the footprint is the resting one.
+		time.Sleep(2 * time.Second)
+		if fp.Mem, err = readMem(in.proc.Pid()); err != nil {
+			return fmt.Errorf("%s: %w", sp.Name, err)
+		}
+		if fp.Disk, err = measureDisk(in.dir); err != nil {
+			return fmt.Errorf("%s: %w", sp.Name, err)
+		}
+		pr.logf("%s: %d keys in %.1fs; RSS %s (anon %s), disk %s/key", sp.Name, o.Keys, secs,
+			mib(fp.Mem.VmRSS), mib(fp.Mem.RssAnon), perKey(fp.Disk.Total(), o.Keys))
+		res.Footprint = append(res.Footprint, fp)
+		res.order = append(res.order, sp.Name)
+	}
+	for i := range res.Footprint {
+		res.byName[res.Footprint[i].Server] = &res.Footprint[i]
+	}
+
+	// Phase 2: throughput, servers rotated each round.
+	total := o.Rounds * len(o.Workloads) * len(o.Clients) * len(live)
+	n := 0
+	for r := 0; r < o.Rounds; r++ {
+		for _, w := range o.Workloads {
+			for _, c := range o.Clients {
+				for i := range live {
+					in := live[(i+r)%len(live)]
+					n++
+					cfg := base
+					cfg.Target, cfg.Clients, cfg.NoPreload = in.url, c, true
+					cfg.Duration, cfg.Warmup = o.Duration, o.Warmup
+					if w == "put" {
+						cfg.PutPercent = 100
+					}
+					lr, err := load.Run(ctx, cfg)
+					if err != nil {
+						return fmt.Errorf("%s %s%d: %w", in.Name, w, c, err)
+					}
+					eta := time.Duration(total-n) * (o.Duration + o.Warmup)
+					pr.logf("[%d/%d eta %v] %-22s %s%-3d %8.0f req/s  p99 %s ms  failed %d",
+						n, total, eta.Round(time.Second), in.Name, w, c, lr.Throughput, load.Ms(lr.P99), lr.Errors+lr.Non2xx)
+					res.Samples = append(res.Samples, sample{server: in.Name, workload: w, clients: c, round: r + 1, res: lr})
+				}
+			}
+		}
+	}
+	res.aggregate(o)
+	if o.CSVPath != "" {
+		if err := writeCSV(o.CSVPath, res.Samples); err != nil {
+			return err
+		}
+	}
+
+	// Phase 3: restart each server holding o.Keys keys.
+	probe := fmt.Sprintf("/v2/keys/bench/k%d", o.Keys-1)
+	for _, in := range live {
+		fp := res.byName[in.Name]
+		d, killed := in.stop()
+		fp.StopSeconds, fp.StopKilled = d.Seconds(), killed
+		start := time.Now()
+		if err := in.start(); err != nil {
+			return err
+		}
+		rd, err := waitGet(ctx, in.url+probe, start, o.StartupMax, in.proc.Exited)
+		if err != nil {
+			return fmt.Errorf("%s restart: %w; log tail:\n%s", in.Name, err, in.proc.LogTail(1500))
+		}
+		fp.RestartSeconds = rd.Seconds()
+		time.Sleep(500 * time.Millisecond)
+		fp.MemAfter, _ = readMem(in.proc.Pid())
+		pr.logf("%s: stop %.2fs, restart to first GET %.3fs, RSS after %s", in.Name, fp.StopSeconds, fp.RestartSeconds, mib(fp.MemAfter.VmRSS))
+		in.stop()
+	}
+	live = nil
+
+	// Phase 4: large store, one backend at a time (nothing else running).
+	if o.Large > 0 {
+		for _, sp := range o.LargeServers {
+			lr := largePhase(ctx, o, pr, sp, bin, tmp)
+			if lr.Error != "" {
+				pr.logf("%s large: %s", sp.Name, lr.Error)
+			}
+			res.Large = append(res.Large, lr)
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+		}
+	}
+
+	writeMarkdown(stdout, o, res)
+	if o.JSONPath != "" {
+		b, err := json.MarshalIndent(res, "", "  ")
+		if err != nil {
+			return err
+		}
+		if err := os.WriteFile(o.JSONPath, append(b, '\n'), 0o644); err != nil {
+			return err
+		}
+	}
+	pr.logf("done")
+	return nil
+}
+
+// fill PUTs every key once with clients connections, printing progress
+// (from X-Etcd-Index) every 5 s, and returns the seconds it took.
+func fill(ctx context.Context, pr *progress, in *instance, base load.Config, clients int) (float64, error) {
+	cfg := base
+	cfg.Target, cfg.Clients = in.url, clients
+	idx0, _ := etcdIndex(ctx, in.url)
+	done := make(chan struct{})
+	go func() {
+		t := time.NewTicker(5 * time.Second)
+		defer t.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-t.C:
+				if idx, err := etcdIndex(ctx, in.url); err == nil {
+					pr.logf("%s: loading, %d/%d keys", in.Name, idx-idx0, cfg.Keys)
+				}
+			}
+		}
+	}()
+	start := time.Now()
+	err := load.Preload(ctx, cfg)
+	close(done)
+	return time.Since(start).Seconds(), err
+}
+
+// largePhase loads o.Large keys without fsync into a server whose one
+// snapshot falls at the end of the load, then restarts it with defaults.
+func largePhase(ctx context.Context, o *Options, pr *progress, sp spec, bin, tmp string) (lr LargeResult) {
+	lr = LargeResult{Server: sp.Name, Keys: o.Large}
+	root := filepath.Join(tmp, "large")
+	if err := os.MkdirAll(root, 0o755); err != nil {
+		lr.Error = err.Error()
+		return lr
+	}
+	defer os.RemoveAll(root)
+	// --snapshot-count = Large: the entries of the load (plus the bootstrap
+	// and readiness probe) cross it only in the last few PUTs.
+	in, err := newInstance(o, sp, bin, root)
+	if err != nil {
+		lr.Error = err.Error()
+		return lr
+	}
+	// The restart uses the default settings; later flags win.
+	restartArgv := append([]string(nil), in.argv...)
+	in.argv = append(in.argv, "--snapshot-count", strconv.Itoa(o.Large))
+	if sp.Backend != "" {
+		in.argv = append(in.argv, "--unsafe-no-fsync", "--log-level", "debug")
+	} else {
+		restartArgv = in.argv // etcd has no fsync-off mode; keep its snapshot
+	}
+	defer in.stop()
+	pr.logf("%s: large phase, loading %d keys (%d clients)", sp.Name, o.Large, o.LoadClients)
+	if err := in.start(); err != nil {
+		lr.Error = err.Error()
+		return lr
+	}
+	if err := procs.WaitReady(ctx, in.proc, in.url, o.StartupMax); err != nil {
+		lr.Error = err.Error()
+		return lr
+	}
+	cfg := load.Config{Keys: o.Large, ValueSize: o.ValueSize, Prefix: "big"}
+	if lr.LoadSeconds, err = fill(ctx, pr, in, cfg, o.LoadClients); err != nil {
+		lr.Error = err.Error()
+		return lr
+	}
+	if sp.Backend != "" {
+		// The snapshot runs off the raft loop; wait for its log line.
+		deadline := time.Now().Add(5 * time.Minute)
+		for {
+			idx, d, ok, err := lastSnapshot(in.log)
+			if err != nil {
+				lr.Error = err.Error()
+				return lr
+			}
+			if ok && idx >= uint64(o.Large) {
+				lr.SnapshotIndex, lr.SnapshotSeconds = idx, d.Seconds()
+				break
+			}
+			if time.Now().After(deadline) || in.proc.Exited() {
+				lr.Error = "no snapshot logged after the load"
+				return lr
+			}
+			time.Sleep(200 * time.Millisecond)
+		}
+		lr.SnapshotBytes = newestSnapSize(in.dir)
+		pr.logf("%s: snapshot at index %d took %.2fs (%s)", sp.Name, lr.SnapshotIndex, lr.SnapshotSeconds, mib(lr.SnapshotBytes))
+	}
+	time.Sleep(2 * time.Second)
+	lr.Mem, _ = readMem(in.proc.Pid())
+	d, _ := in.stop()
+	lr.StopSeconds = d.Seconds()
+	lr.Disk, _ = measureDisk(in.dir)
+	in.argv = restartArgv
+	start := time.Now()
+	if err := in.start(); err != nil {
+		lr.Error = err.Error()
+		return lr
+	}
+	rd, err := waitGet(ctx, fmt.Sprintf("%s/v2/keys/big/k%d", in.url, o.Large-1), start, 5*time.Minute, in.proc.Exited)
+	if err != nil {
+		lr.Error = fmt.Sprintf("restart: %v; log tail: %s", err, in.proc.LogTail(800))
+		return lr
+	}
+	lr.RestartSeconds = rd.Seconds()
+	time.Sleep(500 * time.Millisecond)
+	lr.MemAfter, _ = readMem(in.proc.Pid())
+	pr.logf("%s: stop %.2fs, restart to first GET %.2fs, RSS %s (anon %s) after restart",
+		sp.Name, lr.StopSeconds, lr.RestartSeconds, mib(lr.MemAfter.VmRSS), mib(lr.MemAfter.RssAnon))
+	return lr
+}
