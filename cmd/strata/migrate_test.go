@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/url"
 	"os"
@@ -18,6 +19,9 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/strata-kv/strata/engine"
+	"github.com/strata-kv/strata/server"
 )
 
 // member is a strata run in-process (real flags, listeners, raft, data
@@ -459,5 +463,51 @@ func TestUnsafeNoFsyncEndToEnd(t *testing.T) {
 	defer mu.Unlock()
 	if !strings.Contains(logs.String(), "level=WARN") || !strings.Contains(logs.String(), "--unsafe-no-fsync is set: a power loss or kernel crash can lose acknowledged writes") {
 		t.Errorf("no start-up warning in\n%s", logs.String())
+	}
+}
+
+// TestMigrateLarge measures migrate on a 100,000-key data dir (memory to
+// bbolt, then bbolt to badger). Opt-in: STRATA_LARGE=1 (or =N keys).
+func TestMigrateLarge(t *testing.T) {
+	n, _ := strconv.Atoi(os.Getenv("STRATA_LARGE"))
+	switch {
+	case os.Getenv("STRATA_LARGE") == "":
+		t.Skip("set STRATA_LARGE=1 (or a key count) to run")
+	case n <= 1:
+		n = 100000
+	}
+	a := t.TempDir()
+	peer := []string{"http://127.0.0.1:2380"}
+	s, err := server.Start(server.Config{Name: "m", DataDir: a, Backend: "memory", PeerURLs: peer,
+		InitialPeers: map[string][]string{"m": peer}, UnsafeNoFsync: true, SnapshotCount: 10000,
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	for w := range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := w; i < n; i += 8 {
+				c := engine.Command{Op: engine.OpSet, Path: fmt.Sprintf("/large/d%02d/key-%08d", i%64, i), Value: strings.Repeat("v", 100)}
+				if _, err := s.Propose(context.Background(), c); err != nil {
+					t.Error(err)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	if err := s.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	b, c := filepath.Join(t.TempDir(), "b"), filepath.Join(t.TempDir(), "c")
+	for _, step := range [][3]string{{a, b, "bbolt"}, {b, c, "badger"}} {
+		out, err := runMigrateCmd(t, "--from-dir", step[0], "--to-dir", step[1], "--backend", step[2])
+		if err != nil {
+			t.Fatalf("%v\n%s", err, out)
+		}
+		t.Log(strings.TrimSpace(out))
 	}
 }
