@@ -63,6 +63,7 @@ const (
 	proposalQueue         = 4096
 	maxProposalsPerReady  = 4096 // bounds one group-commit batch
 	readQueue             = 1024
+	applyQueue            = 64 // committed batches waiting for the applier
 	recvQueue             = 4096
 )
 

@@ -40,7 +40,6 @@ type Node struct {
 	ms            *raft.MemoryStorage
 	wal           *wal.WAL
 	snaps         *snap.Snapshotter
-	applied       uint64
 	lead          uint64
 	snapIndex     uint64 // newest durable snapshot
 	snapAttempt   uint64 // applied index when the last snapshot was started
@@ -51,6 +50,14 @@ type Node struct {
 	readsApplying []*readBatch
 	smEnts        []Entry
 	acks          []ack
+
+	// Committed entries are applied by the applier goroutine, in log order,
+	// so the next batch's fdatasync overlaps this batch's apply (as etcd).
+	// Before run starts (replay and boot in Open) apply runs inline.
+	async       bool
+	applyc      chan applyJob
+	appliedc    chan struct{} // applier -> loop: the applied index moved
+	applierDone chan struct{}
 
 	propc    chan *proposal
 	readc    chan *readReq
@@ -100,6 +107,9 @@ func Open(cfg Config, sm StateMachine) (*Node, error) {
 		readc:       make(chan *readReq, readQueue),
 		recvc:       make(chan raftpb.Message, recvQueue),
 		snapc:       make(chan snapResult, 1),
+		applyc:      make(chan applyJob, applyQueue),
+		appliedc:    make(chan struct{}, 1),
+		applierDone: make(chan struct{}),
 		stopc:       make(chan struct{}),
 		done:        make(chan struct{}),
 		waiters:     make(map[uint64]*proposal),
@@ -213,17 +223,16 @@ func (n *Node) restore() error {
 	// Replay: conf changes go to raft from the snapshot on (raft only
 	// knows the snapshot's ConfState), commands to the state machine,
 	// which skips those at or below its AppliedIndex.
-	n.applied = md.Index
+	n.stats.applied.Store(md.Index)
 	replay := rec.Entries[:hs.Commit-md.Index]
 	for len(replay) > 0 {
 		k := min(len(replay), 1024)
-		if err := n.apply(replay[:k]); err != nil {
+		if err := n.apply(replay[:k], true); err != nil {
 			return err
 		}
 		replay = replay[k:]
 	}
-	n.applied = hs.Commit
-	n.stats.applied.Store(n.applied)
+	n.stats.applied.Store(hs.Commit)
 	n.log.Info("consensus: restored", "snapshot", md.Index, "sm_applied", applied,
 		"replayed", hs.Commit-md.Index, "commit", hs.Commit, "last", last, "term", hs.Term)
 	return nil
@@ -272,6 +281,8 @@ func (n *Node) currentConf() raftpb.ConfState {
 func (n *Node) run() {
 	ticker := time.NewTicker(n.cfg.TickInterval)
 	defer ticker.Stop()
+	n.async = true
+	go n.applier()
 	for {
 		// Stop wins over queued work, so what is still queued fails
 		// deterministically rather than racing the shutdown.
@@ -291,6 +302,9 @@ func (n *Node) run() {
 			n.readsWaiting = append(n.readsWaiting, r)
 		case m := <-n.recvc:
 			n.step(m)
+		case <-n.appliedc:
+			n.serveReads()
+			n.maybeSnapshot()
 		case res := <-n.snapc:
 			if err := n.finishSnapshot(res); err != nil {
 				n.shutdown(err)
@@ -390,7 +404,12 @@ func (n *Node) handleReady() error {
 		if ce[len(ce)-1].Index > durable {
 			n.stats.commitBeforeDurable.Add(1)
 		}
-		if err := n.apply(ce); err != nil {
+		if n.async {
+			if err := n.applyConfChanges(ce); err != nil {
+				return err
+			}
+			n.applyc <- applyJob{ents: ce}
+		} else if err := n.apply(ce, true); err != nil {
 			return err
 		}
 	}
@@ -418,7 +437,10 @@ func (n *Node) softState(ss *raft.SoftState) {
 
 // apply hands committed entries to the state machine in one call and
 // answers the local proposers among them.
-func (n *Node) apply(ents []raftpb.Entry) error {
+// apply hands committed entries to the state machine and answers their
+// proposers. Conf changes are applied to raft here only when conf is set
+// (inline mode); the loop applies them itself before queueing a batch.
+func (n *Node) apply(ents []raftpb.Entry, conf bool) error {
 	sme := n.smEnts[:0]
 	acks := n.acks[:0]
 	var cmds uint64
@@ -436,6 +458,35 @@ func (n *Node) apply(ents []raftpb.Entry) error {
 			if ok && member == n.id {
 				acks = append(acks, ack{id: id, pos: i})
 			}
+		case raftpb.EntryConfChange, raftpb.EntryConfChangeV2:
+			if conf {
+				if err := n.applyConfChanges(ents[i : i+1]); err != nil {
+					return err
+				}
+			}
+		}
+		sme = append(sme, se)
+	}
+	n.stats.proposalsCommitted.Add(cmds)
+	res := n.sm.Apply(sme)
+	n.stats.applied.Store(ents[len(ents)-1].Index)
+	n.stats.proposalsApplied.Add(cmds)
+	for i := range acks {
+		if acks[i].pos < len(res) {
+			acks[i].res.val = res[acks[i].pos]
+		}
+	}
+	n.answer(acks)
+	clear(sme) // drop references to entry data
+	n.smEnts, n.acks = sme[:0], acks[:0]
+	return nil
+}
+
+// applyConfChanges applies the membership changes among ents to raft.
+func (n *Node) applyConfChanges(ents []raftpb.Entry) error {
+	for i := range ents {
+		e := &ents[i]
+		switch e.Type {
 		case raftpb.EntryConfChange:
 			var cc raftpb.ConfChange
 			if err := cc.Unmarshal(e.Data); err != nil {
@@ -449,22 +500,44 @@ func (n *Node) apply(ents []raftpb.Entry) error {
 			}
 			n.applyConfChange(e.Index, cc)
 		}
-		sme = append(sme, se)
 	}
-	n.stats.proposalsCommitted.Add(cmds)
-	res := n.sm.Apply(sme)
-	n.applied = ents[len(ents)-1].Index
-	n.stats.applied.Store(n.applied)
-	n.stats.proposalsApplied.Add(cmds)
-	for i := range acks {
-		if acks[i].pos < len(res) {
-			acks[i].res.val = res[acks[i].pos]
+	return nil
+}
+
+// applyJob is a batch of committed entries for the applier, or a barrier
+// the applier closes once everything queued before it is applied.
+type applyJob struct {
+	ents    []raftpb.Entry
+	barrier chan struct{}
+}
+
+// applier applies queued batches in order until applyc is closed.
+func (n *Node) applier() {
+	defer close(n.applierDone)
+	for job := range n.applyc {
+		if job.barrier != nil {
+			close(job.barrier)
+			continue
+		}
+		// Conf changes were applied by the loop; decode errors too.
+		n.apply(job.ents, false)
+		select {
+		case n.appliedc <- struct{}{}:
+		default:
 		}
 	}
-	n.answer(acks)
-	clear(sme) // drop references to entry data
-	n.smEnts, n.acks = sme[:0], acks[:0]
-	return nil
+}
+
+// quiesce waits until the applier has applied everything queued. The loop
+// is the only producer, so the state machine stays idle until the loop
+// queues more: it may then call Sync or Restore without racing Apply.
+func (n *Node) quiesce() {
+	if !n.async {
+		return
+	}
+	done := make(chan struct{})
+	n.applyc <- applyJob{barrier: done}
+	<-done
 }
 
 func (n *Node) applyConfChange(index uint64, cc raftpb.ConfChangeI) {
@@ -512,7 +585,7 @@ func (n *Node) readState(rs raft.ReadState) {
 func (n *Node) serveReads() {
 	kept := n.readsApplying[:0]
 	for _, rb := range n.readsApplying {
-		if rb.index <= n.applied {
+		if rb.index <= n.stats.applied.Load() {
 			rb.fail(nil)
 		} else {
 			kept = append(kept, rb)
@@ -538,11 +611,12 @@ func (n *Node) restoreReceivedSnapshot(s raftpb.Snapshot) error {
 	if err := n.ms.ApplySnapshot(raftpb.Snapshot{Metadata: s.Metadata}); err != nil {
 		return fmt.Errorf("apply received snapshot %d: %w", s.Metadata.Index, err)
 	}
+	n.quiesce() // Restore must not race Apply
 	if err := n.sm.Restore(bytes.NewReader(s.Data)); err != nil {
 		return fmt.Errorf("restore received snapshot %d: %w", s.Metadata.Index, err)
 	}
-	n.applied, n.snapIndex = s.Metadata.Index, s.Metadata.Index
-	n.stats.applied.Store(n.applied)
+	n.snapIndex = s.Metadata.Index
+	n.stats.applied.Store(s.Metadata.Index)
 	n.stats.snapIndex.Store(n.snapIndex)
 	n.confMu.Lock()
 	n.confHist = []confAt{{index: s.Metadata.Index, cs: s.Metadata.ConfState}}
@@ -575,6 +649,12 @@ func (n *Node) shutdown(cause error) {
 	n.mu.Lock()
 	n.cause = cause
 	n.mu.Unlock()
+	if n.async {
+		// Entries already durable and committed are applied and answered.
+		close(n.applyc)
+		<-n.applierDone
+		n.async = false
+	}
 	n.failAll(err)
 	n.snapWG.Wait()
 	select {

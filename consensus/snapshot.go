@@ -21,10 +21,11 @@ type snapResult struct {
 // image is written off the run loop (StateMachine.Snapshot may run
 // concurrently with Apply); finishSnapshot does the bookkeeping on it.
 func (n *Node) maybeSnapshot() {
-	if n.snapping || n.applied < max(n.snapIndex, n.snapAttempt)+n.cfg.SnapshotCount {
+	applied := n.stats.applied.Load()
+	if n.snapping || applied < max(n.snapIndex, n.snapAttempt)+n.cfg.SnapshotCount {
 		return
 	}
-	n.snapping, n.snapAttempt = true, n.applied
+	n.snapping, n.snapAttempt = true, applied
 	start := time.Now()
 	n.snapWG.Add(1)
 	go func() {
@@ -82,6 +83,7 @@ func (n *Node) finishSnapshot(res snapResult) error {
 	n.stats.lastSnapNanos.Store(int64(res.dur))
 	n.log.Debug("consensus: snapshot", "index", md.Index, "term", md.Term, "duration", res.dur)
 
+	n.quiesce() // Sync must not race Apply
 	if err := n.sm.Sync(); err != nil {
 		n.log.Error("consensus: sync state machine", "err", err)
 		return nil
