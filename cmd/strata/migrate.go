@@ -84,14 +84,8 @@ func knownBackend(name string) bool {
 
 func runMigrate(ctx context.Context, from, to, backend string, log *slog.Logger, out io.Writer) (err error) {
 	start := time.Now()
-	src, err := server.OpenOffline(from, log)
-	if err != nil {
-		return err
-	}
-	defer src.Close()
-	applied := src.Backend().AppliedIndex()
-	fmt.Fprintf(out, "strata migrate: source %s: %s backend, log replayed to index %d\n", from, src.BackendName(), applied)
-
+	// The target first: a non-empty one is refused before the source is
+	// opened (and its log replayed). Abort removes what was created.
 	dst, err := server.CreateTarget(to, backend, log)
 	if err != nil {
 		return err
@@ -102,6 +96,13 @@ func runMigrate(ctx context.Context, from, to, backend string, log *slog.Logger,
 			dst.Abort()
 		}
 	}()
+	src, err := server.OpenOffline(from, log)
+	if err != nil {
+		return err
+	}
+	defer src.Close()
+	applied := src.Backend().AppliedIndex()
+	fmt.Fprintf(out, "strata migrate: source %s: %s backend, log replayed to index %d\n", from, src.BackendName(), applied)
 
 	prog := startProgress(out)
 	defer prog.stop()
@@ -133,7 +134,7 @@ func runMigrate(ctx context.Context, from, to, backend string, log *slog.Logger,
 	}
 	committed = true
 	secs := time.Since(start).Seconds()
-	fmt.Fprintf(out, "strata migrate: done: %d keys (%s) copied from %s (%s) to %s (%s) and verified, sha256 %s, applied index %d, raft log and snapshots %d files (%s), %.2fs, %.0f keys/s\n",
+	fmt.Fprintf(out, "strata migrate: done: %d keys (%s) copied from %s (%s) to %s (%s) and verified; sha256 %s; applied index %d; raft log and snapshots: %d files, %s; %.2fs, %.0f keys/s\n",
 		verified.keys, mib(verified.bytes), from, src.BackendName(), to, backend, hex.EncodeToString(verified.sum[:8]),
 		applied, files, mib(size), secs, float64(verified.keys)/secs)
 	return nil

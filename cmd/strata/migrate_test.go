@@ -178,7 +178,7 @@ func runMigrateCmd(t *testing.T, args ...string) (string, error) {
 	return out.String(), err
 }
 
-var doneLine = regexp.MustCompile(`(?m)^strata migrate: done: (\d+) keys .* applied index (\d+), .* ([0-9.]+)s, (\d+) keys/s$`)
+var doneLine = regexp.MustCompile(`(?m)^strata migrate: done: (\d+) keys \(.*\) copied from .* and verified; sha256 [0-9a-f]{16}; applied index (\d+); raft log and snapshots: \d+ files, [0-9.]+ MiB; ([0-9.]+)s, (\d+) keys/s$`)
 
 // TestMigrate copies a stopped member to each other backend and starts the
 // copy: the same tree, the same indexes, and it goes on from there.
