@@ -41,7 +41,7 @@ func (t *txn) apply(c *Command) (*Event, error) {
 	return nil, fmt.Errorf("engine: unknown op %d", c.Op)
 }
 
-func (t *txn) put(p string, rec *record) error { return t.w.Put(nodeKey(p), rec.marshal()) }
+func (t *txn) put(p string, rec *record) error { return t.w.Put(t.nodeKey(p), rec.marshal()) }
 
 func (t *txn) setTTL(p string, rec *record, expiry int64) error {
 	if expiry < minExpiry {
@@ -341,7 +341,7 @@ func (t *txn) removeTree(p string, rec *record, removed *[]string) error {
 	if removed != nil {
 		*removed = append(*removed, p)
 	}
-	return t.w.Delete(nodeKey(p))
+	return t.w.Delete(t.nodeKey(p))
 }
 
 // expire removes the nodes whose deadline is at or before c.Time, earliest

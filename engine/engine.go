@@ -110,7 +110,7 @@ func (e *Engine) Get(p string, recursive, sorted bool) (*Event, error) {
 		if err != nil {
 			return err
 		}
-		rd := reader{r: r}
+		rd := newReader(r)
 		rec, verr := rd.lookup(p, cur)
 		if verr != nil {
 			return verr
@@ -163,7 +163,7 @@ func (e *Engine) ApplyBatch(appliedIndex uint64, cmds []Command) ([]Result, erro
 		if err != nil {
 			return err
 		}
-		t := &txn{reader: reader{r: w}, w: w, index: cur, now: e.now()}
+		t := &txn{reader: newReader(w), w: w, index: cur, now: e.now()}
 		for i := range cmds {
 			ev, err := t.apply(&cmds[i])
 			if err != nil {

@@ -11,14 +11,39 @@ import (
 // with no indexes of its own.
 var rootRecord = record{dir: true}
 
-type reader struct{ r backends.Reader }
+type reader struct {
+	r backends.Reader
+	// key is scratch space for building backend keys: backends copy keys
+	// they keep, so one buffer serves every lookup of a transaction.
+	key *scratch
+}
+
+// scratch holds a key buffer with room for typical keys inline, so a
+// reader costs one allocation however many keys it builds.
+type scratch struct {
+	buf []byte
+	arr [128]byte
+}
+
+func newReader(r backends.Reader) reader {
+	s := new(scratch)
+	s.buf = s.arr[:0]
+	return reader{r: r, key: s}
+}
+
+// nodeKey builds p's backend key in the scratch buffer; valid until the
+// next call.
+func (rd reader) nodeKey(p string) []byte {
+	rd.key.buf = appendNodeKey(rd.key.buf[:0], depth(p), p)
+	return rd.key.buf
+}
 
 // get reads one node; ok is false if it does not exist.
 func (rd reader) get(p string) (rec record, ok bool, err error) {
 	if p == "/" {
 		return rootRecord, true, nil
 	}
-	v, err := rd.r.Get(nodeKey(p))
+	v, err := rd.r.Get(rd.nodeKey(p))
 	if errors.Is(err, backends.ErrNotFound) {
 		return rec, false, nil
 	}
