@@ -91,3 +91,21 @@ func BenchmarkHTTPSerial(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkProposeParallel16 is 16 concurrent writers without HTTP: how
+// group commit batches them (fsyncs/op) and what the raft path sustains.
+func BenchmarkProposeParallel16(b *testing.B) {
+	srv := startMember(b, "memory")
+	st := srv.NodeStatus()
+	b.SetParallelism(8) // 8 × GOMAXPROCS(2) = 16 writers
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			if _, err := srv.Propose(context.Background(), engine.Command{Op: engine.OpSet, Path: "/k", Value: "v"}); err != nil {
+				b.Error(err)
+				return
+			}
+		}
+	})
+	reportFsyncs(b, srv, func() (uint64, time.Duration) { return st.Fsyncs, st.FsyncTotal })
+}
