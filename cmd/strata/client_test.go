@@ -30,8 +30,18 @@ func errCode(err error) int {
 	return -1
 }
 
-func TestClientKeys(t *testing.T) {
-	url := startStrata(t)
+// forEachBackend runs a client test against a fresh server per backend.
+func forEachBackend(t *testing.T, test func(t *testing.T, url string)) {
+	for _, be := range backendNames() {
+		t.Run(be, func(t *testing.T) { test(t, startStrata(t, "--backend", be)) })
+	}
+}
+
+func TestClientKeys(t *testing.T) { forEachBackend(t, testClientKeys) }
+
+func TestClientTTLAndWatchers(t *testing.T) { forEachBackend(t, testClientTTLAndWatchers) }
+
+func testClientKeys(t *testing.T, url string) {
 	kapi, _ := newKeysAPI(t, url)
 	ctx := context.Background()
 
@@ -101,8 +111,7 @@ func TestClientKeys(t *testing.T) {
 	}
 }
 
-func TestClientTTLAndWatchers(t *testing.T) {
-	url := startStrata(t)
+func testClientTTLAndWatchers(t *testing.T, url string) {
 	kapi, _ := newKeysAPI(t, url)
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
