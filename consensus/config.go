@@ -39,6 +39,10 @@ type Config struct {
 	// UnsafeNoFsync disables fsync of the WAL and snapshots: acknowledged
 	// writes can be lost on a machine crash. Test rigs only.
 	UnsafeNoFsync bool
+	// SnapshotSpacing is the least idle time between two snapshots, in
+	// multiples of the last one's duration (default 10; negative: none),
+	// so snapshotting a large store takes at most ~1/(1+spacing) of a core.
+	SnapshotSpacing int
 	// ProposalTimeout fails a proposal with ErrTimeout if it is not applied
 	// within this long (checked every tick); 0 waits as long as ctx allows.
 	ProposalTimeout time.Duration
@@ -80,6 +84,9 @@ func (c *Config) withDefaults() (Config, error) {
 	}
 	if cfg.SnapshotCount == 0 {
 		cfg.SnapshotCount = defaultSnapshotCount
+	}
+	if cfg.SnapshotSpacing == 0 {
+		cfg.SnapshotSpacing = 10
 	}
 	if cfg.SnapshotCatchUpEntries == 0 {
 		cfg.SnapshotCatchUpEntries = defaultCatchUpEntries

@@ -43,6 +43,7 @@ type Node struct {
 	lead          uint64
 	snapIndex     uint64 // newest durable snapshot
 	snapAttempt   uint64 // applied index when the last snapshot was started
+	lastSnapEnd   time.Time
 	snapping      bool
 	readSeq       uint64
 	readsWaiting  []*readReq

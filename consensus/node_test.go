@@ -259,6 +259,7 @@ func TestSnapshotCompactionRestart(t *testing.T) {
 	small := func(c *Config) {
 		c.SnapshotCount = 50
 		c.SnapshotCatchUpEntries = 10
+		c.SnapshotSpacing = -1
 		c.walSegmentSize = 8 << 10
 	}
 	n := openNode(t, dir, sm, small)
@@ -515,5 +516,29 @@ func TestProposeWithoutLeaderIsDropped(t *testing.T) {
 	}
 	if st := n.Status(); st.ProposalsFailed != 1 || st.ProposalsPending != 0 {
 		t.Fatalf("status %+v", st)
+	}
+}
+
+// TestSnapshotSpacing: after a snapshot, the next waits SnapshotSpacing
+// times its duration, however many entries arrive meanwhile.
+func TestSnapshotSpacing(t *testing.T) {
+	sm := newCounterSM()
+	n := openNode(t, t.TempDir(), sm, func(c *Config) {
+		c.SnapshotCount = 10
+		c.SnapshotSpacing = 1_000_000 // effectively: one snapshot only
+	})
+	defer n.Stop()
+	for i := 0; i < 200; i++ {
+		propose(t, n, "k")
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for n.Status().Snapshots < 1 && time.Now().Before(deadline) {
+		time.Sleep(time.Millisecond)
+	}
+	for i := 0; i < 200; i++ {
+		propose(t, n, "k")
+	}
+	if st := n.Status(); st.Snapshots != 1 {
+		t.Fatalf("snapshots = %d with 400 entries and count 10, want 1 (spacing)", st.Snapshots)
 	}
 }

@@ -25,6 +25,13 @@ func (n *Node) maybeSnapshot() {
 	if n.snapping || applied < max(n.snapIndex, n.snapAttempt)+n.cfg.SnapshotCount {
 		return
 	}
+	// A snapshot writes the whole state, so with a large store and a fast
+	// write rate SnapshotCount alone would keep one running back to back:
+	// space them by SnapshotSpacing times the last one's duration, at the
+	// price of a longer log to replay.
+	if sp, d := n.cfg.SnapshotSpacing, time.Duration(n.stats.lastSnapNanos.Load()); sp > 0 && d > 0 && time.Since(n.lastSnapEnd) < time.Duration(sp)*d {
+		return
+	}
 	n.snapping, n.snapAttempt = true, applied
 	start := time.Now()
 	n.snapWG.Add(1)
@@ -81,6 +88,7 @@ func (n *Node) finishSnapshot(res snapResult) error {
 	n.stats.snapshots.Add(1)
 	n.stats.snapIndex.Store(md.Index)
 	n.stats.lastSnapNanos.Store(int64(res.dur))
+	n.lastSnapEnd = time.Now()
 	n.log.Debug("consensus: snapshot", "index", md.Index, "term", md.Term, "duration", res.dur)
 
 	n.quiesce() // Sync must not race Apply
