@@ -228,3 +228,40 @@ func lastSnapshot(path string) (index uint64, dur time.Duration, ok bool, err er
 	}
 	return index, dur, ok, sc.Err()
 }
+
+// liveHeap asks the server's pprof endpoint (--enable-pprof, on Strata and
+// etcd alike) to run a GC and returns the HeapAlloc it then reports: the
+// live heap. Unlike RSS it does not count garbage left by the load nor
+// memory the Go runtime has not yet returned to the OS.
+func liveHeap(ctx context.Context, base string) (int64, error) {
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, base+"/debug/pprof/heap?debug=1&gc=1", nil)
+	if err != nil {
+		return 0, err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return 0, err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return 0, fmt.Errorf("pprof heap: %s", resp.Status)
+	}
+	return parseHeapAlloc(resp.Body)
+}
+
+// parseHeapAlloc finds "# HeapAlloc = N" in a debug=1 heap profile.
+func parseHeapAlloc(r io.Reader) (int64, error) {
+	sc := bufio.NewScanner(r)
+	sc.Buffer(make([]byte, 64<<10), 4<<20)
+	for sc.Scan() {
+		if v, ok := strings.CutPrefix(sc.Text(), "# HeapAlloc = "); ok {
+			return strconv.ParseInt(strings.TrimSpace(v), 10, 64)
+		}
+	}
+	if err := sc.Err(); err != nil {
+		return 0, err
+	}
+	return 0, errors.New("pprof heap: no HeapAlloc line")
+}

@@ -138,17 +138,17 @@ func writeMarkdown(w io.Writer, o *Options, r *Results) {
 	fmt.Fprintln(w)
 
 	fmt.Fprintf(w, "### Footprint with %d keys, restart\n\n", r.Keys)
-	table(w, []string{"server", "load s", "VmRSS", "RssAnon", "VmHWM", "disk/key all", "WAL/key", "snap/key", "store/key", "stop s", "restart s", "VmRSS after restart"})
+	table(w, []string{"server", "load s", "VmRSS", "RssAnon", "VmHWM", "live heap", "disk/key all", "WAL/key", "snap/key", "store/key", "stop s", "restart s", "VmRSS after restart", "live heap after restart"})
 	for _, srv := range r.order {
 		f := r.byName[srv]
 		stop := secs(f.StopSeconds)
 		if f.StopKilled {
 			stop += " (killed)"
 		}
-		fmt.Fprintf(w, "| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n", srv, secs(f.LoadSeconds),
-			mib(f.Mem.VmRSS), mib(f.Mem.RssAnon), mib(f.Mem.VmHWM),
+		fmt.Fprintf(w, "| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n", srv, secs(f.LoadSeconds),
+			mib(f.Mem.VmRSS), mib(f.Mem.RssAnon), mib(f.Mem.VmHWM), mib(f.Heap),
 			perKey(f.Disk.Total(), r.Keys), perKey(f.Disk.WAL, r.Keys), perKey(f.Disk.Snap, r.Keys), perKey(f.Disk.Store, r.Keys),
-			stop, secs(f.RestartSeconds), mib(f.MemAfter.VmRSS))
+			stop, secs(f.RestartSeconds), mib(f.MemAfter.VmRSS), mib(f.HeapAfter))
 	}
 	fmt.Fprintln(w)
 
@@ -156,7 +156,7 @@ func writeMarkdown(w io.Writer, o *Options, r *Results) {
 		fmt.Fprintf(w, "### %d keys: snapshot and restart\n\n", r.Large[0].Keys)
 		fmt.Fprintln(w, "Loaded through HTTP (bench/load, raw client) into a server started with --unsafe-no-fsync and --snapshot-count equal to the key count, so its one snapshot is taken at the end of the load (duration from the server's debug log); restarted with default flags.")
 		fmt.Fprintln(w)
-		table(w, []string{"server", "load s", "snapshot s", "snapshot size", "VmRSS loaded", "RssAnon loaded", "disk/key excl. WAL", "stop s", "restart s (to first GET)", "VmRSS after restart", "RssAnon after restart"})
+		table(w, []string{"server", "load s", "snapshot s", "snapshot size", "VmRSS loaded", "RssAnon loaded", "live heap loaded", "disk/key excl. WAL", "stop s", "restart s (to first GET)", "VmRSS after restart", "RssAnon after restart", "live heap after restart"})
 		for _, l := range r.Large {
 			if l.Error != "" {
 				fmt.Fprintf(w, "| %s | failed: %s |\n", l.Server, strings.ReplaceAll(l.Error, "\n", " "))
@@ -166,9 +166,9 @@ func writeMarkdown(w io.Writer, o *Options, r *Results) {
 			if l.SnapshotIndex > 0 {
 				snap, size = secs(l.SnapshotSeconds), mib(l.SnapshotBytes)
 			}
-			fmt.Fprintf(w, "| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n", l.Server, secs(l.LoadSeconds), snap, size,
-				mib(l.Mem.VmRSS), mib(l.Mem.RssAnon), perKey(l.Disk.Snap+l.Disk.Store, l.Keys),
-				secs(l.StopSeconds), secs(l.RestartSeconds), mib(l.MemAfter.VmRSS), mib(l.MemAfter.RssAnon))
+			fmt.Fprintf(w, "| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n", l.Server, secs(l.LoadSeconds), snap, size,
+				mib(l.Mem.VmRSS), mib(l.Mem.RssAnon), mib(l.Heap), perKey(l.Disk.Snap+l.Disk.Store, l.Keys),
+				secs(l.StopSeconds), secs(l.RestartSeconds), mib(l.MemAfter.VmRSS), mib(l.MemAfter.RssAnon), mib(l.HeapAfter))
 		}
 		fmt.Fprintln(w)
 	}

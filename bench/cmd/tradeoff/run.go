@@ -68,13 +68,13 @@ func newInstance(o *Options, sp spec, bin, root string, extra ...string) (*insta
 	in := &instance{spec: sp, dir: filepath.Join(root, sp.Name+"-data"), log: filepath.Join(root, sp.Name+".log"),
 		url: fmt.Sprintf("http://127.0.0.1:%d", cp)}
 	if sp.Backend == "" {
-		in.argv = procs.EtcdArgs(o.EtcdBin, in.dir, cp, pp)
+		in.argv = append(procs.EtcdArgs(o.EtcdBin, in.dir, cp, pp), "--enable-pprof")
 		return in, nil
 	}
 	peer := fmt.Sprintf("http://127.0.0.1:%d", pp)
 	in.argv = []string{bin, "--name", "strata", "--data-dir", in.dir, "--backend", sp.Backend,
 		"--listen-client-urls", in.url, "--advertise-client-urls", in.url,
-		"--listen-peer-urls", peer, "--initial-advertise-peer-urls", peer, "--log-level", "warn"}
+		"--listen-peer-urls", peer, "--initial-advertise-peer-urls", peer, "--log-level", "warn", "--enable-pprof"}
 	if sp.NoFsync {
 		in.argv = append(in.argv, "--unsafe-no-fsync")
 	}
@@ -108,12 +108,14 @@ type Footprint struct {
 	Server      string    `json:"server"`
 	LoadSeconds float64   `json:"load_s"`
 	Mem         memStatus `json:"mem"`
+	Heap        int64     `json:"live_heap"` // after a GC, see liveHeap
 	Disk        diskUsage `json:"disk"`
 	StopSeconds float64   `json:"stop_s"`
 	StopKilled  bool      `json:"stop_killed,omitempty"`
 	// RestartSeconds is from starting the process to the first 200 GET.
 	RestartSeconds float64   `json:"restart_s"`
 	MemAfter       memStatus `json:"mem_after_restart"`
+	HeapAfter      int64     `json:"live_heap_after_restart"`
 }
 
 // Throughput is the median of the rounds of one server × workload × clients.
@@ -138,10 +140,12 @@ type LargeResult struct {
 	SnapshotSeconds float64   `json:"snapshot_s"`
 	SnapshotBytes   int64     `json:"snapshot_bytes"`
 	Mem             memStatus `json:"mem_loaded"`
+	Heap            int64     `json:"live_heap_loaded"`
 	Disk            diskUsage `json:"disk"`
 	StopSeconds     float64   `json:"stop_s"`
 	RestartSeconds  float64   `json:"restart_s"`
 	MemAfter        memStatus `json:"mem_after_restart"`
+	HeapAfter       int64     `json:"live_heap_after_restart"`
 	Error           string    `json:"error,omitempty"`
 }
 
@@ -230,11 +234,15 @@ func run(ctx context.Context, o *Options, stdout, stderr io.Writer) error {
 		if fp.Mem, err = readMem(in.proc.Pid()); err != nil {
 			return fmt.Errorf("%s: %w", sp.Name, err)
 		}
+		// RSS first: the GC liveHeap forces would lower it.
+		if fp.Heap, err = liveHeap(ctx, in.url); err != nil {
+			return fmt.Errorf("%s: %w", sp.Name, err)
+		}
 		if fp.Disk, err = measureDisk(in.dir); err != nil {
 			return fmt.Errorf("%s: %w", sp.Name, err)
 		}
-		pr.logf("%s: %d keys in %.1fs; RSS %s (anon %s), disk %s/key", sp.Name, o.Keys, secs,
-			mib(fp.Mem.VmRSS), mib(fp.Mem.RssAnon), perKey(fp.Disk.Total(), o.Keys))
+		pr.logf("%s: %d keys in %.1fs; RSS %s (anon %s), live heap %s, disk %s/key", sp.Name, o.Keys, secs,
+			mib(fp.Mem.VmRSS), mib(fp.Mem.RssAnon), mib(fp.Heap), perKey(fp.Disk.Total(), o.Keys))
 		res.Footprint = append(res.Footprint, fp)
 		res.order = append(res.order, sp.Name)
 	}
@@ -293,7 +301,8 @@ func run(ctx context.Context, o *Options, stdout, stderr io.Writer) error {
 		fp.RestartSeconds = rd.Seconds()
 		time.Sleep(500 * time.Millisecond)
 		fp.MemAfter, _ = readMem(in.proc.Pid())
-		pr.logf("%s: stop %.2fs, restart to first GET %.3fs, RSS after %s", in.Name, fp.StopSeconds, fp.RestartSeconds, mib(fp.MemAfter.VmRSS))
+		fp.HeapAfter, _ = liveHeap(ctx, in.url)
+		pr.logf("%s: stop %.2fs, restart to first GET %.3fs, RSS after %s, live heap %s", in.Name, fp.StopSeconds, fp.RestartSeconds, mib(fp.MemAfter.VmRSS), mib(fp.HeapAfter))
 		in.stop()
 	}
 	live = nil
@@ -417,6 +426,7 @@ func largePhase(ctx context.Context, o *Options, pr *progress, sp spec, bin, tmp
 	}
 	time.Sleep(2 * time.Second)
 	lr.Mem, _ = readMem(in.proc.Pid())
+	lr.Heap, _ = liveHeap(ctx, in.url)
 	d, _ := in.stop()
 	lr.StopSeconds = d.Seconds()
 	lr.Disk, _ = measureDisk(in.dir)
@@ -434,7 +444,8 @@ func largePhase(ctx context.Context, o *Options, pr *progress, sp spec, bin, tmp
 	lr.RestartSeconds = rd.Seconds()
 	time.Sleep(500 * time.Millisecond)
 	lr.MemAfter, _ = readMem(in.proc.Pid())
-	pr.logf("%s: stop %.2fs, restart to first GET %.2fs, RSS %s (anon %s) after restart",
-		sp.Name, lr.StopSeconds, lr.RestartSeconds, mib(lr.MemAfter.VmRSS), mib(lr.MemAfter.RssAnon))
+	lr.HeapAfter, _ = liveHeap(ctx, in.url)
+	pr.logf("%s: loaded: RSS %s (anon %s), live heap %s; stop %.2fs, restart to first GET %.2fs, RSS %s (anon %s), live heap %s after restart",
+		sp.Name, mib(lr.Mem.VmRSS), mib(lr.Mem.RssAnon), mib(lr.Heap), lr.StopSeconds, lr.RestartSeconds, mib(lr.MemAfter.VmRSS), mib(lr.MemAfter.RssAnon), mib(lr.HeapAfter))
 	return lr
 }

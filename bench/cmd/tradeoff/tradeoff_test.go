@@ -92,6 +92,16 @@ time=2026-11-21T02:40:31.953Z level=DEBUG msg="consensus: snapshot" member=bdae9
 	}
 }
 
+func TestParseHeapAlloc(t *testing.T) {
+	in := "heap profile: 1: 2 [3: 4] @ heap/1048576\n# runtime.MemStats\n# Alloc = 5\n# TotalAlloc = 9\n# HeapAlloc = 123456\n# HeapSys = 9999\n"
+	if got, err := parseHeapAlloc(strings.NewReader(in)); err != nil || got != 123456 {
+		t.Errorf("parseHeapAlloc = %d, %v; want 123456", got, err)
+	}
+	if _, err := parseHeapAlloc(strings.NewReader("# Alloc = 5\n")); err == nil {
+		t.Error("no HeapAlloc: no error")
+	}
+}
+
 func TestParseSpecs(t *testing.T) {
 	got, err := parseSpecs("etcd, memory,bbolt-nofsync")
 	if err != nil {
@@ -188,10 +198,10 @@ func TestTinyRun(t *testing.T) {
 			t.Errorf("throughput %+v", tp)
 		}
 	}
-	if f := res.Footprint[0]; f.Mem.VmRSS <= 0 || f.Disk.WAL <= 0 || f.RestartSeconds <= 0 || f.MemAfter.VmRSS <= 0 {
+	if f := res.Footprint[0]; f.Mem.VmRSS <= 0 || f.Heap <= 0 || f.HeapAfter <= 0 || f.Disk.WAL <= 0 || f.RestartSeconds <= 0 || f.MemAfter.VmRSS <= 0 {
 		t.Errorf("footprint %+v", f)
 	}
-	if l := res.Large[0]; l.Error != "" || l.SnapshotIndex < 300 || l.SnapshotBytes <= 0 || l.RestartSeconds <= 0 {
+	if l := res.Large[0]; l.Error != "" || l.Heap <= 0 || l.HeapAfter <= 0 || l.SnapshotIndex < 300 || l.SnapshotBytes <= 0 || l.RestartSeconds <= 0 {
 		t.Errorf("large %+v", l)
 	}
 	csv, err := os.ReadFile(csvPath)
