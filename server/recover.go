@@ -18,6 +18,7 @@ import (
 	"github.com/strata-kv/strata/consensus"
 	"github.com/strata-kv/strata/consensus/wal"
 	"github.com/strata-kv/strata/engine"
+	"github.com/strata-kv/strata/internal/fsutil"
 )
 
 // openBackend opens the data dir's backend in db/.
@@ -56,7 +57,7 @@ func openBackend(d *dataDir, name string, log *slog.Logger) (backends.Backend, e
 	if err := os.Rename(db, aside); err != nil {
 		return nil, fmt.Errorf("move possibly corrupt %s backend aside: %w", name, err)
 	}
-	if err := syncDir(d.path); err != nil {
+	if err := fsutil.SyncDir(d.path); err != nil {
 		return nil, err
 	}
 	be, err = backends.Open(name, backends.Options{Dir: db})
@@ -236,10 +237,10 @@ func CreateTarget(dataDir, backend string, log *slog.Logger) (_ *Target, err err
 			t.Abort()
 		}
 	}()
-	if err := writeFileSync(d.sub(migratingName), []byte("strata migrate has not finished writing this directory\n")); err != nil {
+	if err := fsutil.WriteFileSync(d.sub(migratingName), []byte("strata migrate has not finished writing this directory\n")); err != nil {
 		return nil, err
 	}
-	if err := syncDir(d.path); err != nil {
+	if err := fsutil.SyncDir(d.path); err != nil {
 		return nil, err
 	}
 	if t.be, err = backends.Open(backend, backends.Options{Dir: d.sub("db")}); err != nil {
@@ -269,10 +270,10 @@ func (t *Target) Seal(src *Offline) (_ backends.Backend, files int, bytes int64,
 	if files, bytes, err = copyTree(src.dir.sub("member"), t.dir.sub("member")); err != nil {
 		return nil, files, bytes, fmt.Errorf("copy raft log and snapshots: %w", err)
 	}
-	if err := writeFileSync(t.dir.sub("backend"), []byte(t.backend+"\n")); err != nil {
+	if err := fsutil.WriteFileSync(t.dir.sub("backend"), []byte(t.backend+"\n")); err != nil {
 		return nil, files, bytes, err
 	}
-	if err := syncDir(t.dir.path); err != nil {
+	if err := fsutil.SyncDir(t.dir.path); err != nil {
 		return nil, files, bytes, err
 	}
 	if t.be, err = backends.Open(t.backend, backends.Options{Dir: t.dir.sub("db")}); err != nil {
@@ -300,7 +301,7 @@ func (t *Target) Commit() error {
 	if err := os.Remove(t.dir.sub(migratingName)); err != nil {
 		return fmt.Errorf("finish target: %w", err)
 	}
-	if err := syncDir(t.dir.path); err != nil {
+	if err := fsutil.SyncDir(t.dir.path); err != nil {
 		return err
 	}
 	t.dir.close()
@@ -363,11 +364,11 @@ func copyTree(src, dst string) (files int, bytes int64, err error) {
 		return nil
 	})
 	for i := len(dirs) - 1; i >= 0; i-- {
-		if err := syncDir(dirs[i]); err != nil {
+		if err := fsutil.SyncDir(dirs[i]); err != nil {
 			return files, bytes, err
 		}
 	}
-	return files, bytes, syncDir(filepath.Dir(dst))
+	return files, bytes, fsutil.SyncDir(filepath.Dir(dst))
 }
 
 func copyFile(src, dst string) (int64, error) {
@@ -391,38 +392,4 @@ func copyFile(src, dst string) (int64, error) {
 		return n, fmt.Errorf("copy %s: %w", src, err)
 	}
 	return n, nil
-}
-
-func writeFileSync(name string, data []byte) error {
-	f, err := os.OpenFile(name, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
-	if err != nil {
-		return err
-	}
-	_, err = f.Write(data)
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		return fmt.Errorf("write %s: %w", name, err)
-	}
-	return nil
-}
-
-// syncDir makes entries created, renamed or removed in dir durable.
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return fmt.Errorf("sync dir: %w", err)
-	}
-	err = d.Sync()
-	if cerr := d.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		return fmt.Errorf("sync dir %s: %w", dir, err)
-	}
-	return nil
 }

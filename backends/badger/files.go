@@ -12,6 +12,8 @@ import (
 	"strings"
 
 	"github.com/dgraph-io/badger/v4"
+
+	"github.com/strata-kv/strata/internal/fsutil"
 )
 
 const (
@@ -118,25 +120,13 @@ func writeAtomic(dir, name string, data []byte) error {
 		err = os.Rename(tmp, filepath.Join(dir, name))
 	}
 	if err == nil {
-		err = syncDir(dir)
+		err = fsutil.SyncDir(dir)
 	}
 	if err != nil {
 		os.Remove(tmp)
 		return fmt.Errorf("write %s: %w", name, err)
 	}
 	return nil
-}
-
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	err = d.Sync()
-	if cerr := d.Close(); err == nil {
-		err = cerr
-	}
-	return err
 }
 
 // syncFiles makes everything committed to db durable. Badger's DB.Sync
@@ -174,5 +164,5 @@ func syncFiles(db *badger.DB, dir string) error {
 			return fmt.Errorf("fsync %s: %w", name, err)
 		}
 	}
-	return syncDir(dir) // new .mem files and tables must stay reachable
+	return fsutil.SyncDir(dir) // new .mem files and tables must stay reachable
 }

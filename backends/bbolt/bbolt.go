@@ -15,6 +15,7 @@ import (
 	berrors "go.etcd.io/bbolt/errors"
 
 	"github.com/strata-kv/strata/backends"
+	"github.com/strata-kv/strata/internal/fsutil"
 )
 
 func init() {
@@ -90,7 +91,7 @@ func Open(dir string) (*Backend, error) {
 	}
 	applied, err := initBuckets(db)
 	if err == nil && created {
-		err = syncDir(dir) // the new file's directory entry
+		err = fsutil.SyncDir(dir) // the new file's directory entry
 	}
 	if err == nil {
 		err = removeStaleRestores(dir) // we hold the flock: no Restore of ours is running

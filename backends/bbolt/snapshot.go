@@ -10,6 +10,7 @@ import (
 	bolt "go.etcd.io/bbolt"
 
 	"github.com/strata-kv/strata/backends"
+	"github.com/strata-kv/strata/internal/fsutil"
 )
 
 // Snapshot streams one read-only transaction in the portable format of
@@ -95,7 +96,7 @@ func (b *Backend) Restore(r io.Reader) error {
 	}
 	old := b.db.Swap(db)
 	b.applied.Store(applied)
-	err = syncDir(b.dir)
+	err = fsutil.SyncDir(b.dir)
 	if err == nil {
 		// Everything in the live file is now durable; whatever the old file
 		// had unsynced is gone with it.

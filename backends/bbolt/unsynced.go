@@ -8,6 +8,8 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+
+	"github.com/strata-kv/strata/internal/fsutil"
 )
 
 // ErrUnsafeShutdown is returned by Open when the file was committed to
@@ -65,7 +67,7 @@ func checkMarker(marker string) (present bool, err error) {
 // unsynced page of the data file can be.
 func writeMarker(marker string) error {
 	tmp := marker + ".tmp"
-	if err := writeFileSync(tmp, markerContent(bootID())); err != nil {
+	if err := fsutil.WriteFileSync(tmp, markerContent(bootID())); err != nil {
 		return err
 	}
 	// Rename so the marker is never seen half-written (an empty boot ID
@@ -73,7 +75,7 @@ func writeMarker(marker string) error {
 	if err := os.Rename(tmp, marker); err != nil {
 		return fmt.Errorf("create unsynced marker: %w", err)
 	}
-	return syncDir(filepath.Dir(marker))
+	return fsutil.SyncDir(filepath.Dir(marker))
 }
 
 // removeMarker removes the marker once everything it covered is durable.
@@ -83,39 +85,5 @@ func removeMarker(marker string) error {
 	if err := os.Remove(marker); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return fmt.Errorf("remove unsynced marker: %w", err)
 	}
-	return syncDir(filepath.Dir(marker))
-}
-
-func writeFileSync(name string, data []byte) error {
-	f, err := os.OpenFile(name, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
-	if err != nil {
-		return err
-	}
-	_, err = f.Write(data)
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		return fmt.Errorf("write %s: %w", name, err)
-	}
-	return nil
-}
-
-// syncDir makes entries created, renamed or removed in dir durable.
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return fmt.Errorf("sync dir: %w", err)
-	}
-	err = d.Sync()
-	if cerr := d.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		return fmt.Errorf("sync dir %s: %w", dir, err)
-	}
-	return nil
+	return fsutil.SyncDir(filepath.Dir(marker))
 }

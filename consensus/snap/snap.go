@@ -28,6 +28,8 @@ import (
 	"strings"
 
 	"go.etcd.io/raft/v3/raftpb"
+
+	"github.com/strata-kv/strata/internal/fsutil"
 )
 
 const (
@@ -145,7 +147,7 @@ func (s *Snapshotter) Save(write func(io.Writer) (uint64, error), meta MetaFunc)
 		return fail(err)
 	}
 	if !s.noSync {
-		if err := syncDir(s.dir); err != nil {
+		if err := fsutil.SyncDir(s.dir); err != nil {
 			return md, fmt.Errorf("save snapshot %s: %w", path, err)
 		}
 	}
@@ -286,16 +288,4 @@ func verify(path string) (*File, error) {
 		return nil, errors.New("metadata does not match file name")
 	}
 	return f, nil
-}
-
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	err = d.Sync()
-	if cerr := d.Close(); err == nil {
-		err = cerr
-	}
-	return err
 }

@@ -11,6 +11,8 @@ import (
 	"strings"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/strata-kv/strata/internal/fsutil"
 )
 
 const segmentExt = ".wal"
@@ -99,7 +101,7 @@ func createSegment(dir string, seq, first uint64, size int64, head []byte) (*os.
 	if err := os.Rename(tmp, path); err != nil {
 		return fail(err)
 	}
-	if err := syncDir(dir); err != nil {
+	if err := fsutil.SyncDir(dir); err != nil {
 		return fail(err)
 	}
 	return f, path, nil
@@ -124,18 +126,6 @@ func preallocate(f *os.File, size int64) error {
 		return f.Truncate(size)
 	}
 	return fmt.Errorf("fallocate: %w", err)
-}
-
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	err = d.Sync()
-	if cerr := d.Close(); err == nil {
-		err = cerr
-	}
-	return err
 }
 
 // scanResult is what a segment holds.

@@ -12,6 +12,8 @@ import (
 	"go.etcd.io/raft/v3"
 	"go.etcd.io/raft/v3/raftpb"
 	"golang.org/x/sys/unix"
+
+	"github.com/strata-kv/strata/internal/fsutil"
 )
 
 // DefaultSegmentSize is the preallocated size of a segment.
@@ -475,7 +477,7 @@ func (w *WAL) ReleaseTo(index uint64) error {
 	w.nsegs.Store(int64(len(w.segs)))
 	// Removals must be durable in order: a hole in the sequence is
 	// reported as corruption on the next Open.
-	if err := syncDir(w.dir); err != nil {
+	if err := fsutil.SyncDir(w.dir); err != nil {
 		return fmt.Errorf("release wal %s: %w", w.dir, err)
 	}
 	return nil
