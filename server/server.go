@@ -229,6 +229,9 @@ type selfStats struct {
 	LeaderInfo           leaderInfo `json:"leaderInfo"`
 	RecvAppendRequestCnt uint64     `json:"recvAppendRequestCnt"`
 	SendAppendRequestCnt uint64     `json:"sendAppendRequestCnt"`
+	// UnsafeNoFsync warns that acknowledged writes may not survive a power
+	// loss; absent (as in etcd) when the log is fsync'd.
+	UnsafeNoFsync bool `json:"unsafeNoFsync,omitempty"`
 }
 
 // SelfStats implements httpd.Cluster with etcd's /v2/stats/self fields.
@@ -240,7 +243,8 @@ func (s *Server) SelfStats() any {
 	}
 	return selfStats{
 		Name: s.cfg.Name, ID: fmt.Sprintf("%x", s.id), State: state, StartTime: s.startTime,
-		LeaderInfo: leaderInfo{Leader: fmt.Sprintf("%x", st.Lead), Uptime: time.Since(s.startTime).String(), StartTime: s.startTime},
+		LeaderInfo:    leaderInfo{Leader: fmt.Sprintf("%x", st.Lead), Uptime: time.Since(s.startTime).String(), StartTime: s.startTime},
+		UnsafeNoFsync: s.cfg.UnsafeNoFsync,
 	}
 }
 

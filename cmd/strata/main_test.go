@@ -3,7 +3,9 @@ package main
 import (
 	"bufio"
 	"context"
+	"encoding/json"
 	"io"
+	"net/http"
 	"regexp"
 	"strings"
 	"testing"
@@ -81,5 +83,27 @@ func TestDataDirLockedAndPortInUse(t *testing.T) {
 	err = run(context.Background(), []string{"--data-dir", t.TempDir(), "--listen-client-urls", url}, io.Discard, io.Discard)
 	if err == nil || !strings.Contains(err.Error(), "address already in use") {
 		t.Fatalf("second member on the same port: %v", err)
+	}
+}
+
+// TestSelfStatsWarnsWithoutFsync: /v2/stats/self carries etcd's fields,
+// plus "unsafeNoFsync": true only when the log is not fsync'd.
+func TestSelfStatsWarnsWithoutFsync(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		want bool
+	}{{nil, false}, {[]string{"--unsafe-no-fsync"}, true}} {
+		url := startStrata(t, tc.args...)
+		resp, err := http.Get(url + "/v2/stats/self")
+		if err != nil {
+			t.Fatal(err)
+		}
+		var st map[string]any
+		json.NewDecoder(resp.Body).Decode(&st)
+		resp.Body.Close()
+		_, has := st["unsafeNoFsync"]
+		if has != tc.want || st["state"] != "StateLeader" || len(st) != 7+map[bool]int{true: 1}[tc.want] {
+			t.Fatalf("%v: /v2/stats/self = %v", tc.args, st)
+		}
 	}
 }
