@@ -324,7 +324,7 @@ func phase(ctx context.Context, clients []*client, d time.Duration, budget int64
 				t0 := time.Now()
 				code, err := c.do(ctx, op, key)
 				lat := time.Since(t0)
-				if ctx.Err() != nil {
+				if ctx.Err() != nil || errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) {
 					return // interrupted: don't count cancelled requests
 				}
 				c.record(code, err, lat, live)

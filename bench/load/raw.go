@@ -86,6 +86,12 @@ func (r *rawConn) do(ctx context.Context, method, path, body string) (int, error
 			return code, nil
 		}
 		r.close()
+		// The socket deadline can fire a moment before ctx's own timer:
+		// report that as the cancellation it is, not as a failed request.
+		if dl, ok := ctx.Deadline(); ok && !time.Now().Before(dl) {
+			<-ctx.Done() // imminent: the deadline has passed
+			return 0, ctx.Err()
+		}
 		// A stale keep-alive connection fails before any byte arrives.
 		if fresh || attempt > 0 || !errors.Is(err, io.EOF) {
 			return 0, err
