@@ -7,8 +7,8 @@ import (
 	"os"
 )
 
-// raftLogger adapts slog to raft.Logger. raft's Info is chatty per
-// election, so it maps to slog Info; Debug stays Debug.
+// raftLogger adapts slog to raft.Logger, with raft's Info demoted to
+// Debug (see Info).
 type raftLogger struct{ l *slog.Logger }
 
 func (r raftLogger) log(level slog.Level, msg string) {
@@ -19,8 +19,11 @@ func (r raftLogger) Debug(v ...any) { r.log(slog.LevelDebug, fmt.Sprint(v...)) }
 func (r raftLogger) Debugf(format string, v ...any) {
 	r.log(slog.LevelDebug, fmt.Sprintf(format, v...))
 }
-func (r raftLogger) Info(v ...any)                 { r.log(slog.LevelInfo, fmt.Sprint(v...)) }
-func (r raftLogger) Infof(format string, v ...any) { r.log(slog.LevelInfo, fmt.Sprintf(format, v...)) }
+
+// raft's Info lines narrate every election step; operators get Strata's
+// own summary lines (leader elected, membership changed) at info instead.
+func (r raftLogger) Info(v ...any)                 { r.log(slog.LevelDebug, fmt.Sprint(v...)) }
+func (r raftLogger) Infof(format string, v ...any) { r.log(slog.LevelDebug, fmt.Sprintf(format, v...)) }
 func (r raftLogger) Warning(v ...any)              { r.log(slog.LevelWarn, fmt.Sprint(v...)) }
 func (r raftLogger) Warningf(format string, v ...any) {
 	r.log(slog.LevelWarn, fmt.Sprintf(format, v...))

@@ -424,6 +424,9 @@ func (n *Node) softState(ss *raft.SoftState) {
 	if ss.Lead != n.lead {
 		if ss.Lead != raft.None {
 			n.stats.leaderChanges.Add(1)
+			n.log.Info("consensus: leader elected", "leader", fmt.Sprintf("%x", ss.Lead), "term", n.rn.BasicStatus().Term)
+		} else {
+			n.log.Warn("consensus: no leader", "previous", fmt.Sprintf("%x", n.lead))
 		}
 		// Reads issued under the old leader may have been dropped.
 		for seq, rb := range n.readsIssued {
@@ -546,7 +549,7 @@ func (n *Node) applyConfChange(index uint64, cc raftpb.ConfChangeI) {
 	n.confMu.Lock()
 	n.confHist = append(n.confHist, confAt{index: index, cs: *cs})
 	n.confMu.Unlock()
-	n.log.Info("consensus: membership changed", "index", index, "voters", cs.Voters, "learners", cs.Learners)
+	n.log.Info("consensus: membership changed", "index", index, "voters", hexIDs(cs.Voters), "learners", hexIDs(cs.Learners))
 }
 
 // confAt returns the membership in force at index.
@@ -685,4 +688,13 @@ func (n *Node) stoppedErr() error {
 		return fmt.Errorf("%w: %w", ErrStopped, n.cause)
 	}
 	return ErrStopped
+}
+
+// hexIDs formats member IDs as etcd prints them.
+func hexIDs(ids []uint64) []string {
+	out := make([]string, len(ids))
+	for i, id := range ids {
+		out[i] = fmt.Sprintf("%x", id)
+	}
+	return out
 }

@@ -189,7 +189,10 @@ func (c *corsHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) handleVersion(w http.ResponseWriter, r *http.Request) {
-	writeJSON(w, http.StatusOK, map[string]string{"etcdserver": s.cfg.Version, "etcdcluster": s.cfg.ClusterVersion})
+	writeJSON(w, http.StatusOK, struct {
+		Server  string `json:"etcdserver"`
+		Cluster string `json:"etcdcluster"`
+	}{s.cfg.Version, s.cfg.ClusterVersion})
 }
 
 // handleHealth answers as etcd does: JSON sent as text/plain.

@@ -253,7 +253,10 @@ func (s *Server) LeaderStats() (any, bool) {
 	if !s.node.IsLeader() {
 		return nil, false
 	}
-	return map[string]any{"leader": fmt.Sprintf("%x", s.id), "followers": map[string]any{}}, true
+	return struct {
+		Leader    string         `json:"leader"`
+		Followers map[string]any `json:"followers"`
+	}{fmt.Sprintf("%x", s.id), map[string]any{}}, true
 }
 
 // NodeStatus reports the raft node's state and counters.
