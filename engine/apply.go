@@ -169,24 +169,33 @@ func (t *txn) update(c *Command) (*Event, error) {
 	if c.Refresh {
 		value = rec.value
 	}
-	next := cur + 1
-	ev := &Event{Action: ActionUpdate, EtcdIndex: next, PrevNode: rec.repr(p, t.now), Refresh: c.Refresh}
-	rec.modified = next
+	ev := &Event{Action: ActionUpdate, EtcdIndex: cur + 1, PrevNode: rec.repr(p, t.now), Refresh: c.Refresh}
 	if !rec.dir {
 		rec.value = value
 	}
-	if err := t.setTTL(p, &rec, c.Expiration); err != nil {
+	if ev.Node, err = t.rewrite(p, &rec, c.Expiration); err != nil {
 		return nil, err
 	}
-	if err := t.put(p, &rec); err != nil {
-		return nil, err
-	}
-	t.index = next
-	ev.Node = rec.repr(p, t.now)
 	return ev, nil
 }
 
-// compareFailCause formats error 101's cause exactly as etcd does.
+// rewrite stores rec back at p, modified at the next index with the given
+// TTL, and returns the node as the event reports it.
+func (t *txn) rewrite(p string, rec *record, expiry int64) (*Node, error) {
+	next := t.index + 1
+	rec.modified = next
+	if err := t.setTTL(p, rec, expiry); err != nil {
+		return nil, err
+	}
+	if err := t.put(p, rec); err != nil {
+		return nil, err
+	}
+	t.index = next
+	return rec.repr(p, t.now), nil
+}
+
+// compare checks prevValue/prevIndex against rec; on a mismatch cause is
+// error 101's cause, formatted exactly as etcd does.
 func compare(rec *record, prevValue string, prevIndex uint64) (ok bool, cause string) {
 	indexOK := prevIndex == 0 || rec.modified == prevIndex
 	valueOK := prevValue == "" || rec.value == prevValue
@@ -221,18 +230,11 @@ func (t *txn) compareAndSwap(c *Command) (*Event, error) {
 	if c.Refresh {
 		value = rec.value
 	}
-	next := cur + 1
-	ev := &Event{Action: ActionCompareAndSwap, EtcdIndex: next, PrevNode: rec.repr(p, t.now), Refresh: c.Refresh}
+	ev := &Event{Action: ActionCompareAndSwap, EtcdIndex: cur + 1, PrevNode: rec.repr(p, t.now), Refresh: c.Refresh}
 	rec.value = value
-	rec.modified = next
-	if err := t.setTTL(p, &rec, c.Expiration); err != nil {
+	if ev.Node, err = t.rewrite(p, &rec, c.Expiration); err != nil {
 		return nil, err
 	}
-	if err := t.put(p, &rec); err != nil {
-		return nil, err
-	}
-	t.index = next
-	ev.Node = rec.repr(p, t.now)
 	return ev, nil
 }
 

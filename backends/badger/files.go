@@ -105,17 +105,7 @@ func writeSynced(dir string, ts uint64) error {
 // content, never a mix.
 func writeAtomic(dir, name string, data []byte) error {
 	tmp := filepath.Join(dir, name+tmpSuffix)
-	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o644)
-	if err != nil {
-		return fmt.Errorf("write %s: %w", name, err)
-	}
-	_, err = f.Write(data)
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
+	err := fsutil.WriteFileSync(tmp, data)
 	if err == nil {
 		err = os.Rename(tmp, filepath.Join(dir, name))
 	}
