@@ -48,20 +48,6 @@ func equalScenarios(a, b []Scenario) bool {
 	return true
 }
 
-func TestMedian(t *testing.T) {
-	tests := []struct {
-		in   []float64
-		want float64
-	}{
-		{nil, 0}, {[]float64{3}, 3}, {[]float64{5, 1, 3}, 3}, {[]float64{4, 1, 3, 2}, 2.5},
-	}
-	for _, tc := range tests {
-		if got := median(tc.in); got != tc.want {
-			t.Errorf("median(%v) = %v, want %v", tc.in, got, tc.want)
-		}
-	}
-}
-
 func TestExpand(t *testing.T) {
 	got := expand("{bin} --data-dir {data}  --listen-client-urls {client}", map[string]string{
 		"bin": "/x/strata", "data": "/d", "client": "http://127.0.0.1:9"})

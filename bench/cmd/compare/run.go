@@ -155,19 +155,6 @@ type agg struct {
 	failures       int64
 }
 
-func median(xs []float64) float64 {
-	if len(xs) == 0 {
-		return 0
-	}
-	s := slices.Clone(xs)
-	slices.Sort(s)
-	m := len(s) / 2
-	if len(s)%2 == 1 {
-		return s[m]
-	}
-	return (s[m-1] + s[m]) / 2
-}
-
 func aggregate(samples []sample, server string, sc Scenario) (agg, bool) {
 	var rps, p50, p99 []float64
 	var a agg
@@ -184,7 +171,7 @@ func aggregate(samples []sample, server string, sc Scenario) (agg, bool) {
 		return a, false
 	}
 	a.n = len(rps)
-	a.rps, a.p50, a.p99 = median(rps), median(p50), median(p99)
+	a.rps, a.p50, a.p99 = load.Median(rps), load.Median(p50), load.Median(p99)
 	a.rpsMin, a.rpsMax = slices.Min(rps), slices.Max(rps)
 	return a, true
 }

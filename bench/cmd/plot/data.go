@@ -9,6 +9,8 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+
+	"github.com/strata-kv/strata/bench/load"
 )
 
 // row is one measured run from a load CSV (load.CSVHeader columns).
@@ -181,7 +183,7 @@ func chartData(rows []row, metric string, order []string) ([]panel, []string, er
 				p.Clients = append(p.Clients, k.clients)
 			}
 			p.Series[k.series] = append(p.Series[k.series], point{
-				Clients: k.clients, Med: median(vs), Min: slices.Min(vs), Max: slices.Max(vs), N: len(vs),
+				Clients: k.clients, Med: load.Median(vs), Min: slices.Min(vs), Max: slices.Max(vs), N: len(vs),
 			})
 		}
 		slices.Sort(p.Clients)
@@ -201,14 +203,4 @@ func kindRank(k string) int {
 		return 1
 	}
 	return 2
-}
-
-func median(xs []float64) float64 {
-	s := slices.Clone(xs)
-	slices.Sort(s)
-	m := len(s) / 2
-	if len(s)%2 == 1 {
-		return s[m]
-	}
-	return (s[m-1] + s[m]) / 2
 }

@@ -11,19 +11,6 @@ import (
 	"github.com/strata-kv/strata/bench/load"
 )
 
-func median(xs []float64) float64 {
-	if len(xs) == 0 {
-		return 0
-	}
-	s := slices.Clone(xs)
-	slices.Sort(s)
-	m := len(s) / 2
-	if len(s)%2 == 1 {
-		return s[m]
-	}
-	return (s[m-1] + s[m]) / 2
-}
-
 // aggregate fills r.Throughput with the medians of r.Samples, in server
 // order, then workload and client order as given.
 func (r *Results) aggregate(o *Options) {
@@ -45,8 +32,8 @@ func (r *Results) aggregate(o *Options) {
 				if len(rps) == 0 {
 					continue
 				}
-				t.RPS, t.RPSMin, t.RPSMax = median(rps), slices.Min(rps), slices.Max(rps)
-				t.P50ms, t.P99ms = median(p50), median(p99)
+				t.RPS, t.RPSMin, t.RPSMax = load.Median(rps), slices.Min(rps), slices.Max(rps)
+				t.P50ms, t.P99ms = load.Median(p50), load.Median(p99)
 				r.Throughput = append(r.Throughput, t)
 			}
 		}
