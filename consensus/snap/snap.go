@@ -3,7 +3,13 @@
 //
 // A file is
 //
-//	magic "STRSNAP1" | state machine image | raftpb.SnapshotMetadata | metaLen u32 | crc32c u32
+//	magic | state machine image | raftpb.SnapshotMetadata | metaLen u32 | crc32c u32
+//
+// where magic is "STRSNAP1" for a snapshot that carries an image of the
+// state machine, and "STRMETA1" for a metadata-only snapshot (no image
+// bytes): one taken for a state machine whose own storage is durable, so
+// the snapshot only records where the raft log may restart (see
+// consensus.DurableStateMachine).
 //
 // The metadata trails the image because the index an image reflects is
 // only known once the state machine has written it. The CRC (Castagnoli)
@@ -33,7 +39,8 @@ import (
 )
 
 const (
-	magic       = "STRSNAP1"
+	magic       = "STRSNAP1" // a snapshot with an image
+	metaMagic   = "STRMETA1" // a metadata-only snapshot; same length as magic
 	trailerSize = 8
 	ext         = ".snap"
 )
@@ -76,10 +83,22 @@ type File struct {
 	Metadata raftpb.SnapshotMetadata
 	Path     string
 	imageLen int64
+	hasImage bool
 }
 
-// Image opens the state machine image held by the file.
+// HasImage reports whether the file carries a state machine image (false
+// for a metadata-only snapshot written by SaveMeta).
+func (f *File) HasImage() bool { return f.hasImage }
+
+// ErrNoImage is returned by File.Image for a metadata-only snapshot.
+var ErrNoImage = errors.New("snap: metadata-only snapshot has no image")
+
+// Image opens the state machine image held by the file. The file may be
+// purged while the reader is open: the open descriptor keeps its data.
 func (f *File) Image() (io.ReadCloser, error) {
+	if !f.hasImage {
+		return nil, fmt.Errorf("open snapshot image %s: %w", f.Path, ErrNoImage)
+	}
 	fh, err := os.Open(f.Path)
 	if err != nil {
 		return nil, fmt.Errorf("open snapshot image %s: %w", f.Path, err)
@@ -99,6 +118,19 @@ type MetaFunc func(index uint64) (term uint64, cs raftpb.ConfState, err error)
 // is durable. It is safe to call concurrently with Load and Purge of other
 // files, but not with another Save.
 func (s *Snapshotter) Save(write func(io.Writer) (uint64, error), meta MetaFunc) (raftpb.SnapshotMetadata, error) {
+	return s.save(magic, write, meta)
+}
+
+// SaveMeta durably writes a metadata-only snapshot: a record that the state
+// machine's own storage durably holds everything up to md.Index, so the
+// raft log before it may be released. Its File has no image.
+func (s *Snapshotter) SaveMeta(md raftpb.SnapshotMetadata) error {
+	_, err := s.save(metaMagic, func(io.Writer) (uint64, error) { return md.Index, nil },
+		func(uint64) (uint64, raftpb.ConfState, error) { return md.Term, md.ConfState, nil })
+	return err
+}
+
+func (s *Snapshotter) save(kind string, write func(io.Writer) (uint64, error), meta MetaFunc) (raftpb.SnapshotMetadata, error) {
 	var md raftpb.SnapshotMetadata
 	f, err := os.CreateTemp(s.dir, "*"+ext+".tmp")
 	if err != nil {
@@ -112,7 +144,7 @@ func (s *Snapshotter) Save(write func(io.Writer) (uint64, error), meta MetaFunc)
 	}
 	h := crc32.New(crcTable)
 	bw := bufio.NewWriterSize(io.MultiWriter(f, h), 256<<10)
-	bw.WriteString(magic)
+	bw.WriteString(kind)
 	index, err := write(bw)
 	if err != nil {
 		return fail(fmt.Errorf("write image: %w", err))
@@ -167,6 +199,18 @@ func (s *Snapshotter) SaveImage(md raftpb.SnapshotMetadata, image []byte) error 
 // Load returns the newest snapshot that verifies, or ErrNoSnapshot. Files
 // that fail verification are reported and renamed to *.broken.
 func (s *Snapshotter) Load() (*File, error) {
+	return s.LoadFunc(nil)
+}
+
+// LoadImage is Load restricted to snapshots that carry an image.
+func (s *Snapshotter) LoadImage() (*File, error) {
+	return s.LoadFunc((*File).HasImage)
+}
+
+// LoadFunc returns the newest snapshot that verifies and for which ok
+// (nil: any) returns true, or ErrNoSnapshot. Files that fail verification
+// are reported and renamed to *.broken.
+func (s *Snapshotter) LoadFunc(ok func(*File) bool) (*File, error) {
 	names, err := s.names()
 	if err != nil {
 		return nil, err
@@ -175,7 +219,10 @@ func (s *Snapshotter) Load() (*File, error) {
 		path := filepath.Join(s.dir, n.name)
 		f, err := verify(path)
 		if err == nil {
-			return f, nil
+			if ok == nil || ok(f) {
+				return f, nil
+			}
+			continue
 		}
 		s.log.Error("snap: skipping invalid snapshot", "file", path, "err", err)
 		if rerr := os.Rename(path, path+".broken"); rerr != nil {
@@ -273,14 +320,17 @@ func verify(path string) (*File, error) {
 		return nil, errors.New("checksum mismatch")
 	}
 	head := make([]byte, len(magic))
-	if _, err := fh.ReadAt(head, 0); err != nil || string(head) != magic {
+	if _, err := fh.ReadAt(head, 0); err != nil || (string(head) != magic && string(head) != metaMagic) {
 		return nil, errors.New("bad magic")
+	}
+	if string(head) == metaMagic && imageLen != 0 {
+		return nil, errors.New("metadata-only snapshot holds image bytes")
 	}
 	mb := make([]byte, metaLen)
 	if _, err := fh.ReadAt(mb, int64(len(magic))+imageLen); err != nil {
 		return nil, err
 	}
-	f := &File{Path: path, imageLen: imageLen}
+	f := &File{Path: path, imageLen: imageLen, hasImage: string(head) == magic}
 	if err := f.Metadata.Unmarshal(mb); err != nil {
 		return nil, fmt.Errorf("decode metadata: %w", err)
 	}

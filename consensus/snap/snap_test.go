@@ -91,3 +91,42 @@ func TestTruncatedSnapshotSkipped(t *testing.T) {
 		t.Fatalf("Load = %+v, %v", f, err)
 	}
 }
+
+// TestSaveMeta: a metadata-only snapshot verifies, has no image, and is
+// skipped by LoadImage in favour of an older snapshot that has one.
+func TestSaveMeta(t *testing.T) {
+	dir := t.TempDir()
+	s, err := New(dir, nil, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	save(t, s, 1, 10, "ten")
+	md := raftpb.SnapshotMetadata{Index: 20, Term: 3, ConfState: raftpb.ConfState{Voters: []uint64{7}}}
+	if err := s.SaveMeta(md); err != nil {
+		t.Fatal(err)
+	}
+	f, err := s.Load()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(f.Metadata, md) || f.HasImage() {
+		t.Fatalf("Load = %+v image=%v, want %+v without image", f.Metadata, f.HasImage(), md)
+	}
+	if _, err := f.Image(); !errors.Is(err, ErrNoImage) {
+		t.Fatalf("Image of a metadata-only snapshot: %v, want ErrNoImage", err)
+	}
+	f, err = s.LoadImage()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if f.Metadata.Index != 10 || !f.HasImage() || image(t, f) != "ten" {
+		t.Fatalf("LoadImage = %+v %v", f.Metadata, f.HasImage())
+	}
+	// With the image snapshot gone, LoadImage finds none.
+	if err := os.Remove(f.Path); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.LoadImage(); !errors.Is(err, ErrNoSnapshot) {
+		t.Fatalf("LoadImage with only a metadata snapshot: %v", err)
+	}
+}
