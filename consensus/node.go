@@ -34,6 +34,9 @@ type Node struct {
 	id  uint64
 	log *slog.Logger
 	sm  StateMachine
+	// durable: sm is a DurableStateMachine whose Durable reported true, so
+	// snapshots are metadata-only (see snapshot.go).
+	durable bool
 
 	// Owned by the run goroutine (by Open before it starts).
 	rn            *raft.RawNode
@@ -90,7 +93,11 @@ type confAt struct {
 // Open starts a member: it loads the newest valid snapshot, restores the
 // state machine from it if the state machine is behind, replays the
 // committed WAL entries after max(snapshot index, sm.AppliedIndex())
-// through sm.Apply, and starts the run loop. A first boot bootstraps the
+// through sm.Apply, and starts the run loop. If the state machine is
+// behind a metadata-only snapshot (its storage lost state it had synced,
+// or was replaced by an empty one), Open falls back to the newest snapshot
+// that has an image, or to the whole log if it still starts at index 1,
+// and fails if neither exists. A first boot bootstraps the
 // configured peers. A single member campaigns at once, so Open returns it
 // as leader with its term's empty entry applied.
 func Open(cfg Config, sm StateMachine) (*Node, error) {
@@ -114,6 +121,9 @@ func Open(cfg Config, sm StateMachine) (*Node, error) {
 		stopc:       make(chan struct{}),
 		done:        make(chan struct{}),
 		waiters:     make(map[uint64]*proposal),
+	}
+	if d, ok := sm.(DurableStateMachine); ok && d.Durable() {
+		n.durable = true
 	}
 	// Request ids only need to be unique among this member's in-flight
 	// proposals, including entries of a previous run that commit after a
@@ -145,6 +155,13 @@ func (n *Node) restore() error {
 	if err != nil && !errors.Is(err, snap.ErrNoSnapshot) {
 		return err
 	}
+	var behind *snap.File // the metadata-only snapshot the state machine is behind
+	if sf != nil && !sf.HasImage() && n.sm.AppliedIndex() < sf.Metadata.Index {
+		behind = sf
+		if sf, err = n.rebuildBase(sf); err != nil {
+			return err
+		}
+	}
 	var md raftpb.SnapshotMetadata
 	if sf != nil {
 		md = sf.Metadata
@@ -155,6 +172,10 @@ func (n *Node) restore() error {
 	w, rec, err := wal.Open(walDir, md.Index, wal.Options{
 		SegmentSize: c.walSegmentSize, UnsafeNoFsync: c.UnsafeNoFsync, Logger: n.log,
 	})
+	if err != nil && behind != nil && sf == nil && errors.Is(err, wal.ErrGap) {
+		return fmt.Errorf("state machine is at applied index %d, behind snapshot %d, which has no image, and neither an image snapshot nor a log from index 1 is left to rebuild it from: %w",
+			n.sm.AppliedIndex(), behind.Metadata.Index, err)
+	}
 	if err != nil {
 		return err
 	}
@@ -248,10 +269,34 @@ func (n *Node) restoreImage(sf *snap.File) error {
 	if err := n.sm.Restore(rc); err != nil {
 		return fmt.Errorf("restore state machine from %s: %w", sf.Path, err)
 	}
-	if got := n.sm.AppliedIndex(); got != sf.Metadata.Index {
+	// A received image may reflect a later index than its metadata (see
+	// SnapshotImage); never an earlier one.
+	if got := n.sm.AppliedIndex(); got < sf.Metadata.Index {
 		return fmt.Errorf("state machine reports applied index %d after restoring snapshot %d", got, sf.Metadata.Index)
 	}
 	return nil
+}
+
+// rebuildBase picks what to rebuild a state machine from when it is behind
+// the newest snapshot, which has no image: the newest snapshot with an
+// image (the log is kept back to the oldest kept snapshot), else nothing
+// (nil: replay the whole log, which wal.Open refuses with ErrGap unless it
+// still starts at index 1).
+func (n *Node) rebuildBase(newest *snap.File) (*snap.File, error) {
+	applied := n.sm.AppliedIndex()
+	img, err := n.snaps.LoadImage()
+	switch {
+	case err == nil:
+		n.log.Warn("consensus: state machine is behind the newest snapshot, which has no image: rebuilding from an older snapshot image and the log",
+			"sm_applied", applied, "newest_snapshot", newest.Metadata.Index, "image_snapshot", img.Metadata.Index)
+		return img, nil
+	case errors.Is(err, snap.ErrNoSnapshot):
+		n.log.Warn("consensus: state machine is behind the newest snapshot, which has no image, and no snapshot has one: rebuilding from the whole log",
+			"sm_applied", applied, "newest_snapshot", newest.Metadata.Index)
+		return nil, nil
+	default:
+		return nil, err
+	}
 }
 
 // boot processes the initial Readys synchronously and, for a single
@@ -342,6 +387,9 @@ func (n *Node) drain() {
 }
 
 func (n *Node) step(m raftpb.Message) {
+	if n.stepLocal(m) { // ReportUnreachable, ReportSnapshot
+		return
+	}
 	if err := n.rn.Step(m); err != nil {
 		n.log.Debug("consensus: step", "type", m.Type, "from", m.From, "err", err)
 	}
@@ -508,26 +556,79 @@ func (n *Node) applyConfChanges(ents []raftpb.Entry) error {
 	return nil
 }
 
-// applyJob is a batch of committed entries for the applier, or a barrier
-// the applier closes once everything queued before it is applied.
+// applyJob is a batch of committed entries for the applier, a barrier the
+// applier closes once everything queued before it is applied, or (sync) a
+// metadata-only snapshot to take once everything before it is applied.
 type applyJob struct {
 	ents    []raftpb.Entry
 	barrier chan struct{}
+	sync    bool
+	start   time.Time // of the snapshot (sync)
 }
 
-// applier applies queued batches in order until applyc is closed.
+// maxApplyBatch bounds how many committed entries the applier hands the
+// state machine in one Apply when it merges queued batches.
+const maxApplyBatch = 16384
+
+// applier applies queued batches in order until applyc is closed. Batches
+// queued while the previous Apply ran are merged into one Apply call, so a
+// state machine that commits (and fsyncs) once per call does so once for
+// all of them.
 func (n *Node) applier() {
 	defer close(n.applierDone)
-	for job := range n.applyc {
-		if job.barrier != nil {
+	var buf []raftpb.Entry
+	var held *applyJob // a non-batch job met while merging
+	for {
+		var job applyJob
+		if held != nil {
+			job, held = *held, nil
+		} else {
+			var ok bool
+			if job, ok = <-n.applyc; !ok {
+				return
+			}
+		}
+		switch {
+		case job.barrier != nil:
 			close(job.barrier)
 			continue
+		case job.sync:
+			n.snapc <- n.syncSnapshot(job.start)
+			continue
+		}
+		ents := job.ents
+		closed := false
+	merge:
+		for len(ents) < maxApplyBatch {
+			select {
+			case next, ok := <-n.applyc:
+				if !ok {
+					closed = true
+					break merge
+				}
+				if next.ents == nil {
+					held = &next
+					break merge
+				}
+				if len(buf) == 0 {
+					buf = append(buf, ents...)
+				}
+				buf = append(buf, next.ents...)
+				ents = buf
+			default:
+				break merge
+			}
 		}
 		// Conf changes were applied by the loop; decode errors too.
-		n.apply(job.ents, false)
+		n.apply(ents, false)
+		clear(buf) // drop references to entry data
+		buf = buf[:0]
 		select {
 		case n.appliedc <- struct{}{}:
 		default:
+		}
+		if closed {
+			return
 		}
 	}
 }

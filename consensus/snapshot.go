@@ -3,11 +3,14 @@ package consensus
 import (
 	"errors"
 	"fmt"
+	"io"
+	"os"
 	"time"
 
 	"go.etcd.io/raft/v3"
 	"go.etcd.io/raft/v3/raftpb"
 
+	"github.com/strata-kv/strata/consensus/snap"
 	"github.com/strata-kv/strata/consensus/wal"
 )
 
@@ -15,15 +18,29 @@ type snapResult struct {
 	md  raftpb.SnapshotMetadata
 	err error
 	dur time.Duration
+	// synced: a metadata-only snapshot, taken right after sm.Sync covered
+	// md.Index, so finishSnapshot need not Sync again.
+	synced bool
 }
 
-// maybeSnapshot starts a snapshot every SnapshotCount applied entries. The
-// image is written off the run loop (StateMachine.Snapshot may run
-// concurrently with Apply); finishSnapshot does the bookkeeping on it.
+// maybeSnapshot starts a snapshot every SnapshotCount applied entries.
+//
+// For a state machine with an image (not durable) the image is written
+// off the run loop (StateMachine.Snapshot may run concurrently with
+// Apply); finishSnapshot does the bookkeeping on it.
+//
+// For a durable state machine the snapshot is metadata-only: a sync job
+// queued to the applier, behind every batch already queued, calls
+// sm.Sync, then durably records a snapshot at the index Sync covered
+// (syncSnapshot). The loop goes on meanwhile: only the applier waits for
+// the state machine's fsync.
 func (n *Node) maybeSnapshot() {
 	applied := n.stats.applied.Load()
 	if n.snapping || applied < max(n.snapIndex, n.snapAttempt)+n.cfg.SnapshotCount {
 		return
+	}
+	if n.durable && !n.async {
+		return // during Open apply runs inline; the loop snapshots once it runs
 	}
 	// A snapshot writes the whole state, so with a large store and a fast
 	// write rate SnapshotCount alone would keep one running back to back:
@@ -34,6 +51,10 @@ func (n *Node) maybeSnapshot() {
 	}
 	n.snapping, n.snapAttempt = true, applied
 	start := time.Now()
+	if n.durable {
+		n.applyc <- applyJob{sync: true, start: start}
+		return
+	}
 	n.snapWG.Add(1)
 	go func() {
 		defer n.snapWG.Done()
@@ -42,9 +63,29 @@ func (n *Node) maybeSnapshot() {
 	}()
 }
 
+// syncSnapshot takes a metadata-only snapshot. It runs on the applier
+// between two Apply calls, so AppliedIndex is stable: sm.Sync makes the
+// state durable up to it, and only then is the snapshot recorded, so a
+// snapshot index never exceeds what the state machine durably holds.
+func (n *Node) syncSnapshot(start time.Time) snapResult {
+	if err := n.sm.Sync(); err != nil {
+		return snapResult{err: fmt.Errorf("sync state machine: %w", err)}
+	}
+	index := n.sm.AppliedIndex()
+	term, cs, err := n.snapMeta(index)
+	if err != nil {
+		return snapResult{err: fmt.Errorf("metadata for index %d: %w", index, err)}
+	}
+	md := raftpb.SnapshotMetadata{Index: index, Term: term, ConfState: cs}
+	if err := n.snaps.SaveMeta(md); err != nil {
+		return snapResult{err: err}
+	}
+	return snapResult{md: md, dur: time.Since(start), synced: true}
+}
+
 // snapMeta completes a snapshot's metadata for the index the state machine
-// image reflects. Runs on the snapshot goroutine: MemoryStorage and
-// confHist are both safe for that.
+// image reflects. Runs on the snapshot goroutine or the applier:
+// MemoryStorage and confHist are both safe for that.
 func (n *Node) snapMeta(index uint64) (uint64, raftpb.ConfState, error) {
 	if index == 0 {
 		return 0, raftpb.ConfState{}, errors.New("state machine snapshot reflects index 0")
@@ -58,9 +99,15 @@ func (n *Node) snapMeta(index uint64) (uint64, raftpb.ConfState, error) {
 }
 
 // finishSnapshot records a durable snapshot: WAL marker, raft storage
-// snapshot and compaction, state machine sync, then release of old
-// snapshot files and of WAL segments no kept snapshot needs. Only a WAL
-// failure is fatal; other failures leave extra files for the next round.
+// snapshot and compaction, state machine sync (already done for a
+// metadata-only snapshot), then release of old snapshot files and of WAL
+// segments no kept snapshot needs. Only a WAL failure is fatal; other
+// failures leave extra files for the next round.
+//
+// The log is never released past what the state machine durably holds:
+// it goes back to the oldest kept snapshot, and every snapshot is either
+// an image (durable by itself) or metadata-only at an index sm.Sync had
+// covered before the snapshot was written.
 func (n *Node) finishSnapshot(res snapResult) error {
 	n.snapping = false
 	if res.err != nil {
@@ -89,12 +136,14 @@ func (n *Node) finishSnapshot(res snapResult) error {
 	n.stats.snapIndex.Store(md.Index)
 	n.stats.lastSnapNanos.Store(int64(res.dur))
 	n.lastSnapEnd = time.Now()
-	n.log.Debug("consensus: snapshot", "index", md.Index, "term", md.Term, "duration", res.dur)
+	n.log.Debug("consensus: snapshot", "index", md.Index, "term", md.Term, "duration", res.dur, "image", !res.synced)
 
-	n.quiesce() // Sync must not race Apply
-	if err := n.sm.Sync(); err != nil {
-		n.log.Error("consensus: sync state machine", "err", err)
-		return nil
+	if !res.synced {
+		n.quiesce() // Sync must not race Apply
+		if err := n.sm.Sync(); err != nil {
+			n.log.Error("consensus: sync state machine", "err", err)
+			return nil
+		}
 	}
 	oldest, err := n.snaps.Purge(keepSnapshots)
 	if err != nil {
@@ -116,4 +165,65 @@ func (n *Node) finishSnapshot(res snapResult) error {
 	n.confHist = append(n.confHist[:0], n.confHist[k:]...)
 	n.confMu.Unlock()
 	return nil
+}
+
+// ErrNoSnapshot is returned by SnapshotImage before the first snapshot.
+var ErrNoSnapshot = errors.New("consensus: no snapshot yet")
+
+// SnapshotImage returns the metadata of the newest snapshot and a stream
+// of a state machine image to go with it: what a leader sends a follower
+// that needs a snapshot (raft's MsgSnap carries only the metadata). It
+// works whatever kind of snapshots the member takes:
+//
+//   - image snapshots (a StateMachine that is not durable): the image in
+//     the newest snapshot file, which reflects exactly md.Index;
+//   - metadata-only snapshots (DurableStateMachine): a fresh image streamed
+//     from StateMachine.Snapshot while the caller reads, which reflects the
+//     state machine's applied index at that moment: md.Index or later.
+//
+// A receiver must therefore accept an image that reflects an index at or
+// after md.Index: it restores it (AppliedIndex then reports the image's
+// index) and, as StateMachine.Apply requires, skips the entries at or
+// below its AppliedIndex that the log then delivers. Every index an image
+// reflects is committed, so this never applies anything out of order.
+//
+// The caller must Close the reader; closing it early stops a streamed
+// image. Safe for concurrent use, also with the run loop and Apply. It
+// fails with ErrNoSnapshot before the member's first snapshot.
+func (n *Node) SnapshotImage() (raftpb.SnapshotMetadata, io.ReadCloser, error) {
+	if n.durable {
+		s, err := n.ms.Snapshot()
+		if err != nil {
+			return raftpb.SnapshotMetadata{}, nil, fmt.Errorf("snapshot image: %w", err)
+		}
+		md := s.Metadata
+		if md.Index == 0 {
+			return md, nil, ErrNoSnapshot
+		}
+		pr, pw := io.Pipe()
+		go func() {
+			_, err := n.sm.Snapshot(pw)
+			pw.CloseWithError(err)
+		}()
+		return md, pr, nil
+	}
+	// The newest file can be purged between Load and open: try again.
+	for range 3 {
+		f, err := n.snaps.LoadImage()
+		if errors.Is(err, snap.ErrNoSnapshot) {
+			return raftpb.SnapshotMetadata{}, nil, ErrNoSnapshot
+		}
+		if err != nil {
+			return raftpb.SnapshotMetadata{}, nil, fmt.Errorf("snapshot image: %w", err)
+		}
+		rc, err := f.Image()
+		if errors.Is(err, os.ErrNotExist) {
+			continue
+		}
+		if err != nil {
+			return raftpb.SnapshotMetadata{}, nil, fmt.Errorf("snapshot image: %w", err)
+		}
+		return f.Metadata, rc, nil
+	}
+	return raftpb.SnapshotMetadata{}, nil, errors.New("snapshot image: snapshot files kept being replaced while opening them")
 }

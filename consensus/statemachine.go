@@ -36,3 +36,22 @@ type StateMachine interface {
 	// storage, so the log before AppliedIndex may be dropped.
 	Sync() error
 }
+
+// DurableStateMachine is a StateMachine whose own storage is a durable
+// copy of the applied state (a disk backend), as opposed to one that is
+// rebuilt from snapshot images and the log at every start (an in-memory
+// store). When Durable reports true the Node takes metadata-only
+// snapshots: it calls Sync (from the applier, between two Apply calls),
+// records a snapshot at the AppliedIndex that Sync covered with no image,
+// and releases the log behind it. Restarting then restores no image: the
+// state machine reopens at or after that index and the log replays the
+// rest. An image is only made when one is asked for (Node.SnapshotImage).
+type DurableStateMachine interface {
+	StateMachine
+	// Durable reports whether this state machine keeps the guarantee
+	// below, for the whole life of the Node: once Sync returns nil, the
+	// state as of the AppliedIndex it covered survives a process crash
+	// and a power loss, and a state machine reopened on the same storage
+	// reports an AppliedIndex at least that high.
+	Durable() bool
+}
