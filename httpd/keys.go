@@ -1,6 +1,7 @@
 package httpd
 
 import (
+	"context"
 	"errors"
 	"net/http"
 	"net/url"
@@ -40,9 +41,26 @@ type keyRequest struct {
 	noValueOnSuccess bool
 }
 
-// parseKeyRequest reads a keys request's parameters, in the order etcd
-// checks them so that a request with several faults gets etcd's error.
-// Form values come from the body first, then the query string.
+// form is a request's form values: the body's first, then the query
+// string's, as Go's Request.ParseForm orders them (etcd relies on it).
+type form interface {
+	// get returns the first value of key and whether key is present.
+	get(key string) (string, bool)
+}
+
+// valuesForm adapts url.Values.
+type valuesForm url.Values
+
+func (f valuesForm) get(key string) (string, bool) {
+	v, ok := f[key]
+	if !ok || len(v) == 0 {
+		return "", ok
+	}
+	return v[0], true
+}
+
+// parseKeyRequest reads a keys request's parameters from a net/http
+// request; see parseKeyParams.
 func (s *Server) parseKeyRequest(r *http.Request) (*keyRequest, *engine.Error) {
 	if err := r.ParseForm(); err != nil {
 		var mbe *http.MaxBytesError
@@ -51,11 +69,17 @@ func (s *Server) parseKeyRequest(r *http.Request) (*keyRequest, *engine.Error) {
 		}
 		return nil, requestError(engine.EcodeInvalidForm, err.Error())
 	}
-	if !strings.HasPrefix(r.URL.Path, keysPrefix) {
+	return s.parseKeyParams(r.Method, r.URL.Path, valuesForm(r.Form))
+}
+
+// parseKeyParams reads a keys request's parameters, in the order etcd
+// checks them so that a request with several faults gets etcd's error.
+// urlPath is the decoded request path, "/v2/keys" included.
+func (s *Server) parseKeyParams(method, urlPath string, f form) (*keyRequest, *engine.Error) {
+	if !strings.HasPrefix(urlPath, keysPrefix) {
 		return nil, requestError(engine.EcodeInvalidForm, "incorrect key prefix")
 	}
-	kr := &keyRequest{method: r.Method, path: path.Join("/", r.URL.Path[len(keysPrefix):])}
-	f := r.Form
+	kr := &keyRequest{method: method, path: path.Join("/", urlPath[len(keysPrefix):])}
 	var err error
 	if kr.prevIndex, err = getUint64(f, "prevIndex"); err != nil {
 		return nil, requestError(engine.EcodeIndexNaN, `invalid value for "prevIndex"`)
@@ -74,38 +98,38 @@ func (s *Server) parseKeyRequest(r *http.Request) (*keyRequest, *engine.Error) {
 			return nil, requestError(engine.EcodeInvalidField, `invalid value for "`+b.name+`"`)
 		}
 	}
-	if kr.wait && r.Method != http.MethodGet {
+	if kr.wait && method != http.MethodGet {
 		return nil, requestError(engine.EcodeInvalidField, `"wait" can only be used with GET requests`)
 	}
-	kr.prevValue = f.Get("prevValue")
-	if _, ok := f["prevValue"]; ok && kr.prevValue == "" {
+	var ok bool
+	if kr.prevValue, ok = f.get("prevValue"); ok && kr.prevValue == "" {
 		return nil, requestError(engine.EcodePrevValueRequired, `"prevValue" cannot be empty`)
 	}
 	if kr.noValueOnSuccess, err = getBool(f, "noValueOnSuccess"); err != nil {
 		return nil, requestError(engine.EcodeInvalidField, `invalid value for "noValueOnSuccess"`)
 	}
-	if f.Get("ttl") != "" {
-		ttl, err := getUint64(f, "ttl")
+	if v, _ := f.get("ttl"); v != "" {
+		ttl, err := strconv.ParseUint(v, 10, 64)
 		if err != nil || ttl > maxTTL {
 			return nil, requestError(engine.EcodeTTLNaN, `invalid value for "ttl"`)
 		}
 		kr.ttl = &ttl
 	}
-	if _, ok := f["prevExist"]; ok {
+	if _, ok := f.get("prevExist"); ok {
 		b, err := getBool(f, "prevExist")
 		if err != nil {
 			return nil, requestError(engine.EcodeInvalidField, "invalid value for prevExist")
 		}
 		kr.prevExist = &b
 	}
-	if _, ok := f["refresh"]; ok {
+	if _, ok := f.get("refresh"); ok {
 		b, err := getBool(f, "refresh")
 		if err != nil {
 			return nil, requestError(engine.EcodeInvalidField, "invalid value for refresh")
 		}
 		kr.refresh = b
 		if b {
-			if _, ok := f["value"]; ok && f.Get("value") != "" {
+			if v, _ := f.get("value"); v != "" {
 				return nil, requestError(engine.EcodeRefreshValue, "A value was provided on a refresh")
 			}
 			if kr.ttl == nil {
@@ -113,7 +137,7 @@ func (s *Server) parseKeyRequest(r *http.Request) (*keyRequest, *engine.Error) {
 			}
 		}
 	}
-	kr.value = f.Get("value")
+	kr.value, _ = f.get("value")
 	// Beyond etcd: refuse what it would store but could never return intact.
 	if verr := s.validKey(kr.path); verr != nil {
 		return nil, verr
@@ -138,16 +162,16 @@ func (s *Server) validKey(p string) *engine.Error {
 	return nil
 }
 
-func getUint64(f url.Values, key string) (uint64, error) {
-	if vals, ok := f[key]; ok {
-		return strconv.ParseUint(vals[0], 10, 64)
+func getUint64(f form, key string) (uint64, error) {
+	if v, ok := f.get(key); ok {
+		return strconv.ParseUint(v, 10, 64)
 	}
 	return 0, nil
 }
 
-func getBool(f url.Values, key string) (bool, error) {
-	if vals, ok := f[key]; ok {
-		return strconv.ParseBool(vals[0])
+func getBool(f form, key string) (bool, error) {
+	if v, ok := f.get(key); ok {
+		return strconv.ParseBool(v)
 	}
 	return false, nil
 }
@@ -202,20 +226,30 @@ func (s *Server) handleKeys(w http.ResponseWriter, r *http.Request) {
 	}
 	kr, verr := s.parseKeyRequest(r)
 	if verr != nil {
-		status := statusOf(verr.ErrorCode)
-		if verr.Cause == "request body too large" {
-			status = http.StatusRequestEntityTooLarge
-		}
-		writeErrorStatus(w, verr, status)
+		writeParseError(w, verr)
 		return
 	}
-	switch r.Method {
+	if kr.wait {
+		s.serveWatch(w, r, kr)
+		return
+	}
+	s.serveKey(r.Context(), w, kr)
+}
+
+// writeParseError answers a request parseKeyRequest refused.
+func writeParseError(w http.ResponseWriter, verr *engine.Error) {
+	status := statusOf(verr.ErrorCode)
+	if verr.Cause == "request body too large" {
+		status = http.StatusRequestEntityTooLarge
+	}
+	writeErrorStatus(w, verr, status)
+}
+
+// serveKey answers a read or a write that is not a watch.
+func (s *Server) serveKey(ctx context.Context, w http.ResponseWriter, kr *keyRequest) {
+	switch kr.method {
 	case http.MethodGet, http.MethodHead:
-		if kr.wait {
-			s.serveWatch(w, r, kr)
-			return
-		}
-		ev, err := s.store.Get(r.Context(), kr.path, kr.recursive, kr.sorted, kr.quorum)
+		ev, err := s.store.Get(ctx, kr.path, kr.recursive, kr.sorted, kr.quorum)
 		if err != nil {
 			writeError(w, err)
 			return
@@ -224,7 +258,7 @@ func (s *Server) handleKeys(w http.ResponseWriter, r *http.Request) {
 	default:
 		// The store bounds how long a write may wait; the request's own
 		// context ends it early if the client goes away.
-		ev, err := s.store.Propose(r.Context(), kr.command(time.Now()))
+		ev, err := s.store.Propose(ctx, kr.command(time.Now()))
 		if err != nil {
 			writeError(w, err)
 			return

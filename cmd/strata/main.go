@@ -41,6 +41,7 @@ type options struct {
 	unsafeNoFsync, enablePprof           bool
 	readHeaderTimeout, idleTimeout       time.Duration
 	maxConcurrentStreams, maxHeaderBytes int
+	raft                                 raftFlags // peer.go
 }
 
 func parseFlags(args []string, stderr io.Writer) (*options, error) {
@@ -67,6 +68,7 @@ func newFlagSet(stderr io.Writer) (*options, *flag.FlagSet) {
 	fs.StringVar(&o.token, "initial-cluster-token", "etcd-cluster", "initial cluster token, mixed into member and cluster IDs")
 	fs.StringVar(&o.backend, "backend", "memory", "storage backend: "+strings.Join(backends.Names(), ", "))
 	fs.Uint64Var(&o.snapshotCount, "snapshot-count", 10000, "number of committed entries between snapshots")
+	o.raft.register(fs)
 	fs.IntVar(&o.watchHistory, "watch-history", 1000, "number of recent events kept for watches with a past waitIndex")
 	fs.Int64Var(&o.maxRequestBytes, "max-request-bytes", 3<<19, "maximum client request body size in bytes")
 	fs.IntVar(&o.maxKeyBytes, "max-key-bytes", 8<<10, "maximum key length in bytes")
@@ -98,6 +100,9 @@ func (o *options) finish(fs *flag.FlagSet) (*options, error) {
 	}
 	if o.maxRequestBytes <= 0 {
 		return nil, errors.New("--max-request-bytes must be positive")
+	}
+	if err := o.raft.check(fs); err != nil {
+		return nil, err
 	}
 	return o, nil
 }
@@ -179,9 +184,6 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	if _, err := parseURLs("listen-peer-urls", o.listenPeer); err != nil {
-		return err
-	}
 	peerAdv, err := parseURLs("initial-advertise-peer-urls", o.advertisePeer)
 	if err != nil {
 		return err
@@ -204,6 +206,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		}
 		lns = append(lns, ln)
 	}
+	peerLns, err := listenPeers(o, initial) // peer.go; server.Start owns them
+	if err != nil {
+		return err
+	}
 	if o.unsafeNoFsync {
 		log.Warn("--unsafe-no-fsync is set: a power loss or kernel crash can lose acknowledged writes")
 	}
@@ -211,9 +217,18 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		Name: o.name, DataDir: o.dataDir, Backend: o.backend,
 		ClientURLs: clientAdv, PeerURLs: peerAdv, InitialPeers: initial, ClusterToken: o.token,
 		SnapshotCount: o.snapshotCount, HistorySize: o.watchHistory, UnsafeNoFsync: o.unsafeNoFsync,
-		Logger: log,
+		Logger: log, ClusterState: o.clusterState, PeerListeners: peerLns,
+		HeartbeatInterval: o.raft.heartbeat(), ElectionTimeout: o.raft.election(), SnapshotCatchUpEntries: o.raft.catchUpEntries,
 	})
 	if err != nil {
+		for _, ln := range peerLns {
+			ln.Close()
+		}
+		return err
+	}
+	// A cluster member serves clients once a leader is known, as etcd.
+	if err := srv.WaitLeader(ctx); err != nil {
+		srv.Stop()
 		return err
 	}
 	var cors []string
@@ -243,9 +258,12 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	// h2c connection carries thousands of watches.
 	hs.Protocols.SetHTTP1(true)
 	hs.Protocols.SetUnencryptedHTTP2(true)
+	// Plain HTTP/1.1 key reads and writes take httpd's lean path; the rest
+	// goes to hs.
+	front := httpd.NewFront(api, hs)
 	errc := make(chan error, len(lns))
 	for _, ln := range lns {
-		go func(ln net.Listener) { errc <- hs.Serve(ln) }(ln)
+		go func(ln net.Listener) { errc <- front.Serve(ln) }(ln)
 	}
 	var bound []string
 	for _, ln := range lns {
@@ -264,7 +282,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	api.Close()
 	sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	hs.Shutdown(sctx)
+	front.Shutdown(sctx)
 	if err := srv.Stop(); err != nil && serveErr == nil {
 		serveErr = err
 	}

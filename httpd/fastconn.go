@@ -1,0 +1,306 @@
+package httpd
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/strata-kv/strata/engine"
+)
+
+// Connection states: a Shutdown closes idle connections at once and lets
+// active ones finish their request.
+const (
+	connIdle int32 = iota
+	connActive
+	connClosed
+)
+
+const fastBufSize = 4 << 10 // as net/http: a head must fit to take the lean path
+
+var (
+	readerPool = sync.Pool{New: func() any { return bufio.NewReaderSize(nil, fastBufSize) }}
+	writerPool = sync.Pool{New: func() any { return bufio.NewWriterSize(nil, fastBufSize) }}
+)
+
+// fastConn is one client connection on the lean path.
+type fastConn struct {
+	f     *Front
+	c     net.Conn
+	br    *bufio.Reader
+	bw    *bufio.Writer
+	state atomic.Int32
+
+	req  fastRequest
+	resp fastResponse
+	hdr  []byte // response head scratch
+}
+
+func newFastConn(f *Front, c net.Conn) *fastConn {
+	fc := &fastConn{f: f, c: c}
+	fc.br = readerPool.Get().(*bufio.Reader)
+	fc.br.Reset(c)
+	fc.bw = writerPool.Get().(*bufio.Writer)
+	fc.bw.Reset(c)
+	fc.resp.h = make(http.Header, 8)
+	return fc
+}
+
+func (fc *fastConn) closeIfIdle() {
+	if fc.state.CompareAndSwap(connIdle, connClosed) {
+		fc.c.Close()
+	}
+}
+
+func (fc *fastConn) serve() {
+	handed := false
+	defer func() {
+		fc.f.track(fc, false)
+		if !handed {
+			fc.c.Close()
+			fc.br.Reset(nil)
+			readerPool.Put(fc.br)
+		}
+		fc.bw.Reset(nil)
+		writerPool.Put(fc.bw)
+	}()
+	idle, headerTimeout := fc.f.hs.IdleTimeout, fc.f.hs.ReadHeaderTimeout
+	if idle == 0 {
+		idle = fc.f.hs.ReadTimeout
+	}
+	for {
+		if fc.br.Buffered() == 0 {
+			if err := fc.bw.Flush(); err != nil {
+				return
+			}
+			if idle > 0 {
+				fc.c.SetReadDeadline(time.Now().Add(idle))
+			}
+			if _, err := fc.br.Peek(1); err != nil {
+				return
+			}
+		}
+		if !fc.state.CompareAndSwap(connIdle, connActive) {
+			return // closed by Shutdown
+		}
+		if headerTimeout > 0 {
+			fc.c.SetReadDeadline(time.Now().Add(headerTimeout))
+		} else if idle > 0 {
+			fc.c.SetReadDeadline(time.Time{})
+		}
+		ok, err := fc.serveOne()
+		if err != nil {
+			return
+		}
+		if !ok {
+			// net/http takes the connection, unread bytes and all.
+			if fc.bw.Flush() != nil {
+				return
+			}
+			if headerTimeout > 0 || idle > 0 {
+				fc.c.SetReadDeadline(time.Time{})
+			}
+			handed = true
+			fc.f.handoff.hand(&bufferedConn{Conn: fc.c, r: fc.br})
+			return
+		}
+		if fc.req.close || fc.f.shutting.Load() {
+			fc.bw.Flush()
+			return
+		}
+		if !fc.state.CompareAndSwap(connActive, connIdle) {
+			return
+		}
+	}
+}
+
+// serveOne answers the next request if the lean path can; ok is false,
+// with nothing consumed, when net/http must.
+func (fc *fastConn) serveOne() (ok bool, err error) {
+	head, err := fc.peekHead()
+	if err != nil || head == nil {
+		return false, err
+	}
+	r := &fc.req
+	if !r.parse(head, fc.f.api) {
+		return false, nil
+	}
+	// The head's bytes are reused by the next read: keep what outlives it.
+	target := string(r.target)
+	_, rawQuery, _ := strings.Cut(target, "?")
+	if r.method == http.MethodGet {
+		// Watches need net/http's connection handling (close
+		// notification, streaming): hand the connection over.
+		if !r.form.parse("", rawQuery) {
+			return false, nil
+		}
+		if _, wait := r.form.get("wait"); wait {
+			return false, nil
+		}
+	}
+	var body string
+	if _, err := fc.br.Discard(len(head)); err != nil {
+		return false, err
+	}
+	if r.contentLength > 0 {
+		b := make([]byte, r.contentLength)
+		if _, err := io.ReadFull(fc.br, b); err != nil {
+			return false, err
+		}
+		body = string(b)
+	}
+	fc.serveKeys(target, body)
+	fc.f.fastServed.Add(1)
+	return true, fc.writeResponse()
+}
+
+// peekHead returns the request head (request line to blank line) without
+// consuming it, or nil if it does not fit the buffer.
+func (fc *fastConn) peekHead() ([]byte, error) {
+	for {
+		buf, _ := fc.br.Peek(fc.br.Buffered())
+		if i := bytes.Index(buf, crlfcrlf); i >= 0 {
+			return buf[:i+4], nil
+		}
+		if len(buf) >= fc.br.Size() {
+			return nil, nil
+		}
+		if _, err := fc.br.Peek(len(buf) + 1); err != nil {
+			return nil, err
+		}
+	}
+}
+
+var crlfcrlf = []byte("\r\n\r\n")
+
+// serveKeys runs the same parsing and handlers as handleKeys.
+func (fc *fastConn) serveKeys(target, body string) {
+	s, w := fc.f.api, &fc.resp
+	w.reset()
+	w.h["X-Etcd-Cluster-Id"] = s.clusterIDHeader
+	p, rawQuery, _ := strings.Cut(target, "?")
+	if strings.IndexByte(p, '%') >= 0 {
+		p, _ = url.PathUnescape(p) // validated by parse
+	}
+	f := &fc.req.form
+	if fc.req.method != http.MethodGet && !f.parse(body, rawQuery) {
+		// Something only url.ParseQuery gets exactly right: let it.
+		pf, err := url.ParseQuery(body)
+		q, qerr := url.ParseQuery(rawQuery)
+		if err == nil {
+			err = qerr
+		}
+		if err != nil {
+			writeParseError(w, requestError(engine.EcodeInvalidForm, err.Error()))
+			return
+		}
+		for k, v := range q {
+			pf[k] = append(pf[k], v...)
+		}
+		f.values = pf
+	}
+	kr, verr := s.parseKeyParams(fc.req.method, p, f)
+	if verr != nil {
+		writeParseError(w, verr)
+		return
+	}
+	s.serveKey(context.Background(), w, kr)
+}
+
+// writeResponse writes the response head as net/http would for the same
+// handler output (headers sorted, then Date and Content-Length), and the
+// body; it is flushed when no further request is already buffered.
+func (fc *fastConn) writeResponse() error {
+	w := &fc.resp
+	if !w.wrote {
+		w.status = http.StatusOK
+	}
+	h := w.h
+	if _, ok := h["Content-Type"]; !ok && len(w.body) > 0 {
+		h["Content-Type"] = []string{http.DetectContentType(w.body)}
+	}
+	b := fc.hdr[:0]
+	b = append(b, "HTTP/1.1 "...)
+	b = strconv.AppendInt(b, int64(w.status), 10)
+	b = append(b, ' ')
+	b = append(b, http.StatusText(w.status)...)
+	b = append(b, "\r\n"...)
+	keys := w.keys[:0]
+	for k := range h {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	for _, k := range keys {
+		for _, v := range h[k] {
+			b = append(b, k...)
+			b = append(b, ": "...)
+			b = append(b, v...)
+			b = append(b, "\r\n"...)
+		}
+	}
+	w.keys = keys
+	if _, ok := h["Date"]; !ok {
+		b = append(b, "Date: "...)
+		b = time.Now().UTC().AppendFormat(b, http.TimeFormat)
+		b = append(b, "\r\n"...)
+	}
+	b = append(b, "Content-Length: "...)
+	b = strconv.AppendInt(b, int64(len(w.body)), 10)
+	b = append(b, "\r\n"...)
+	if fc.req.close {
+		b = append(b, "Connection: close\r\n"...)
+	}
+	b = append(b, "\r\n"...)
+	fc.hdr = b
+	if _, err := fc.bw.Write(b); err != nil {
+		return err
+	}
+	if _, err := fc.bw.Write(w.body); err != nil {
+		return err
+	}
+	if cap(w.body) > 64<<10 {
+		w.body = nil // do not pin a huge listing
+	}
+	if fc.br.Buffered() == 0 {
+		return fc.bw.Flush()
+	}
+	return nil
+}
+
+// fastResponse collects a handler's response for writeResponse.
+type fastResponse struct {
+	h      http.Header
+	status int
+	wrote  bool
+	body   []byte
+	keys   []string
+}
+
+func (w *fastResponse) reset() {
+	clear(w.h)
+	w.status, w.wrote, w.body = 0, false, w.body[:0]
+}
+
+func (w *fastResponse) Header() http.Header { return w.h }
+
+func (w *fastResponse) WriteHeader(code int) {
+	if !w.wrote {
+		w.status, w.wrote = code, true
+	}
+}
+
+func (w *fastResponse) Write(p []byte) (int, error) {
+	w.WriteHeader(http.StatusOK)
+	w.body = append(w.body, p...)
+	return len(p), nil
+}

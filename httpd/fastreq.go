@@ -1,0 +1,245 @@
+package httpd
+
+import (
+	"bytes"
+	"net/url"
+	"strings"
+)
+
+// fastRequest is a request head the lean path accepted. parse refuses
+// (returns false) anything whose meaning it does not fully decide, so
+// that net/http answers it instead; refusing is always safe.
+type fastRequest struct {
+	method        string // one of the constants below, never allocated
+	target        []byte // aliases the read buffer until the head is consumed
+	contentLength int
+	close         bool
+	form          fastForm
+}
+
+// parse reads a request head ending in CRLF CRLF.
+func (r *fastRequest) parse(head []byte, s *Server) bool {
+	if len(s.cfg.CORS) > 0 {
+		return false // CORS headers go on every response: net/http's path adds them
+	}
+	line, rest, _ := bytes.Cut(head, crlf)
+	m, line, ok := bytes.Cut(line, sp)
+	if !ok {
+		return false
+	}
+	switch string(m) { // no allocation: the compiler compares in place
+	case "GET":
+		r.method = "GET"
+	case "PUT":
+		r.method = "PUT"
+	case "POST":
+		r.method = "POST"
+	case "DELETE":
+		r.method = "DELETE"
+	default:
+		return false
+	}
+	target, proto, ok := bytes.Cut(line, sp)
+	if !ok || string(proto) != "HTTP/1.1" || !keysTarget(target) {
+		return false
+	}
+	for _, c := range target {
+		// Controls, spaces, fragments and backslashes are net/http's to judge.
+		if c <= ' ' || c == 0x7f || c == '#' || c == '\\' {
+			return false
+		}
+	}
+	p, _, _ := bytes.Cut(target, question)
+	if bytes.IndexByte(p, '%') >= 0 {
+		up, err := url.PathUnescape(string(p))
+		if err != nil || cleanPath(up) != up {
+			return false
+		}
+	} else if cleanPath(string(p)) != string(p) {
+		return false
+	}
+	r.target, r.contentLength, r.close = target, 0, false
+	var hosts, lengths, n int
+	for len(rest) > 2 { // the final CRLF remains
+		var hl []byte
+		hl, rest, _ = bytes.Cut(rest, crlf)
+		if n++; n > s.cfg.MaxHeaders {
+			return false // net/http answers 431
+		}
+		name, value, ok := bytes.Cut(hl, colon)
+		if !ok || !validHeaderName(name) {
+			return false
+		}
+		value = bytes.Trim(value, " \t")
+		for _, c := range value {
+			if c < ' ' && c != '\t' || c == 0x7f {
+				return false
+			}
+		}
+		switch {
+		case asciiEqualFold(name, "Host"):
+			hosts++
+		case asciiEqualFold(name, "Content-Length"):
+			lengths++
+			if len(value) == 0 || len(value) > 9 {
+				return false
+			}
+			cl := 0
+			for _, c := range value {
+				if c < '0' || c > '9' {
+					return false
+				}
+				cl = cl*10 + int(c-'0')
+			}
+			r.contentLength = cl
+		case asciiEqualFold(name, "Content-Type"):
+			mt, _, _ := bytes.Cut(value, semicolon)
+			if !asciiEqualFold(bytes.TrimRight(mt, " \t"), "application/x-www-form-urlencoded") {
+				return false
+			}
+		case asciiEqualFold(name, "Connection"):
+			for tok := range strings.SplitSeq(string(value), ",") {
+				switch tok = strings.TrimSpace(tok); {
+				case strings.EqualFold(tok, "close"):
+					r.close = true
+				case strings.EqualFold(tok, "keep-alive"), tok == "":
+				default:
+					return false // upgrades and the like
+				}
+			}
+		case asciiEqualFold(name, "Transfer-Encoding"), asciiEqualFold(name, "Expect"),
+			asciiEqualFold(name, "Upgrade"):
+			return false
+		}
+	}
+	if hosts != 1 || lengths > 1 {
+		return false
+	}
+	if r.contentLength > 0 {
+		// net/http reads only POST, PUT and PATCH bodies as forms, and
+		// answers the too-large ones with 413.
+		if r.method != "PUT" && r.method != "POST" || int64(r.contentLength) > s.cfg.MaxRequestBytes {
+			return false
+		}
+	}
+	return true
+}
+
+var (
+	crlf      = []byte("\r\n")
+	sp        = []byte(" ")
+	colon     = []byte(":")
+	question  = []byte("?")
+	semicolon = []byte(";")
+)
+
+// keysTarget reports whether target is /v2/keys or below it.
+func keysTarget(t []byte) bool {
+	if !bytes.HasPrefix(t, []byte(keysPrefix)) {
+		return false
+	}
+	return len(t) == len(keysPrefix) || t[len(keysPrefix)] == '/' || t[len(keysPrefix)] == '?'
+}
+
+// validHeaderName reports whether b is an RFC 7230 token.
+func validHeaderName(b []byte) bool {
+	if len(b) == 0 {
+		return false
+	}
+	for _, c := range b {
+		if c >= 0x80 || !tokenChar[c] {
+			return false
+		}
+	}
+	return true
+}
+
+var tokenChar = func() (t [128]bool) {
+	for c := '0'; c <= '9'; c++ {
+		t[c] = true
+	}
+	for c := 'a'; c <= 'z'; c++ {
+		t[c], t[c-'a'+'A'] = true, true
+	}
+	for _, c := range "!#$%&'*+-.^_`|~" {
+		t[c] = true
+	}
+	return t
+}()
+
+func asciiEqualFold(b []byte, s string) bool {
+	if len(b) != len(s) {
+		return false
+	}
+	for i := range b {
+		c, d := b[i], s[i]
+		if 'A' <= c && c <= 'Z' {
+			c += 'a' - 'A'
+		}
+		if 'A' <= d && d <= 'Z' {
+			d += 'a' - 'A'
+		}
+		if c != d {
+			return false
+		}
+	}
+	return true
+}
+
+// fastForm holds a request's form fields, body first, then query string,
+// in order, as url.ParseQuery and Request.ParseForm would produce them.
+// values, when set, replaces pairs (the slow, exact fallback).
+type fastForm struct {
+	pairs  [][2]string
+	values url.Values
+}
+
+// parse splits body and query; it returns false for anything it does not
+// decode exactly as url.ParseQuery (semicolons, bad escapes).
+func (f *fastForm) parse(body, query string) bool {
+	f.pairs, f.values = f.pairs[:0], nil
+	return f.add(body) && f.add(query)
+}
+
+func (f *fastForm) add(q string) bool {
+	if strings.IndexByte(q, ';') >= 0 {
+		return false
+	}
+	for q != "" {
+		var kv string
+		kv, q, _ = strings.Cut(q, "&")
+		if kv == "" {
+			continue
+		}
+		k, v, _ := strings.Cut(kv, "=")
+		var ok bool
+		if k, ok = unescapeQuery(k); !ok {
+			return false
+		}
+		if v, ok = unescapeQuery(v); !ok {
+			return false
+		}
+		f.pairs = append(f.pairs, [2]string{k, v})
+	}
+	return true
+}
+
+func unescapeQuery(s string) (string, bool) {
+	if strings.IndexByte(s, '%') < 0 && strings.IndexByte(s, '+') < 0 {
+		return s, true
+	}
+	u, err := url.QueryUnescape(s)
+	return u, err == nil
+}
+
+func (f *fastForm) get(key string) (string, bool) {
+	if f.values != nil {
+		return valuesForm(f.values).get(key)
+	}
+	for i := range f.pairs {
+		if f.pairs[i][0] == key {
+			return f.pairs[i][1], true
+		}
+	}
+	return "", false
+}
