@@ -76,10 +76,35 @@ type Backend interface {
 	Close() error
 }
 
+// Durable is implemented by a Backend whose own files are a durable copy
+// of the store, as opposed to one whose content lives only in memory (and
+// so must be rebuilt from a raft snapshot image and the log at every
+// start). Strata takes metadata-only raft snapshots for such a backend:
+// Sync, then a record of the index it covered, and no image.
+type Durable interface {
+	// Durable reports that once Sync returns nil, the store as of that
+	// Sync survives a process crash and a power loss: reopening the
+	// directory yields that state or a later one, never an earlier one,
+	// with AppliedIndex at least as high as at that Sync. (Opened with
+	// Options.UnsafeNoFsync, a backend keeps this only for process
+	// crashes, as the raft log then does.)
+	Durable() bool
+}
+
+// IsDurable reports whether be implements Durable and reports true.
+func IsDurable(be Backend) bool {
+	d, ok := be.(Durable)
+	return ok && d.Durable()
+}
+
 // Options configure how a backend is opened.
 type Options struct {
 	// Dir is the directory the backend owns. Memory backends ignore it.
 	Dir string
+	// UnsafeNoFsync lets a backend skip the fsyncs that make its commits
+	// survive a power loss (--unsafe-no-fsync): a process crash still
+	// loses nothing. Backends that do not fsync commits ignore it.
+	UnsafeNoFsync bool
 }
 
 // OpenFunc opens (or creates) a backend.

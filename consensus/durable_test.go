@@ -289,3 +289,60 @@ func TestSnapshotImage(t *testing.T) {
 		})
 	}
 }
+
+// TestDurableBehindSnapshotUsesOlderImage: a data dir whose older
+// snapshots carry images (taken before its state machine was durable, as
+// by an older release) and whose newer ones do not: a durable state
+// machine that comes back empty is rebuilt from the newest image and the
+// log kept behind it, though the log no longer starts at index 1.
+func TestDurableBehindSnapshotUsesOlderImage(t *testing.T) {
+	dir := t.TempDir()
+	mod := func(c *Config) {
+		c.SnapshotCount = 50
+		c.SnapshotSpacing = -1
+		c.walSegmentSize = 4 << 10
+	}
+	plain := newCounterSM()
+	n := openNode(t, dir, plain, mod)
+	for i := range 120 {
+		propose(t, n, fmt.Sprintf("k%d", i%3))
+	}
+	waitSnapshot(t, n, 100)
+	if err := n.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	disk := &durableDisk{}
+	sm := &durableSM{counterSM: plain, disk: disk}
+	n = openNode(t, dir, sm, mod)
+	for i := range 80 {
+		propose(t, n, fmt.Sprintf("k%d", i%3))
+	}
+	waitSnapshot(t, n, 160)
+	if err := n.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	files := snapFiles(t, dir)
+	if len(files) != keepSnapshots || files[0].HasImage() || !files[len(files)-1].HasImage() {
+		t.Fatalf("want %d snapshots, the newest metadata-only, the oldest with an image", keepSnapshots)
+	}
+	if first, err := wal.FirstIndex(filepath.Join(dir, "wal")); err != nil || first <= 1 {
+		t.Fatalf("wal first index %d (%v): the log must be released", first, err)
+	}
+	applied, cmds, counts := sm.state()
+	empty := &durableSM{counterSM: newCounterSM(), disk: &durableDisk{}}
+	n = openNode(t, dir, empty, mod)
+	defer n.Stop()
+	applied2, cmds2, counts2 := empty.state()
+	var newestImage uint64
+	for _, f := range files { // newest first
+		if f.HasImage() && newestImage == 0 {
+			newestImage = f.Metadata.Index
+		}
+	}
+	if empty.restored != newestImage {
+		t.Fatalf("restored image %d, want the newest image snapshot's %d", empty.restored, newestImage)
+	}
+	if applied2 != applied+1 || cmds2 != cmds || fmt.Sprint(counts2) != fmt.Sprint(counts) {
+		t.Fatalf("rebuilt applied=%d cmds=%d %v, want %d %d %v", applied2, cmds2, counts2, applied+1, cmds, counts)
+	}
+}

@@ -227,3 +227,17 @@ func (n *Node) SnapshotImage() (raftpb.SnapshotMetadata, io.ReadCloser, error) {
 	}
 	return raftpb.SnapshotMetadata{}, nil, errors.New("snapshot image: snapshot files kept being replaced while opening them")
 }
+
+// SnapshotMetadata returns the metadata a snapshot taken at index would
+// carry: the term of the entry at index and the membership in force there.
+// index must be applied and not older than the newest snapshot. It lets a
+// tool write an image snapshot of a state machine copied at that index
+// (strata migrate to a backend that is not durable). Safe for concurrent
+// use.
+func (n *Node) SnapshotMetadata(index uint64) (raftpb.SnapshotMetadata, error) {
+	term, cs, err := n.snapMeta(index)
+	if err != nil {
+		return raftpb.SnapshotMetadata{}, fmt.Errorf("snapshot metadata at %d: %w", index, err)
+	}
+	return raftpb.SnapshotMetadata{Index: index, Term: term, ConfState: cs}, nil
+}

@@ -4,16 +4,24 @@ import (
 	"fmt"
 	"io"
 
+	"github.com/strata-kv/strata/backends"
 	"github.com/strata-kv/strata/consensus"
 	"github.com/strata-kv/strata/engine"
 )
 
 // fsm adapts the engine to consensus.StateMachine: it decodes commands and
-// applies each raft batch as one engine batch.
+// applies each raft batch as one engine batch. It is a
+// consensus.DurableStateMachine whose Durable is true on a backend that is
+// (backends.IsDurable): raft snapshots then carry no image.
 type fsm struct {
-	eng  *engine.Engine
-	cmds []engine.Command
-	pos  []int
+	eng     *engine.Engine
+	durable bool
+	cmds    []engine.Command
+	pos     []int
+}
+
+func newFSM(eng *engine.Engine, be backends.Backend) *fsm {
+	return &fsm{eng: eng, durable: backends.IsDurable(be)}
 }
 
 func (f *fsm) Apply(entries []consensus.Entry) []any {
@@ -59,3 +67,6 @@ func (f *fsm) Snapshot(w io.Writer) (uint64, error) { return f.eng.Snapshot(w) }
 func (f *fsm) Restore(r io.Reader) error { return f.eng.Restore(r) }
 
 func (f *fsm) Sync() error { return f.eng.Sync() }
+
+// Durable implements consensus.DurableStateMachine.
+func (f *fsm) Durable() bool { return f.durable }

@@ -15,35 +15,53 @@ import (
 
 	"github.com/strata-kv/strata/backends"
 	"github.com/strata-kv/strata/backends/bbolt"
+	"go.etcd.io/raft/v3/raftpb"
+
 	"github.com/strata-kv/strata/consensus"
+	"github.com/strata-kv/strata/consensus/snap"
 	"github.com/strata-kv/strata/consensus/wal"
 	"github.com/strata-kv/strata/engine"
 	"github.com/strata-kv/strata/internal/fsutil"
 )
 
-// openBackend opens the data dir's backend in db/.
+// openBackend opens the data dir's backend in db/ (noFsync: as
+// --unsafe-no-fsync, see backends.Options).
 //
 // If the backend reports that its files may be corrupt because the machine
-// went down while they held unsynced commits (bbolt's ErrUnsafeShutdown),
-// db/ is moved aside to db.unsafe-<UTC time> and an empty backend is opened
-// in its place. consensus.Open then restores the newest snapshot image into
-// it and replays the WAL after that snapshot, which rebuilds everything the
-// member acknowledged: snapshot files are fsync'd before they count, and
-// the WAL is released only up to the oldest kept snapshot, after the
-// backend's Sync (consensus.finishSnapshot), so the newest snapshot plus the
-// log always hold the whole committed state whatever the backend's files
-// hold. The files set aside are kept for the operator to inspect or delete.
-func openBackend(d *dataDir, name string, log *slog.Logger) (backends.Backend, error) {
+// went down while they held unsynced commits (bbolt's ErrUnsafeShutdown,
+// possible only after a run with --unsafe-no-fsync or with a data dir
+// written by an older Strata, whose bbolt commits were not fsync'd), db/
+// is moved aside to db.unsafe-<UTC time> and an empty backend is opened in
+// its place, provided there is something to rebuild it from: a raft
+// snapshot with an image (consensus.Open then restores the newest such
+// image and replays the WAL after it, which is kept back to the oldest kept
+// snapshot), or a WAL that still starts at index 1. The raft snapshots of
+// a durable backend carry no image (the backend's files are the durable
+// copy), so otherwise the error stands and nothing is moved: the operator
+// decides (delete the marker to open the file as it is, or restore a
+// backup). The files set aside are kept for the operator to inspect or
+// delete.
+func openBackend(d *dataDir, name string, noFsync bool, log *slog.Logger) (backends.Backend, error) {
 	db := d.sub("db")
-	be, err := backends.Open(name, backends.Options{Dir: db})
+	opts := backends.Options{Dir: db, UnsafeNoFsync: noFsync}
+	be, err := backends.Open(name, opts)
 	if err == nil {
 		return be, nil
 	}
 	if !errors.Is(err, bbolt.ErrUnsafeShutdown) {
 		return nil, fmt.Errorf("open %s backend: %w", name, err)
 	}
-	if !wal.Exist(filepath.Join(d.sub("member"), "wal")) {
-		return nil, fmt.Errorf("open %s backend: %w; there is no raft log in %s to rebuild it from", name, err, d.sub("member"))
+	member := d.sub("member")
+	if !wal.Exist(filepath.Join(member, "wal")) {
+		return nil, fmt.Errorf("open %s backend: %w; there is no raft log in %s to rebuild it from", name, err, member)
+	}
+	source, ok, serr := rebuildSource(member)
+	if serr != nil {
+		return nil, fmt.Errorf("open %s backend: %w; and looking for a raft snapshot or log to rebuild it from: %w", name, err, serr)
+	}
+	if !ok {
+		return nil, fmt.Errorf("open %s backend: %w; nothing to rebuild it from: its raft snapshots carry no image (the backend's files are the durable copy) and the raft log no longer starts at index 1. "+
+			"Delete the marker to open the file as it is (it may be corrupt), or restore a backup", name, err)
 	}
 	aside := db + ".unsafe-" + time.Now().UTC().Format("20060102T150405Z")
 	for i := 2; ; i++ {
@@ -52,7 +70,7 @@ func openBackend(d *dataDir, name string, log *slog.Logger) (backends.Backend, e
 		}
 		aside = fmt.Sprintf("%s.unsafe-%s-%d", db, time.Now().UTC().Format("20060102T150405Z"), i)
 	}
-	log.Warn("backend files may be corrupt after an unsafe shutdown: moving them aside and rebuilding from the raft snapshot and log",
+	log.Warn("backend files may be corrupt after an unsafe shutdown: moving them aside and rebuilding from the raft "+source,
 		"backend", name, "moved_to", aside, "err", err)
 	if err := os.Rename(db, aside); err != nil {
 		return nil, fmt.Errorf("move possibly corrupt %s backend aside: %w", name, err)
@@ -60,11 +78,36 @@ func openBackend(d *dataDir, name string, log *slog.Logger) (backends.Backend, e
 	if err := fsutil.SyncDir(d.path); err != nil {
 		return nil, err
 	}
-	be, err = backends.Open(name, backends.Options{Dir: db})
+	be, err = backends.Open(name, opts)
 	if err != nil {
 		return nil, fmt.Errorf("open empty %s backend after moving %s aside: %w", name, aside, err)
 	}
 	return be, nil
+}
+
+// rebuildSource reports what consensus.Open can rebuild an empty state
+// machine from in member/: the newest snapshot with an image, or the whole
+// log if no snapshot has one and the log still starts at index 1.
+func rebuildSource(member string) (string, bool, error) {
+	ss, err := snap.New(filepath.Join(member, "snap"), slog.New(slog.NewTextHandler(io.Discard, nil)), false)
+	if err != nil {
+		return "", false, err
+	}
+	f, err := ss.LoadImage()
+	if err == nil {
+		return fmt.Sprintf("snapshot image at index %d and the log after it", f.Metadata.Index), true, nil
+	}
+	if !errors.Is(err, snap.ErrNoSnapshot) {
+		return "", false, err
+	}
+	first, err := wal.FirstIndex(filepath.Join(member, "wal"))
+	if err != nil {
+		return "", false, err
+	}
+	if first > 1 {
+		return "", false, nil
+	}
+	return "log from index 1", true, nil
 }
 
 // replayID is the raft ID an offline replay runs under. Member IDs are the
@@ -79,24 +122,37 @@ const replayID = 0x5354524154415250 // "STRATARP"
 // or snapshotting. The caller has checked (checkRaftState) that the log is
 // not empty, since an empty one would bootstrap a new group. Entries after the recorded commit index stay in the log;
 // the member commits them when it next starts.
-func replayLog(d *dataDir, be backends.Backend, log *slog.Logger) error {
+//
+// It returns the snapshot metadata for be's applied index once replayed
+// (the term of that entry and the membership then), which an image
+// snapshot of be would carry.
+func replayLog(d *dataDir, be backends.Backend, log *slog.Logger) (raftpb.SnapshotMetadata, error) {
+	var md raftpb.SnapshotMetadata
 	member := d.sub("member")
 	eng, err := engine.Open(be, engine.Options{})
 	if err != nil {
-		return err
+		return md, err
 	}
-	node, err := consensus.Open(consensus.Config{ID: replayID, DataDir: member, Logger: log}, &fsm{eng: eng})
+	node, err := consensus.Open(consensus.Config{
+		ID: replayID, DataDir: member, Logger: log,
+		// Never snapshot: a replay writes nothing into member/.
+		SnapshotCount: 1 << 62,
+	}, newFSM(eng, be))
 	if err != nil {
-		return fmt.Errorf("replay raft log of %s: %w", d.path, err)
+		return md, fmt.Errorf("replay raft log of %s: %w", d.path, err)
 	}
 	st := node.Status()
+	md, mdErr := node.SnapshotMetadata(be.AppliedIndex())
 	if err := node.Stop(); err != nil {
-		return fmt.Errorf("replay raft log of %s: stop: %w", d.path, err)
+		return md, fmt.Errorf("replay raft log of %s: stop: %w", d.path, err)
 	}
 	if st.Lead != 0 || st.RaftState == "StateLeader" {
-		return fmt.Errorf("replay raft log of %s: the replay node found a leader (%x): refusing to go on", d.path, st.Lead)
+		return md, fmt.Errorf("replay raft log of %s: the replay node found a leader (%x): refusing to go on", d.path, st.Lead)
 	}
-	return nil
+	if mdErr != nil {
+		return md, fmt.Errorf("replay raft log of %s: %w", d.path, mdErr)
+	}
+	return md, nil
 }
 
 // checkRaftState makes sure member/ holds a raft log with state in it: a
@@ -145,6 +201,7 @@ type Offline struct {
 	dir     *dataDir
 	backend string
 	be      backends.Backend
+	md      raftpb.SnapshotMetadata // for be's applied index
 }
 
 // OpenOffline locks the data dir of a stopped member (a running member
@@ -177,15 +234,16 @@ func OpenOffline(dataDir string, log *slog.Logger) (_ *Offline, err error) {
 	if err := checkRaftState(d.sub("member")); err != nil {
 		return nil, err
 	}
-	be, err := openBackend(d, name, log)
+	be, err := openBackend(d, name, false, log)
 	if err != nil {
 		return nil, err
 	}
-	if err := replayLog(d, be, log); err != nil {
+	md, err := replayLog(d, be, log)
+	if err != nil {
 		be.Close()
 		return nil, err
 	}
-	return &Offline{dir: d, backend: name, be: be}, nil
+	return &Offline{dir: d, backend: name, be: be, md: md}, nil
 }
 
 // Backend is the member's backend, fully replayed. Read it only.
@@ -252,23 +310,31 @@ func CreateTarget(dataDir, backend string, log *slog.Logger) (_ *Target, err err
 // Backend is the new, empty backend, to Restore into.
 func (t *Target) Backend() backends.Backend { return t.be }
 
-// Seal finishes the target's files: it syncs and closes the backend,
-// copies src's raft log and snapshots verbatim (so the new member is the
-// same member, at the same indexes), records the backend, then reopens the
-// target as a member start would (replaying the copied log) and returns
-// that backend for verification. It reports the raft files copied.
+// Seal finishes the target's files: it copies src's raft log and snapshots
+// verbatim (so the new member is the same member, at the same indexes);
+// if the target backend is not durable (memory), whose content lives only
+// in snapshot images and the log, it adds an image snapshot of the copy at
+// its applied index, since a durable source's snapshots carry no image; it
+// syncs and closes the backend, records it, then reopens the target as a
+// member start would (replaying the copied log) and returns that backend
+// for verification. It reports the raft files copied.
 func (t *Target) Seal(src *Offline) (_ backends.Backend, files int, bytes int64, err error) {
-	if err := t.be.Sync(); err != nil {
-		return nil, 0, 0, fmt.Errorf("sync %s backend: %w", t.backend, err)
-	}
 	applied := t.be.AppliedIndex()
+	if files, bytes, err = copyTree(src.dir.sub("member"), t.dir.sub("member")); err != nil {
+		return nil, files, bytes, fmt.Errorf("copy raft log and snapshots: %w", err)
+	}
+	if !backends.IsDurable(t.be) {
+		if err := writeImageSnapshot(filepath.Join(t.dir.sub("member"), "snap"), t.be, src.md); err != nil {
+			return nil, files, bytes, fmt.Errorf("image snapshot of the %s backend: %w", t.backend, err)
+		}
+	}
+	if err := t.be.Sync(); err != nil {
+		return nil, files, bytes, fmt.Errorf("sync %s backend: %w", t.backend, err)
+	}
 	err = t.be.Close()
 	t.be = nil
 	if err != nil {
-		return nil, 0, 0, fmt.Errorf("close %s backend: %w", t.backend, err)
-	}
-	if files, bytes, err = copyTree(src.dir.sub("member"), t.dir.sub("member")); err != nil {
-		return nil, files, bytes, fmt.Errorf("copy raft log and snapshots: %w", err)
+		return nil, files, bytes, fmt.Errorf("close %s backend: %w", t.backend, err)
 	}
 	if err := fsutil.WriteFileSync(t.dir.sub("backend"), []byte(t.backend+"\n")); err != nil {
 		return nil, files, bytes, err
@@ -279,7 +345,7 @@ func (t *Target) Seal(src *Offline) (_ backends.Backend, files int, bytes int64,
 	if t.be, err = backends.Open(t.backend, backends.Options{Dir: t.dir.sub("db")}); err != nil {
 		return nil, files, bytes, fmt.Errorf("reopen %s backend: %w", t.backend, err)
 	}
-	if err := replayLog(t.dir, t.be, t.log); err != nil {
+	if _, err := replayLog(t.dir, t.be, t.log); err != nil {
 		return nil, files, bytes, fmt.Errorf("reopen target: %w", err)
 	}
 	if got := t.be.AppliedIndex(); got != applied {
@@ -326,6 +392,31 @@ func (t *Target) Abort() {
 		}
 	}
 	t.dir.close()
+}
+
+// writeImageSnapshot durably writes an image snapshot of be into snapDir
+// with metadata md, which must be for be's applied index.
+func writeImageSnapshot(snapDir string, be backends.Backend, md raftpb.SnapshotMetadata) error {
+	if got := be.AppliedIndex(); got != md.Index {
+		return fmt.Errorf("backend is at applied index %d, the snapshot metadata is for %d", got, md.Index)
+	}
+	ss, err := snap.New(snapDir, nil, false)
+	if err != nil {
+		return err
+	}
+	_, err = ss.Save(func(w io.Writer) (uint64, error) {
+		iw := &backends.SnapshotIndexWriter{W: w}
+		if err := be.Snapshot(iw); err != nil {
+			return 0, err
+		}
+		return iw.AppliedIndex()
+	}, func(index uint64) (uint64, raftpb.ConfState, error) {
+		if index != md.Index {
+			return 0, raftpb.ConfState{}, fmt.Errorf("image reflects index %d, want %d", index, md.Index)
+		}
+		return md.Term, md.ConfState, nil
+	})
+	return err
 }
 
 // copyTree copies the regular files and directories under src to dst,

@@ -17,6 +17,7 @@ import (
 
 	"github.com/strata-kv/strata/backends/bbolt"
 	_ "github.com/strata-kv/strata/backends/memory"
+	"github.com/strata-kv/strata/consensus/snap"
 	"github.com/strata-kv/strata/engine"
 )
 
@@ -78,23 +79,12 @@ func tree(t *testing.T, s *Server) (string, uint64) {
 	return string(b), s.Engine().Index()
 }
 
-// TestUnsafeShutdownRebuildsFromLog: bbolt refuses a file that may have
-// lost unsynced pages in a machine crash; the server moves db/ aside and
-// rebuilds from the newest snapshot and the WAL, serving every key.
-func TestUnsafeShutdownRebuildsFromLog(t *testing.T) {
-	dir := t.TempDir()
-	cfg := testConfig(dir, "bbolt")
-	s := start(t, cfg)
-	want, wantIndex := writeSome(t, s)
-	if st := s.NodeStatus(); st.Snapshots == 0 {
-		t.Fatalf("no snapshot taken after %d entries: the test must cover a released log", st.Applied)
-	}
-	if err := s.Stop(); err != nil {
-		t.Fatal(err)
-	}
-	// What bbolt finds after a power loss: its unsynced marker from another
-	// boot (as backends/bbolt's TestUnsafeShutdownRefused makes it). Zero
-	// the file too: nothing may be read from it.
+// powerLoss leaves db/ as bbolt finds it after a power loss with unsynced
+// commits: its unsynced marker from another boot (as backends/bbolt's
+// TestUnsafeShutdownRefused makes it), and a zeroed file: nothing may be
+// read from it.
+func powerLoss(t *testing.T, dir string) {
+	t.Helper()
 	db := filepath.Join(dir, "db")
 	if err := os.WriteFile(filepath.Join(db, "strata.db.unsynced"), []byte("00000000-0000-0000-0000-000000000000\n"), 0o600); err != nil {
 		t.Fatal(err)
@@ -106,6 +96,79 @@ func TestUnsafeShutdownRebuildsFromLog(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(db, "strata.db"), make([]byte, fi.Size()), 0o600); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// snapshotFiles lists the member's snapshot files, newest first.
+func snapshotFiles(t *testing.T, dir string) []*snap.File {
+	t.Helper()
+	ss, err := snap.New(filepath.Join(dir, "member", "snap"), quiet, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []*snap.File
+	for {
+		f, err := ss.LoadFunc(func(f *snap.File) bool {
+			return len(out) == 0 || f.Metadata.Index < out[len(out)-1].Metadata.Index
+		})
+		if errors.Is(err, snap.ErrNoSnapshot) {
+			return out
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, f)
+	}
+}
+
+// TestSnapshotsByBackend: a durable backend's raft snapshots are
+// metadata-only (its file is the durable copy), memory's carry the image;
+// both restart to the same tree, bbolt without restoring an image.
+func TestSnapshotsByBackend(t *testing.T) {
+	for _, backend := range []string{"memory", "bbolt"} {
+		t.Run(backend, func(t *testing.T) {
+			dir := t.TempDir()
+			cfg := testConfig(dir, backend)
+			s := start(t, cfg)
+			want, wantIndex := writeSome(t, s)
+			if err := s.Stop(); err != nil {
+				t.Fatal(err)
+			}
+			files := snapshotFiles(t, dir)
+			if len(files) == 0 {
+				t.Fatalf("no snapshot file after %d entries with SnapshotCount 20", wantIndex)
+			}
+			for _, f := range files {
+				if f.HasImage() != (backend == "memory") {
+					t.Fatalf("snapshot %s: image=%v", f.Path, f.HasImage())
+				}
+			}
+			s = start(t, cfg)
+			defer s.Stop()
+			if got, gotIndex := tree(t, s); got != want || gotIndex != wantIndex {
+				t.Fatalf("after restart: index %d, tree\n%s\nwant index %d, tree\n%s", gotIndex, got, wantIndex, want)
+			}
+		})
+	}
+}
+
+// TestUnsafeShutdownRebuildsFromLog: bbolt refuses a file that may have
+// lost unsynced pages in a machine crash (possible after a run with
+// --unsafe-no-fsync); its snapshots carry no image, but while the raft log
+// still starts at index 1 the server moves db/ aside and rebuilds from the
+// whole log, serving every key.
+func TestUnsafeShutdownRebuildsFromLog(t *testing.T) {
+	dir := t.TempDir()
+	cfg := testConfig(dir, "bbolt")
+	cfg.UnsafeNoFsync = true
+	s := start(t, cfg)
+	want, wantIndex := writeSome(t, s)
+	if st := s.NodeStatus(); st.Snapshots == 0 {
+		t.Fatalf("no snapshot taken after %d entries: the test must cover metadata-only snapshots", st.Applied)
+	}
+	if err := s.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	powerLoss(t, dir)
 
 	s = start(t, cfg)
 	defer s.Stop()
@@ -124,6 +187,41 @@ func TestUnsafeShutdownRebuildsFromLog(t *testing.T) {
 	ev := propose(t, s, engine.Command{Op: engine.OpSet, Path: "/after", Value: "x"})
 	if ev.Node.ModifiedIndex != wantIndex+1 {
 		t.Errorf("first write after rebuild at index %d, want %d", ev.Node.ModifiedIndex, wantIndex+1)
+	}
+}
+
+// TestUnsafeShutdownWithoutRebuildSource: once the log no longer starts at
+// index 1 and no snapshot has an image, there is nothing to rebuild a
+// corrupt bbolt file from: the error stands, says what to do, and db/ is
+// left where it is.
+func TestUnsafeShutdownWithoutRebuildSource(t *testing.T) {
+	dir := t.TempDir()
+	cfg := testConfig(dir, "bbolt")
+	cfg.UnsafeNoFsync = true
+	s := start(t, cfg)
+	writeSome(t, s)
+	if err := s.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	// A released log: its oldest segment starts after index 1 (renamed
+	// rather than written, since a server's segments are 64 MiB).
+	segs, _ := filepath.Glob(filepath.Join(dir, "member", "wal", "*.wal"))
+	if len(segs) != 1 || !strings.HasSuffix(segs[0], "0000000000000000-0000000000000001.wal") {
+		t.Fatalf("wal segments %v, want one starting at index 1", segs)
+	}
+	if err := os.Rename(segs[0], strings.Replace(segs[0], "-0000000000000001.wal", "-0000000000000011.wal", 1)); err != nil {
+		t.Fatal(err)
+	}
+	powerLoss(t, dir)
+	_, err := Start(cfg)
+	if !errors.Is(err, bbolt.ErrUnsafeShutdown) || !strings.Contains(err.Error(), "nothing to rebuild it from") {
+		t.Fatalf("Start = %v, want ErrUnsafeShutdown and nothing to rebuild from", err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "db", "strata.db.unsynced")); err != nil {
+		t.Fatalf("db moved although it could not be rebuilt: %v", err)
+	}
+	if aside, _ := filepath.Glob(filepath.Join(dir, "db.unsafe-*")); len(aside) != 0 {
+		t.Fatalf("db moved aside to %v", aside)
 	}
 }
 
@@ -252,5 +350,53 @@ func TestBackendMismatchNamesMigrate(t *testing.T) {
 	_, err := Start(testConfig(dir, "bbolt"))
 	if err == nil || !strings.Contains(err.Error(), "strata migrate --from-dir "+dir) || strings.Contains(err.Error(), "\n") {
 		t.Fatalf("Start with another backend: %v", err)
+	}
+}
+
+// TestSealAddsImageForMemory: migrating a durable backend's data dir, whose
+// snapshots carry no image, to memory adds an image snapshot at the copy's
+// applied index, from which the new member starts.
+func TestSealAddsImageForMemory(t *testing.T) {
+	src := t.TempDir()
+	s := start(t, testConfig(src, "bbolt"))
+	want, wantIndex := writeSome(t, s)
+	if err := s.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	o, err := OpenOffline(src, quiet)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer o.Close()
+	dst := filepath.Join(t.TempDir(), "new")
+	tg, err := CreateTarget(dst, "memory", quiet)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pr, pw := io.Pipe()
+	go func() { pw.CloseWithError(o.Backend().Snapshot(pw)) }()
+	if err := tg.Backend().Restore(pr); err != nil {
+		t.Fatal(err)
+	}
+	applied := tg.Backend().AppliedIndex()
+	if _, _, _, err := tg.Seal(o); err != nil {
+		t.Fatal(err)
+	}
+	if err := tg.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	files := snapshotFiles(t, dst)
+	if len(files) == 0 || !files[0].HasImage() || files[0].Metadata.Index != applied {
+		t.Fatalf("newest snapshot of the memory copy: %+v, want an image at %d", files, applied)
+	}
+	for _, f := range files[1:] {
+		if f.HasImage() {
+			t.Fatalf("copied bbolt snapshot %s has an image", f.Path)
+		}
+	}
+	s = start(t, testConfig(dst, "memory"))
+	defer s.Stop()
+	if got, gotIndex := tree(t, s); got != want || gotIndex != wantIndex {
+		t.Fatalf("migrated: index %d, tree\n%s\nwant index %d, tree\n%s", gotIndex, got, wantIndex, want)
 	}
 }

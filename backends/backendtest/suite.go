@@ -23,7 +23,8 @@ type Opener func(tb testing.TB, dir string) backends.Backend
 // Options describe the backend under test.
 type Options struct {
 	// Persistent backends keep keys and the applied index across Close and
-	// reopen on the same dir; others must come back empty at index 0.
+	// reopen on the same dir, and report backends.IsDurable; others must
+	// come back empty at index 0 and must not report it.
 	Persistent bool
 }
 
@@ -49,10 +50,19 @@ func Run(t *testing.T, open Opener, opts Options) {
 		{"RestoreReplacesContent", s.testRestoreReplaces},
 		{"RestoreCorruptKeepsContent", s.testRestoreCorrupt},
 		{"Reopen", s.testReopen},
+		{"Durable", s.testDurable},
 		{"Closed", s.testClosed},
 		{"ConcurrentReaders", s.testConcurrentReaders},
 	} {
 		t.Run(c.name, c.fn)
+	}
+}
+
+// testDurable: a backend whose files hold the store says so, since raft
+// snapshots then carry no image of it; a memory backend must not.
+func (s *suite) testDurable(t *testing.T) {
+	if got := backends.IsDurable(s.fresh(t)); got != s.opts.Persistent {
+		t.Fatalf("IsDurable = %v, want %v (Persistent)", got, s.opts.Persistent)
 	}
 }
 

@@ -162,7 +162,15 @@ type handle struct {
 	broken error  // set when a failed Update could not be undone
 }
 
-var _ backends.Backend = (*Backend)(nil)
+var (
+	_ backends.Backend = (*Backend)(nil)
+	_ backends.Durable = (*Backend)(nil)
+)
+
+// Durable implements backends.Durable: after an unclean shutdown the store
+// reopens exactly as of its last Sync (or Close), never earlier, so raft
+// snapshots need no image of it (see the package documentation).
+func (b *Backend) Durable() bool { return true }
 
 // Open opens (creating it if needed) the store in dir. If the previous
 // shutdown was not clean, it first rolls the content back to the last Sync

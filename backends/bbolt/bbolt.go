@@ -20,7 +20,7 @@ import (
 
 func init() {
 	backends.Register("bbolt", func(opts backends.Options) (backends.Backend, error) {
-		return Open(opts.Dir)
+		return OpenWith(opts.Dir, Options{UnsafeNoFsync: opts.UnsafeNoFsync})
 	})
 }
 
@@ -55,17 +55,38 @@ type Backend struct {
 	// written under mu, after the commit that stored it.
 	applied atomic.Uint64
 
+	// noSync: commits skip fdatasync (Options.UnsafeNoFsync), guarded by
+	// the unsynced marker; otherwise every commit is durable.
+	noSync bool
+
 	mu    sync.Mutex // serializes Update, Restore, Sync and Close
 	arena arena      // value copies of the running Update or Restore
 	dirty bool       // the marker exists: commits since the last fdatasync
 }
 
-var _ backends.Backend = (*Backend)(nil)
+var (
+	_ backends.Backend = (*Backend)(nil)
+	_ backends.Durable = (*Backend)(nil)
+)
 
-// Open opens or creates the store in dir, creating dir if needed. It fails
-// with ErrUnsafeShutdown if the file may have been corrupted by a machine
-// restart, and with a timeout if another process has it open.
-func Open(dir string) (*Backend, error) {
+// Options tune a bbolt backend. The zero value is the safe default.
+type Options struct {
+	// UnsafeNoFsync commits without fdatasync (bbolt's NoSync), as
+	// --unsafe-no-fsync does for the raft log: a power loss can then leave
+	// the file corrupt, which the unsynced marker detects (see the package
+	// documentation). Test rigs and benchmarks only.
+	UnsafeNoFsync bool
+}
+
+// Open opens or creates the store in dir with the default options; see
+// OpenWith.
+func Open(dir string) (*Backend, error) { return OpenWith(dir, Options{}) }
+
+// OpenWith opens or creates the store in dir, creating dir if needed. It
+// fails with ErrUnsafeShutdown if the file may have been corrupted by a
+// machine restart (an unsynced marker from another boot, whatever opts
+// say), and with a timeout if another process has it open.
+func OpenWith(dir string, opts Options) (*Backend, error) {
 	if dir == "" {
 		return nil, errors.New("bbolt: open: no directory given")
 	}
@@ -76,6 +97,7 @@ func Open(dir string) (*Backend, error) {
 		dir:    dir,
 		path:   filepath.Join(dir, dbName),
 		marker: filepath.Join(dir, markerName),
+		noSync: opts.UnsafeNoFsync,
 	}
 	// Check before bolt.Open: opening a corrupt file can panic inside
 	// bbolt (in its freelist rebuild goroutine, beyond recover).
@@ -85,7 +107,7 @@ func Open(dir string) (*Backend, error) {
 	}
 	_, statErr := os.Stat(b.path)
 	created := errors.Is(statErr, os.ErrNotExist)
-	db, err := openDB(b.path)
+	db, err := openDB(b.path, b.noSync)
 	if err != nil {
 		return nil, fmt.Errorf("bbolt: %w", err)
 	}
@@ -132,12 +154,13 @@ var initialMmapSize = func() int {
 }()
 
 // openDB opens (or creates) the bbolt file with Strata's options.
-func openDB(path string) (*bolt.DB, error) {
+func openDB(path string, noSync bool) (*bolt.DB, error) {
 	db, err := bolt.Open(path, 0o600, &bolt.Options{
-		// The raft WAL is the durable record; Sync() fdatasyncs before the
-		// log is compacted. See the package documentation for what this
-		// risks on power loss and how Open detects it.
-		NoSync: true,
+		// Every commit is fdatasync'd (pages, then meta page) unless the
+		// operator asked for --unsafe-no-fsync: the file is then the
+		// durable copy of the store, and raft snapshots need no image of
+		// it. See the package documentation.
+		NoSync: noSync,
 		// Do not write the freelist on every commit (pages of it, in a
 		// fragmented file): it is rebuilt by scanning the tree at open
 		// instead, as etcd does.
@@ -265,8 +288,9 @@ func (b *Backend) View(fn func(r backends.Reader) error) error {
 // Update runs fn in one bbolt read-write transaction and stores
 // appliedIndex in the same transaction, so both commit or neither does.
 // If fn returns an error (returned as is) or panics, the transaction rolls
-// back. The commit is not fsync'd: it survives a process crash, and Sync
-// makes it survive a power loss.
+// back. When Update returns nil the commit is durable (fdatasync'd), unless
+// the backend was opened with UnsafeNoFsync: it then survives a process
+// crash, and only Sync makes it survive a power loss.
 func (b *Backend) Update(appliedIndex uint64, fn func(w backends.Writer) error) (err error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
@@ -277,8 +301,10 @@ func (b *Backend) Update(appliedIndex uint64, fn func(w backends.Writer) error) 
 	if cur := b.applied.Load(); appliedIndex < cur {
 		return fmt.Errorf("bbolt: update at index %d, store is at %d: %w", appliedIndex, cur, backends.ErrIndexBackwards)
 	}
-	if err := b.markDirty(); err != nil {
-		return err
+	if b.noSync {
+		if err := b.markDirty(); err != nil {
+			return err
+		}
 	}
 	tx, err := db.Begin(true)
 	if err != nil {
@@ -317,8 +343,16 @@ func (b *Backend) Update(appliedIndex uint64, fn func(w backends.Writer) error) 
 // After Close it keeps returning the last value.
 func (b *Backend) AppliedIndex() uint64 { return b.applied.Load() }
 
+// Durable implements backends.Durable: the file is the durable copy of the
+// store. By default every commit is fdatasync'd, so after a power loss the
+// file reopens at its last commit. With UnsafeNoFsync only Sync makes
+// commits durable and a power loss can corrupt the file (Open then fails
+// with ErrUnsafeShutdown), as --unsafe-no-fsync accepts for the raft log.
+func (b *Backend) Durable() bool { return true }
+
 // Sync fdatasyncs the file: every Update so far survives a power loss
-// afterwards. It holds the writer lock for the fdatasync so that no commit
+// afterwards (by default each commit already did; Sync then costs one
+// fdatasync of a clean file). It holds the writer lock for the fdatasync so that no commit
 // slips in between the sync and the marker's removal; Strata calls Sync
 // and Update from the same goroutine anyway.
 func (b *Backend) Sync() error {

@@ -22,8 +22,45 @@ func open(tb testing.TB, dir string) backends.Backend {
 	return b
 }
 
+// openNoSync opens the backend as --unsafe-no-fsync does: commits are not
+// fdatasync'd and the unsynced marker guards the file.
+func openNoSync(tb testing.TB, dir string) backends.Backend {
+	b, err := backends.Open("bbolt", backends.Options{Dir: dir, UnsafeNoFsync: true})
+	if err != nil {
+		tb.Fatalf("open bbolt: %v", err)
+	}
+	return b
+}
+
 func TestConformance(t *testing.T) {
 	backendtest.Run(t, open, backendtest.Options{Persistent: true})
+}
+
+func TestConformanceNoSync(t *testing.T) {
+	backendtest.Run(t, openNoSync, backendtest.Options{Persistent: true})
+}
+
+// TestDurableCommitsNeedNoMarker: by default every commit is fdatasync'd,
+// so no unsynced marker is ever written, and the backend says it is the
+// durable copy of its store (so raft snapshots carry no image).
+func TestDurableCommitsNeedNoMarker(t *testing.T) {
+	dir := t.TempDir()
+	b := open(t, dir)
+	defer b.Close()
+	if !backends.IsDurable(b) {
+		t.Fatal("bbolt backend does not report Durable")
+	}
+	put(t, b, 1, "a", "1")
+	if err := b.Restore(bytes.NewReader(snapshotOf(t, b))); err != nil {
+		t.Fatal(err)
+	}
+	put(t, b, 2, "b", "2")
+	if _, err := os.Stat(filepath.Join(dir, "strata.db.unsynced")); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("unsynced marker with durable commits: %v", err)
+	}
+	if !bbolt.CommitsSynced(b.(*bbolt.Backend)) {
+		t.Fatal("commits after Restore are not fdatasync'd")
+	}
 }
 
 func BenchmarkBbolt(b *testing.B) {
@@ -86,12 +123,12 @@ func crashCopy(t *testing.T, dir string) string {
 	return crashed
 }
 
-// TestCrashWithoutSync: commits that were never synced, in a file that was
-// never closed, are all there when the next process (same boot) opens it,
+// TestCrashWithoutSync: with UnsafeNoFsync, commits that were never synced,
+// in a file that was never closed, are all there when the next process (same boot) opens it,
 // and opening makes them durable and drops the marker.
 func TestCrashWithoutSync(t *testing.T) {
 	dir := t.TempDir()
-	b := open(t, dir)
+	b := openNoSync(t, dir)
 	defer b.Close()
 	put(t, b, 1, "a", "1")
 	if err := b.Sync(); err != nil {
@@ -117,7 +154,7 @@ func TestCrashWithoutSync(t *testing.T) {
 // cache may have been lost with unsynced commits; Open must refuse.
 func TestUnsafeShutdownRefused(t *testing.T) {
 	dir := t.TempDir()
-	b := open(t, dir)
+	b := openNoSync(t, dir)
 	put(t, b, 1, "a", "1")
 	if err := b.Close(); err != nil {
 		t.Fatal(err)
@@ -145,7 +182,8 @@ func TestUnsafeShutdownRefused(t *testing.T) {
 	wantGet(t, b, "a", "1")
 }
 
-// TestMarkerLifecycle: the marker exists exactly while commits are unsynced.
+// TestMarkerLifecycle: with UnsafeNoFsync, the marker exists exactly while
+// commits are unsynced.
 func TestMarkerLifecycle(t *testing.T) {
 	dir := t.TempDir()
 	marker := filepath.Join(dir, "strata.db.unsynced")
@@ -153,7 +191,7 @@ func TestMarkerLifecycle(t *testing.T) {
 		_, err := os.Stat(marker)
 		return err == nil
 	}
-	b := open(t, dir)
+	b := openNoSync(t, dir)
 	defer b.Close()
 	if exists() {
 		t.Fatal("marker after open")

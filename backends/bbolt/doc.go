@@ -22,19 +22,28 @@
 //
 // # Durability
 //
-// The raft WAL is Strata's durable record, so commits skip fsync
-// (NoSync): an Update costs page-cache writes only. Sync, called before
-// the raft log behind AppliedIndex is compacted, fdatasyncs the file.
-// Restore, Open and Close sync as well. What a failure loses:
+// By default every commit is durable: bbolt writes the transaction's pages,
+// fdatasyncs, writes the meta page and fdatasyncs again before Update
+// returns. The file is then the durable copy of the store
+// (backends.Durable): Strata's raft snapshots record only where the log may
+// restart, with no image of the data, and a restart opens the file and
+// replays the log after its applied index. Strata applies each batch of
+// committed raft entries (merged while the previous commit ran) as one
+// Update, off the raft loop, so these fdatasyncs overlap the raft log's.
+// What a failure loses: nothing that was committed, after a process crash
+// or a power loss alike; a commit cut short never wrote its meta page, and
+// bbolt falls back to the previous one (meta pages carry a checksum).
+//
+// With Options.UnsafeNoFsync (--unsafe-no-fsync) commits skip fsync
+// (NoSync): an Update costs page-cache writes only. Then:
 //
 //   - Process crash (SIGKILL, panic, OOM kill): nothing that was
 //     committed. Every Update that returned nil has been written (pwrite)
 //     into the kernel page cache, which outlives the process and is written
 //     back by the kernel. An Update cut short never wrote its meta page:
 //     its pages went to free pages that no committed tree references, so
-//     the previous meta page and tree are intact. Meta pages carry a
-//     checksum; a torn one makes bbolt use the other, previous one. On
-//     reopen the file is consistent at the last successful Update.
+//     the previous meta page and tree are intact. On reopen the file is
+//     consistent at the last successful Update.
 //
 //   - Power loss, kernel crash, VM reset (the page cache is lost): the
 //     file may be CORRUPT, not merely behind. Since the last fdatasync the
@@ -49,10 +58,10 @@
 //     its freelist at open, or as silently wrong values.
 //
 // The package therefore refuses to open a file that may have lost its page
-// cache. Before the first commit after a sync it durably writes a marker
-// file, strata.db.unsynced, holding the kernel's boot ID
-// (/proc/sys/kernel/random/boot_id); a successful Sync, Restore or Close
-// removes it. Open finds one of three cases:
+// cache. In UnsafeNoFsync mode, before the first commit after a sync it
+// durably writes a marker file, strata.db.unsynced, holding the kernel's
+// boot ID (/proc/sys/kernel/random/boot_id); a successful Sync, Restore or
+// Close removes it. Open (in either mode) finds one of three cases:
 //
 //   - no marker: the file was fully synced; open it.
 //   - a marker from this boot: the previous process died but the page
@@ -61,19 +70,22 @@
 //     the machine went down with unsynced commits; Open fails with
 //     ErrUnsafeShutdown and leaves the file alone.
 //
-// The intended recovery from ErrUnsafeShutdown is to discard the backend
-// directory and open an empty store: the consensus layer then restores its
-// newest snapshot file and replays the WAL, which it keeps back to the
-// oldest snapshot it keeps, or a follower fetches a snapshot from the
-// leader. A clean OS reboot after a process crash (marker left, page cache
-// written back on shutdown) is reported the same way; that costs a rebuild,
-// never wrong data. An operator who knows the file is intact may delete the
-// marker.
+// Recovering from ErrUnsafeShutdown means discarding the backend directory
+// and rebuilding the store from something else: a raft snapshot that
+// carries an image (data dirs written by earlier Strata versions, which
+// took image snapshots of every backend, or migrated from memory), the
+// whole raft log if it still starts at index 1, or a leader's snapshot.
+// Since snapshots of a durable backend carry no image, a member run with
+// --unsafe-no-fsync usually has none of these after a power loss and
+// cannot start until the operator deletes the marker (accepting whatever
+// the file holds) or restores a backup: that is the risk the flag takes.
+// A clean OS reboot after a process crash (marker left, page cache written
+// back on shutdown) is reported the same way.
 //
 // # bbolt options
 //
-// Each is chosen in openDB; see the comments there. In short: NoSync (the
-// WAL is the durable record), NoFreelistSync and the map freelist (no
+// Each is chosen in openDB; see the comments there. In short: NoSync only
+// with UnsafeNoFsync, NoFreelistSync and the map freelist (no
 // freelist write per commit, fast allocation in a large fragmented file; the
 // cost is a scan of every page at open), a large InitialMmapSize (remaps
 // wait for every reader, so a long Snapshot would stall the writer), and a

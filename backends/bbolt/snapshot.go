@@ -94,6 +94,7 @@ func (b *Backend) Restore(r io.Reader) error {
 		os.Remove(tmp)
 		return fmt.Errorf("bbolt: restore: %w", err)
 	}
+	db.NoSync = b.noSync
 	old := b.db.Swap(db)
 	b.applied.Store(applied)
 	err = fsutil.SyncDir(b.dir)
@@ -129,7 +130,9 @@ func (b *Backend) build(r io.Reader) (db *bolt.DB, tmp string, applied uint64, e
 			db = nil
 		}
 	}()
-	if db, err = openDB(tmp); err != nil {
+	// The new file is fdatasync'd once, after the last chunk, whatever the
+	// backend's mode; Restore switches it to that mode before the swap.
+	if db, err = openDB(tmp, true); err != nil {
 		return db, tmp, 0, err
 	}
 

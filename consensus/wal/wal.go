@@ -533,3 +533,17 @@ func (w *WAL) Close() error {
 	w.f = nil
 	return err
 }
+
+// FirstIndex returns the index of the first entry the oldest segment in dir
+// can hold (1 for a log that was never released), without replaying it.
+// It fails if dir holds no segment.
+func FirstIndex(dir string) (uint64, error) {
+	segs, err := listSegments(dir)
+	if err != nil {
+		return 0, fmt.Errorf("wal first index %s: %w", dir, err)
+	}
+	if len(segs) == 0 {
+		return 0, fmt.Errorf("wal first index %s: no segment", dir)
+	}
+	return segs[0].first, nil
+}
