@@ -1,0 +1,559 @@
+// Command bigload measures one server at scale: it starts a server binary
+// (Strata on a backend, or etcd with the v2 API) on a fresh data dir,
+// loads N keys of 100-byte values through the HTTP API with many concurrent
+// keep-alive clients, and reports
+//
+//   - load time, then RssAnon and VmRSS (/proc/PID/status), the live heap
+//     after a forced GC (pprof), and disk use (allocated blocks) by role;
+//   - GET throughput with 16 clients over random keys of the whole set,
+//     against a second server of the same kind holding only 10k keys
+//     (rounds alternate between the two, median reported);
+//   - restart to serving: SIGTERM, wait for exit, start the same command,
+//     time until a GET of a loaded key answers 200; RssAnon after restart.
+//
+// Progress goes to stderr every --progress; the result is printed as one
+// markdown table row and, with --json, written as JSON. Wrap runs in
+// `flock /tmp/bench.lock` on a shared machine.
+//
+//	go run ./bench/cmd/bigload --server bbolt --keys 5000000
+//	go run ./bench/cmd/bigload --server etcd --keys 1000000
+package main
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"io/fs"
+	"net/http"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/strata-kv/strata/bench/internal/procs"
+	"github.com/strata-kv/strata/bench/load"
+)
+
+type options struct {
+	server      string // etcd, or a Strata backend name
+	strataBin   string
+	etcdBin     string
+	keys        int
+	smallKeys   int
+	clients     int
+	getClients  int
+	valueSize   int
+	getDur      time.Duration
+	rounds      int
+	restarts    int
+	dataRoot    string
+	jsonPath    string
+	progress    time.Duration
+	extra       string
+	keep        bool
+	restartWait time.Duration
+}
+
+// Result is what one run measured.
+type Result struct {
+	Date      string  `json:"date"`
+	Server    string  `json:"server"`
+	Binary    string  `json:"binary"`
+	Keys      int     `json:"keys"`
+	ValueSize int     `json:"value_size"`
+	Clients   int     `json:"clients"`
+	LoadSec   float64 `json:"load_seconds"`
+	LoadRate  float64 `json:"load_keys_per_second"`
+	// Peak RssAnon seen by the progress sampler during the load.
+	PeakRssAnon int64 `json:"peak_rss_anon"`
+	RssAnon     int64 `json:"rss_anon"`
+	VmRSS       int64 `json:"vm_rss"`
+	LiveHeap    int64 `json:"live_heap"`
+	DiskWAL     int64 `json:"disk_wal"`
+	DiskSnap    int64 `json:"disk_snap"`
+	DiskStore   int64 `json:"disk_store"`
+	// GET ×getClients, req/s: median over rounds, and every round.
+	GetSmall       float64   `json:"get_small"`
+	GetBig         float64   `json:"get_big"`
+	GetSmallRounds []float64 `json:"get_small_rounds"`
+	GetBigRounds   []float64 `json:"get_big_rounds"`
+	GetRatio       float64   `json:"get_ratio"`
+	// Restart: seconds from start of the new process to the first 200.
+	RestartSec         []float64 `json:"restart_seconds"`
+	StopSec            []float64 `json:"stop_seconds"`
+	RssAnonAfterStart  int64     `json:"rss_anon_after_restart"`
+	LiveHeapAfterStart int64     `json:"live_heap_after_restart"`
+}
+
+func main() {
+	var o options
+	flag.StringVar(&o.server, "server", "bbolt", "etcd, or a Strata backend: memory, bbolt, badger")
+	flag.StringVar(&o.strataBin, "strata-bin", "", "Strata binary (default: build ./cmd/strata into the data root)")
+	flag.StringVar(&o.etcdBin, "etcd-bin", "/usr/bin/etcd", "etcd binary")
+	flag.IntVar(&o.keys, "keys", 5_000_000, "keys to load")
+	flag.IntVar(&o.smallKeys, "small-keys", 10_000, "keys on the comparison server")
+	flag.IntVar(&o.clients, "clients", 64, "concurrent clients while loading")
+	flag.IntVar(&o.getClients, "get-clients", 16, "concurrent clients for the GET rounds")
+	flag.IntVar(&o.valueSize, "value-size", 100, "value size in bytes")
+	flag.DurationVar(&o.getDur, "get-duration", 5*time.Second, "length of one GET round (after 1s warmup)")
+	flag.IntVar(&o.rounds, "rounds", 3, "GET rounds per server, alternating")
+	flag.IntVar(&o.restarts, "restarts", 2, "restarts to time")
+	flag.StringVar(&o.dataRoot, "data-root", "", "where data dirs and logs go (default: a new temp dir)")
+	flag.StringVar(&o.jsonPath, "json", "", "write the result as JSON to this file")
+	flag.DurationVar(&o.progress, "progress", 10*time.Second, "progress line interval")
+	flag.StringVar(&o.extra, "extra", "", "extra server flags, space separated")
+	flag.BoolVar(&o.keep, "keep", false, "keep the data dirs")
+	flag.DurationVar(&o.restartWait, "restart-timeout", 10*time.Minute, "give up on a restart after this long")
+	flag.Parse()
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, &o); err != nil {
+		fmt.Fprintln(os.Stderr, "bigload:", err)
+		os.Exit(1)
+	}
+}
+
+var start = time.Now()
+
+func logf(format string, args ...any) {
+	fmt.Fprintf(os.Stderr, "[%6s] %s\n", time.Since(start).Round(time.Second), fmt.Sprintf(format, args...))
+}
+
+// server is one server process and how to start it again.
+type server struct {
+	name, dir, log, url string
+	argv                []string
+	p                   *procs.Process
+}
+
+func newServer(o *options, bin, root, name string) (*server, error) {
+	cp, err := procs.FreePort()
+	if err != nil {
+		return nil, err
+	}
+	pp, err := procs.FreePort()
+	for err == nil && pp == cp {
+		pp, err = procs.FreePort()
+	}
+	if err != nil {
+		return nil, err
+	}
+	s := &server{name: name, dir: filepath.Join(root, name+"-data"), log: filepath.Join(root, name+".log"),
+		url: fmt.Sprintf("http://127.0.0.1:%d", cp)}
+	if o.server == "etcd" {
+		s.argv = append(procs.EtcdArgs(o.etcdBin, s.dir, cp, pp), "--enable-pprof")
+	} else {
+		peer := fmt.Sprintf("http://127.0.0.1:%d", pp)
+		s.argv = []string{bin, "--name", "strata", "--data-dir", s.dir, "--backend", o.server,
+			"--listen-client-urls", s.url, "--advertise-client-urls", s.url,
+			"--listen-peer-urls", peer, "--initial-advertise-peer-urls", peer,
+			"--log-level", "info", "--enable-pprof"}
+	}
+	s.argv = append(s.argv, strings.Fields(o.extra)...)
+	return s, nil
+}
+
+func (s *server) start(ctx context.Context) error {
+	p, err := procs.Start(s.name, s.argv, s.log)
+	if err != nil {
+		return err
+	}
+	s.p = p
+	return procs.WaitReady(ctx, p, s.url, 5*time.Minute)
+}
+
+func run(ctx context.Context, o *options) error {
+	root := o.dataRoot
+	if root == "" {
+		var err error
+		if root, err = os.MkdirTemp("", "bigload-"); err != nil {
+			return err
+		}
+	} else if err := os.MkdirAll(root, 0o755); err != nil {
+		return err
+	}
+	if !o.keep {
+		defer func() {
+			for _, n := range []string{"big-data", "small-data"} {
+				os.RemoveAll(filepath.Join(root, n))
+			}
+		}()
+	}
+	bin := o.strataBin
+	if o.server != "etcd" && bin == "" {
+		bin = filepath.Join(root, "strata")
+		logf("building ./cmd/strata into %s", bin)
+		if out, err := exec.Command("go", "build", "-o", bin, "./cmd/strata").CombinedOutput(); err != nil {
+			return fmt.Errorf("build strata: %w\n%s", err, out)
+		}
+	}
+	if o.server == "etcd" {
+		bin = o.etcdBin
+	}
+	res := &Result{Date: time.Now().UTC().Format(time.RFC3339), Server: o.server, Binary: bin,
+		Keys: o.keys, ValueSize: o.valueSize, Clients: o.clients}
+
+	small, err := newServer(o, bin, root, "small")
+	if err != nil {
+		return err
+	}
+	big, err := newServer(o, bin, root, "big")
+	if err != nil {
+		return err
+	}
+	for _, s := range []*server{small, big} {
+		os.RemoveAll(s.dir)
+		defer func() {
+			if s.p != nil {
+				s.p.Stop(30 * time.Second)
+			}
+		}()
+	}
+
+	base := load.Config{ValueSize: o.valueSize, Prefix: "big", Timeout: 30 * time.Second}
+	logf("%s: starting the %d-key comparison server, logs in %s", o.server, o.smallKeys, root)
+	if err := small.start(ctx); err != nil {
+		return err
+	}
+	cfg := base
+	cfg.Target, cfg.Clients, cfg.Keys = small.url, o.clients, o.smallKeys
+	if err := load.Preload(ctx, cfg); err != nil {
+		return fmt.Errorf("load small: %w", err)
+	}
+
+	logf("%s: starting the big server and loading %d keys with %d clients", o.server, o.keys, o.clients)
+	if err := big.start(ctx); err != nil {
+		return err
+	}
+	cfg = base
+	cfg.Target, cfg.Clients, cfg.Keys = big.url, o.clients, o.keys
+	t0 := time.Now()
+	var peak atomic.Int64
+	stopProg := make(chan struct{})
+	progDone := make(chan struct{})
+	go func() {
+		defer close(progDone)
+		tick := time.NewTicker(o.progress)
+		defer tick.Stop()
+		for {
+			select {
+			case <-stopProg:
+				return
+			case <-tick.C:
+			}
+			idx, _ := etcdIndex(ctx, big.url)
+			m, _ := readMem(big.p.Pid())
+			if m.RssAnon > peak.Load() {
+				peak.Store(m.RssAnon)
+			}
+			el := time.Since(t0)
+			rate := float64(idx) / el.Seconds()
+			eta := time.Duration(0)
+			if rate > 0 && int(idx) < o.keys {
+				eta = time.Duration(float64(o.keys-int(idx))/rate) * time.Second
+			}
+			logf("load: index %d of ~%d (%.0f/s), RssAnon %s VmRSS %s, ETA %s",
+				idx, o.keys, rate, mib(m.RssAnon), mib(m.VmRSS), eta.Round(time.Second))
+		}
+	}()
+	err = load.Preload(ctx, cfg)
+	close(stopProg)
+	<-progDone
+	if err != nil {
+		return fmt.Errorf("load big: %w", err)
+	}
+	res.LoadSec = time.Since(t0).Seconds()
+	res.LoadRate = float64(o.keys) / res.LoadSec
+	res.PeakRssAnon = peak.Load()
+	logf("loaded %d keys in %.1f s (%.0f/s)", o.keys, res.LoadSec, res.LoadRate)
+
+	// Let a snapshot or compaction that the load started settle.
+	time.Sleep(5 * time.Second)
+	m, err := readMem(big.p.Pid())
+	if err != nil {
+		return err
+	}
+	res.RssAnon, res.VmRSS = m.RssAnon, m.VmRSS
+	if h, err := liveHeap(ctx, big.url); err == nil {
+		res.LiveHeap = h
+	} else {
+		logf("live heap: %v", err)
+	}
+	d, err := measureDisk(big.dir)
+	if err != nil {
+		return err
+	}
+	res.DiskWAL, res.DiskSnap, res.DiskStore = d.WAL, d.Snap, d.Store
+	logf("loaded: RssAnon %s, VmRSS %s, live heap %s, disk: wal %s, snap %s, store %s",
+		mib(res.RssAnon), mib(res.VmRSS), mib(res.LiveHeap), mib(d.WAL), mib(d.Snap), mib(d.Store))
+
+	for r := range o.rounds {
+		pair := []*server{small, big}
+		if r%2 == 1 {
+			slices.Reverse(pair)
+		}
+		for _, s := range pair {
+			keys := o.keys
+			if s == small {
+				keys = o.smallKeys
+			}
+			cfg := base
+			cfg.Target, cfg.Clients, cfg.Keys, cfg.PutPercent = s.url, o.getClients, keys, 0
+			cfg.NoPreload, cfg.Duration, cfg.Warmup = true, o.getDur, time.Second
+			lr, err := load.Run(ctx, cfg)
+			if err != nil {
+				return fmt.Errorf("GET round on %s: %w", s.name, err)
+			}
+			if lr.OK != lr.Requests {
+				return fmt.Errorf("GET round on %s: %d of %d requests failed (%s)", s.name, lr.Requests-lr.OK, lr.Requests, lr.FirstError)
+			}
+			logf("GET x%d over %d keys: %.0f req/s, p99 %v", o.getClients, keys, lr.Throughput, lr.P99)
+			if s == small {
+				res.GetSmallRounds = append(res.GetSmallRounds, lr.Throughput)
+			} else {
+				res.GetBigRounds = append(res.GetBigRounds, lr.Throughput)
+			}
+		}
+	}
+	res.GetSmall, res.GetBig = median(res.GetSmallRounds), median(res.GetBigRounds)
+	if res.GetSmall > 0 {
+		res.GetRatio = res.GetBig / res.GetSmall
+	}
+	small.p.Stop(30 * time.Second)
+	small.p = nil
+
+	probe := fmt.Sprintf("%s/v2/keys/%s/k%d", big.url, base.Prefix, o.keys/2)
+	for i := range o.restarts {
+		t1 := time.Now()
+		big.p.Stop(5 * time.Minute)
+		stopped := time.Since(t1)
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		p, err := procs.Start(big.name, big.argv, big.log)
+		if err != nil {
+			return err
+		}
+		big.p = p
+		t2 := time.Now()
+		dur, err := waitGet(ctx, probe, t2, o.restartWait, p.Exited)
+		if err != nil {
+			return fmt.Errorf("restart %d: %w; log tail:\n%s", i+1, err, p.LogTail(2000))
+		}
+		res.StopSec = append(res.StopSec, stopped.Seconds())
+		res.RestartSec = append(res.RestartSec, dur.Seconds())
+		logf("restart %d: stopped in %.2f s, serving after %.2f s", i+1, stopped.Seconds(), dur.Seconds())
+	}
+	time.Sleep(2 * time.Second)
+	if m, err := readMem(big.p.Pid()); err == nil {
+		res.RssAnonAfterStart = m.RssAnon
+	}
+	if h, err := liveHeap(ctx, big.url); err == nil {
+		res.LiveHeapAfterStart = h
+	}
+	logf("after restart: RssAnon %s, live heap %s", mib(res.RssAnonAfterStart), mib(res.LiveHeapAfterStart))
+
+	fmt.Println("| server | keys | load (s) | keys/s | peak RssAnon loading | RssAnon | VmRSS | live heap | disk: wal / snap / store | GET x16 small | GET x16 big | ratio | restart (s) | RssAnon after restart |")
+	fmt.Println("|---|---:|---:|---:|---:|---:|---:|---:|---|---:|---:|---:|---|---:|")
+	rs := make([]string, len(res.RestartSec))
+	for i, v := range res.RestartSec {
+		rs[i] = fmt.Sprintf("%.2f", v)
+	}
+	fmt.Printf("| %s | %d | %.0f | %.0f | %s | %s | %s | %s | %s / %s / %s | %.0f | %.0f | %.2f | %s | %s |\n",
+		res.Server, res.Keys, res.LoadSec, res.LoadRate, mib(res.PeakRssAnon), mib(res.RssAnon), mib(res.VmRSS), mib(res.LiveHeap),
+		mib(res.DiskWAL), mib(res.DiskSnap), mib(res.DiskStore), res.GetSmall, res.GetBig, res.GetRatio,
+		strings.Join(rs, " / "), mib(res.RssAnonAfterStart))
+	if o.jsonPath != "" {
+		b, err := json.MarshalIndent(res, "", "  ")
+		if err != nil {
+			return err
+		}
+		if err := os.WriteFile(o.jsonPath, append(b, '\n'), 0o644); err != nil {
+			return fmt.Errorf("write %s: %w", o.jsonPath, err)
+		}
+	}
+	return nil
+}
+
+func median(xs []float64) float64 {
+	if len(xs) == 0 {
+		return 0
+	}
+	s := slices.Clone(xs)
+	slices.Sort(s)
+	if len(s)%2 == 1 {
+		return s[len(s)/2]
+	}
+	return (s[len(s)/2-1] + s[len(s)/2]) / 2
+}
+
+func mib(b int64) string {
+	if b >= 10<<30 {
+		return fmt.Sprintf("%.1f GiB", float64(b)/(1<<30))
+	}
+	return fmt.Sprintf("%.0f MiB", float64(b)/(1<<20))
+}
+
+// memStatus is the memory of a process from /proc/PID/status, in bytes.
+type memStatus struct{ VmRSS, RssAnon int64 }
+
+func readMem(pid int) (memStatus, error) {
+	f, err := os.Open(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return memStatus{}, fmt.Errorf("read memory of %d: %w", pid, err)
+	}
+	defer f.Close()
+	var m memStatus
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		name, rest, ok := strings.Cut(sc.Text(), ":")
+		if !ok || (name != "VmRSS" && name != "RssAnon") {
+			continue
+		}
+		fl := strings.Fields(rest)
+		if len(fl) != 2 || fl[1] != "kB" {
+			return m, fmt.Errorf("status of %d: unexpected line %q", pid, sc.Text())
+		}
+		kb, err := strconv.ParseInt(fl[0], 10, 64)
+		if err != nil {
+			return m, fmt.Errorf("status of %d: %w", pid, err)
+		}
+		if name == "VmRSS" {
+			m.VmRSS = kb << 10
+		} else {
+			m.RssAnon = kb << 10
+		}
+	}
+	return m, sc.Err()
+}
+
+// diskUsage is allocated bytes (du) by role: files under a "wal" directory
+// are the raft log, under "snap" the snapshots (etcd keeps its bbolt db
+// there too), everything else the backend's store.
+type diskUsage struct{ WAL, Snap, Store int64 }
+
+func measureDisk(dir string) (diskUsage, error) {
+	var d diskUsage
+	err := filepath.WalkDir(dir, func(p string, e fs.DirEntry, err error) error {
+		if err != nil || !e.Type().IsRegular() {
+			return err
+		}
+		info, err := e.Info()
+		if err != nil {
+			return err
+		}
+		st, ok := info.Sys().(*syscall.Stat_t)
+		if !ok {
+			return fmt.Errorf("%s: no stat_t", p)
+		}
+		alloc := st.Blocks * 512
+		rel, _ := filepath.Rel(dir, p)
+		parts := strings.Split(filepath.ToSlash(rel), "/")
+		switch {
+		case slices.Contains(parts[:len(parts)-1], "wal"):
+			d.WAL += alloc
+		case slices.Contains(parts[:len(parts)-1], "snap"):
+			d.Snap += alloc
+		default:
+			d.Store += alloc
+		}
+		return nil
+	})
+	if err != nil {
+		return d, fmt.Errorf("disk use of %s: %w", dir, err)
+	}
+	return d, nil
+}
+
+// waitGet polls GET url every 5 ms until it answers 200 and returns the
+// time since start.
+func waitGet(ctx context.Context, url string, start time.Time, timeout time.Duration, exited func() bool) (time.Duration, error) {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	tr := &http.Transport{Proxy: nil, DisableKeepAlives: true}
+	defer tr.CloseIdleConnections()
+	c := &http.Client{Transport: tr, Timeout: 2 * time.Second}
+	last := "no answer"
+	for {
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+		if err != nil {
+			return 0, err
+		}
+		resp, err := c.Do(req)
+		if err == nil {
+			_, _ = io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return time.Since(start), nil
+			}
+			last = resp.Status
+		} else {
+			last = err.Error()
+		}
+		if exited() {
+			return 0, fmt.Errorf("process exited before GET %s answered 200 (last: %s)", url, last)
+		}
+		select {
+		case <-ctx.Done():
+			return 0, fmt.Errorf("GET %s not 200 after %v (last: %s)", url, timeout, last)
+		case <-time.After(5 * time.Millisecond):
+		}
+	}
+}
+
+// etcdIndex returns the X-Etcd-Index of a GET (any status): every write
+// moves it by one, so it shows load progress.
+func etcdIndex(ctx context.Context, base string) (uint64, error) {
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, base+"/v2/keys/_bench_ready", nil)
+	if err != nil {
+		return 0, err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return 0, err
+	}
+	_, _ = io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	return strconv.ParseUint(resp.Header.Get("X-Etcd-Index"), 10, 64)
+}
+
+// liveHeap returns HeapAlloc after a forced GC, from the pprof endpoint.
+func liveHeap(ctx context.Context, base string) (int64, error) {
+	ctx, cancel := context.WithTimeout(ctx, 60*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, base+"/debug/pprof/heap?debug=1&gc=1", nil)
+	if err != nil {
+		return 0, err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return 0, err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return 0, fmt.Errorf("pprof heap: %s", resp.Status)
+	}
+	sc := bufio.NewScanner(resp.Body)
+	sc.Buffer(make([]byte, 64<<10), 4<<20)
+	for sc.Scan() {
+		if v, ok := strings.CutPrefix(sc.Text(), "# HeapAlloc = "); ok {
+			return strconv.ParseInt(strings.TrimSpace(v), 10, 64)
+		}
+	}
+	if err := sc.Err(); err != nil {
+		return 0, err
+	}
+	return 0, errors.New("pprof heap: no HeapAlloc line")
+}
