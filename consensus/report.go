@@ -44,3 +44,6 @@ func (n *Node) stepLocal(m raftpb.Message) bool {
 	}
 	return true
 }
+
+// Leader returns the leader this member knows of, 0 if none. Lock-free.
+func (n *Node) Leader() uint64 { return n.stats.lead.Load() }

@@ -9,11 +9,14 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
+	"net/http"
 	"sync"
 	"time"
 
 	"github.com/strata-kv/strata/backends"
 	"github.com/strata-kv/strata/consensus"
+	"github.com/strata-kv/strata/consensus/transport"
 	"github.com/strata-kv/strata/engine"
 	"github.com/strata-kv/strata/httpd"
 )
@@ -31,6 +34,19 @@ type Config struct {
 	HistorySize   int
 	UnsafeNoFsync bool
 	Logger        *slog.Logger
+
+	// ClusterState is "new" (bootstrap with InitialPeers) or "existing".
+	ClusterState string
+	// PeerListeners serve the peer endpoints (raft messages, /members);
+	// the server closes them at Stop.
+	PeerListeners []net.Listener
+	// HeartbeatInterval is raft's tick (default 100ms); ElectionTimeout
+	// (default 1s) is rounded down to a whole number of ticks.
+	HeartbeatInterval time.Duration
+	ElectionTimeout   time.Duration
+	// SnapshotCatchUpEntries: entries kept behind a snapshot for slow
+	// followers (default 5000).
+	SnapshotCatchUpEntries uint64
 }
 
 // Server is a running member.
@@ -45,9 +61,13 @@ type Server struct {
 	clusterID uint64
 	members   []httpd.Member
 	startTime time.Time
+	tr        *transport.Transport
+	peerHTTP  *http.Server
+	leader    leaderTracker // cluster.go
 
 	stop       chan struct{}
 	expiryDone chan struct{}
+	leaderDone chan struct{}
 	stopOnce   sync.Once
 }
 
@@ -59,12 +79,14 @@ func Start(cfg Config) (_ *Server, err error) {
 	if cfg.ClusterToken == "" {
 		cfg.ClusterToken = "etcd-cluster"
 	}
-	s := &Server{cfg: cfg, log: cfg.Logger, startTime: time.Now(), stop: make(chan struct{}), expiryDone: make(chan struct{})}
+	s := &Server{cfg: cfg, log: cfg.Logger, startTime: time.Now(), stop: make(chan struct{}),
+		expiryDone: make(chan struct{}), leaderDone: make(chan struct{})}
 	if s.dir, err = openDataDir(cfg.DataDir); err != nil {
 		return nil, err
 	}
 	defer func() {
 		if err != nil {
+			s.stopPeers()
 			s.closeStorage()
 		}
 	}()
@@ -77,51 +99,46 @@ func Start(cfg Config) (_ *Server, err error) {
 	if s.eng, err = engine.Open(s.be, engine.Options{HistorySize: cfg.HistorySize}); err != nil {
 		return nil, err
 	}
-	s.id = MemberID(cfg.PeerURLs, cfg.ClusterToken)
-	var ids []uint64
-	var peers []consensus.Peer
-	for name, urls := range cfg.InitialPeers {
-		id := MemberID(urls, cfg.ClusterToken)
-		ids = append(ids, id)
-		peers = append(peers, consensus.Peer{ID: id, URLs: urls})
-		m := httpd.Member{ID: id, Name: name, PeerURLs: urls}
-		if id == s.id {
-			m.ClientURLs = cfg.ClientURLs
-		}
-		s.members = append(s.members, m)
+	peers, err := s.bootstrap() // cluster.go
+	if err != nil {
+		return nil, err
 	}
-	if len(peers) == 0 {
-		return nil, errors.New("--initial-cluster names no member")
-	}
-	if len(peers) > 1 {
-		return nil, errors.New("clusters of several members are not supported yet: --initial-cluster must name only this member")
-	}
-	if s.id != ids[0] {
-		return nil, fmt.Errorf("--initial-cluster does not name this member's peer URLs %v", cfg.PeerURLs)
-	}
-	s.clusterID = ClusterID(ids)
+	// Peers are served before raft starts: an election needs them.
+	s.startPeers(peers)
+	tick := s.tickInterval()
 	s.node, err = consensus.Open(consensus.Config{
-		ID:              s.id,
-		Peers:           peers,
-		DataDir:         s.dir.sub("member"),
-		SnapshotCount:   cfg.SnapshotCount,
-		UnsafeNoFsync:   cfg.UnsafeNoFsync,
-		ProposalTimeout: requestTimeout,
-		Logger:          cfg.Logger,
+		ID:                     s.id,
+		Peers:                  peers,
+		DataDir:                s.dir.sub("member"),
+		SnapshotCount:          cfg.SnapshotCount,
+		SnapshotCatchUpEntries: cfg.SnapshotCatchUpEntries,
+		TickInterval:           tick,
+		ElectionTicks:          max(1, int(s.electionTimeout()/tick)),
+		HeartbeatTicks:         1,
+		UnsafeNoFsync:          cfg.UnsafeNoFsync,
+		ProposalTimeout:        requestTimeout,
+		Logger:                 cfg.Logger,
+		Transport:              s.tr,
 	}, newFSM(s.eng, s.be))
 	if err != nil {
 		return nil, err
 	}
-	// A lone member elects itself at once; wait for that so the first
-	// client request is not refused for want of a leader.
-	for deadline := time.Now().Add(10 * time.Second); s.node.Status().Lead == 0; {
-		if time.Now().After(deadline) {
+	s.tr.SetRaft(s.node)
+	if len(peers) == 1 {
+		// A lone member elects itself at once; wait for that so the first
+		// client request is not refused for want of a leader.
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		err := s.WaitLeader(ctx)
+		cancel()
+		if err != nil {
 			s.node.Stop()
 			return nil, errors.New("raft elected no leader within 10s")
 		}
-		time.Sleep(time.Millisecond)
+	} else {
+		s.log.Info("cluster member starting", "cluster", fmt.Sprintf("%x", s.clusterID), "peers", peerList(peers))
 	}
 	go s.runExpiry()
+	go s.watchLeader()
 	return s, nil
 }
 
@@ -132,7 +149,9 @@ func (s *Server) Stop() error {
 	s.stopOnce.Do(func() {
 		close(s.stop)
 		<-s.expiryDone
+		<-s.leaderDone
 		err = s.node.Stop()
+		s.stopPeers()
 		s.closeStorage()
 	})
 	return err
@@ -162,10 +181,7 @@ var errTimeout = errors.New("etcdserver: request timed out")
 
 // Propose implements httpd.Store.
 func (s *Server) Propose(ctx context.Context, c engine.Command) (*engine.Event, error) {
-	res, err := s.node.Propose(ctx, c.Marshal())
-	if errors.Is(err, consensus.ErrTimeout) {
-		return nil, errTimeout
-	}
+	res, err := s.propose(ctx, c.Marshal()) // cluster.go: waits for a leader, bounded
 	if err != nil {
 		return nil, err
 	}
@@ -182,7 +198,7 @@ func (s *Server) Propose(ctx context.Context, c engine.Command) (*engine.Event, 
 // Get implements httpd.Store.
 func (s *Server) Get(ctx context.Context, p string, recursive, sorted, quorum bool) (*engine.Event, error) {
 	if quorum {
-		if err := s.node.ReadIndex(ctx); err != nil {
+		if err := s.readBarrier(ctx); err != nil {
 			return nil, err
 		}
 	}

@@ -1,0 +1,555 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// testMember is one strata process of a test cluster on loopback.
+type testMember struct {
+	name, dir          string
+	clientURL, peerURL string
+	id                 string // hex member ID, from the ready line
+	args               []string
+
+	cmd    *exec.Cmd
+	exited chan struct{}
+	mu     sync.Mutex
+	log    bytes.Buffer // stderr
+}
+
+func (m *testMember) stderr() string {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.log.String()
+}
+
+type memberLog struct{ m *testMember }
+
+func (w memberLog) Write(b []byte) (int, error) {
+	w.m.mu.Lock()
+	defer w.m.mu.Unlock()
+	return w.m.log.Write(b)
+}
+
+// freePorts returns n distinct loopback ports that were free a moment ago.
+func freePorts(t *testing.T, n int) []int {
+	t.Helper()
+	var lns []net.Listener
+	var ports []int
+	for i := 0; i < n; i++ {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		lns = append(lns, ln)
+		ports = append(ports, ln.Addr().(*net.TCPAddr).Port)
+	}
+	for _, ln := range lns {
+		ln.Close()
+	}
+	return ports
+}
+
+// newTestCluster describes n members; start them with startAll.
+func newTestCluster(t *testing.T, n int, extra ...string) []*testMember {
+	t.Helper()
+	ports := freePorts(t, 2*n)
+	base := t.TempDir()
+	var ms []*testMember
+	var ic []string
+	for i := 0; i < n; i++ {
+		m := &testMember{
+			name:      fmt.Sprintf("m%d", i+1),
+			clientURL: fmt.Sprintf("http://127.0.0.1:%d", ports[2*i]),
+			peerURL:   fmt.Sprintf("http://127.0.0.1:%d", ports[2*i+1]),
+		}
+		m.dir = filepath.Join(base, m.name)
+		ms = append(ms, m)
+		ic = append(ic, m.name+"="+m.peerURL)
+	}
+	for _, m := range ms {
+		m.args = append([]string{
+			"--name", m.name, "--data-dir", m.dir,
+			"--listen-client-urls", m.clientURL, "--advertise-client-urls", m.clientURL,
+			"--listen-peer-urls", m.peerURL, "--initial-advertise-peer-urls", m.peerURL,
+			"--initial-cluster", strings.Join(ic, ","), "--initial-cluster-token", "test-" + t.Name(),
+			"--log-level", "info",
+		}, extra...)
+	}
+	return ms
+}
+
+// start launches the member's process; ready waits for its ready line.
+func (m *testMember) start(t *testing.T, extra ...string) <-chan error {
+	t.Helper()
+	cmd := exec.Command(strataBinary(t), append(append([]string(nil), m.args...), extra...)...)
+	cmd.Stderr = memberLog{m}
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	m.cmd = cmd
+	m.exited = make(chan struct{})
+	go func() { cmd.Wait(); close(m.exited) }()
+	t.Cleanup(func() {
+		cmd.Process.Kill()
+		<-m.exited
+		if t.Failed() {
+			t.Logf("--- stderr of %s (%s):\n%s", m.name, m.id, tail(m.stderr(), 40))
+		}
+	})
+	ready := make(chan error, 1)
+	go func() {
+		line, err := bufio.NewReader(out).ReadString('\n')
+		if err != nil {
+			ready <- fmt.Errorf("%s exited before it was ready: %v", m.name, err)
+			return
+		}
+		mm := regexp.MustCompile(`member ([0-9a-f]+)`).FindStringSubmatch(line)
+		if mm == nil {
+			ready <- fmt.Errorf("%s: unexpected ready line %q", m.name, line)
+			return
+		}
+		m.id = mm[1]
+		ready <- nil
+		io.Copy(io.Discard, out)
+	}()
+	return ready
+}
+
+func tail(s string, n int) string {
+	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return strings.Join(lines, "\n")
+}
+
+func waitReady(t *testing.T, readies ...<-chan error) {
+	t.Helper()
+	for _, r := range readies {
+		select {
+		case err := <-r:
+			if err != nil {
+				t.Fatal(err)
+			}
+		case <-time.After(60 * time.Second):
+			t.Fatal("a member did not become ready within 60s")
+		}
+	}
+}
+
+func startAll(t *testing.T, ms []*testMember) {
+	t.Helper()
+	var rs []<-chan error
+	for _, m := range ms {
+		rs = append(rs, m.start(t))
+	}
+	waitReady(t, rs...)
+}
+
+func (m *testMember) kill9(t *testing.T) {
+	t.Helper()
+	if err := m.cmd.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	<-m.exited
+}
+
+// leaderOf asks m which member leads ("" if it knows none).
+func leaderOf(c *http.Client, m *testMember) (string, error) {
+	resp, err := c.Get(m.clientURL + "/v2/stats/self")
+	if err != nil {
+		return "", err
+	}
+	defer resp.Body.Close()
+	var st struct {
+		LeaderInfo struct{ Leader string } `json:"leaderInfo"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&st); err != nil {
+		return "", err
+	}
+	if st.LeaderInfo.Leader == "0" {
+		return "", nil
+	}
+	return st.LeaderInfo.Leader, nil
+}
+
+// findLeader waits until every live member agrees on a leader among ms.
+func findLeader(t *testing.T, ms []*testMember) *testMember {
+	t.Helper()
+	c := &http.Client{Timeout: 2 * time.Second}
+	deadline := time.Now().Add(30 * time.Second)
+	for time.Now().Before(deadline) {
+		var lead string
+		agree := true
+		for _, m := range ms {
+			l, err := leaderOf(c, m)
+			if err != nil || l == "" || (lead != "" && l != lead) {
+				agree = false
+				break
+			}
+			lead = l
+		}
+		if agree {
+			for _, m := range ms {
+				if m.id == lead {
+					return m
+				}
+			}
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	t.Fatal("members did not agree on a leader within 30s")
+	return nil
+}
+
+// treeHash reads the whole key space from m (local read, quorum=false)
+// and returns a hash of the body and the raft index it reflects.
+func treeHash(c *http.Client, m *testMember) (hash string, raftIndex uint64, body []byte, err error) {
+	resp, err := c.Get(m.clientURL + "/v2/keys/?recursive=true&sorted=true")
+	if err != nil {
+		return "", 0, nil, err
+	}
+	defer resp.Body.Close()
+	body, err = io.ReadAll(resp.Body)
+	if err != nil {
+		return "", 0, nil, err
+	}
+	if resp.StatusCode != http.StatusOK {
+		return "", 0, nil, fmt.Errorf("%s: GET / = %d %s", m.name, resp.StatusCode, body)
+	}
+	raftIndex, _ = strconv.ParseUint(resp.Header.Get("X-Raft-Index"), 10, 64)
+	sum := sha256.Sum256(append([]byte(resp.Header.Get("X-Etcd-Index")+"\n"), body...))
+	return hex.EncodeToString(sum[:8]), raftIndex, body, nil
+}
+
+// converge waits until every member has applied the same raft index and
+// holds the same tree; it returns the tree. Nothing may write meanwhile.
+func converge(t *testing.T, ms []*testMember) []byte {
+	t.Helper()
+	c := &http.Client{Timeout: 5 * time.Second}
+	deadline := time.Now().Add(60 * time.Second)
+	var last string
+	for time.Now().Before(deadline) {
+		var hashes []string
+		var idx []uint64
+		var body []byte
+		ok := true
+		for _, m := range ms {
+			h, i, b, err := treeHash(c, m)
+			if err != nil {
+				last = err.Error()
+				ok = false
+				break
+			}
+			hashes, idx, body = append(hashes, h), append(idx, i), b
+		}
+		if ok {
+			same := true
+			for i := range ms {
+				same = same && idx[i] == idx[0] && hashes[i] == hashes[0]
+			}
+			if same {
+				t.Logf("all %d members at raft index %d with tree hash %s (%d bytes)", len(ms), idx[0], hashes[0], len(body))
+				return body
+			}
+			last = fmt.Sprintf("raft indexes %v, tree hashes %v", idx, hashes)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	t.Fatalf("members did not converge within 60s: %s", last)
+	return nil
+}
+
+// flatten lists key -> value of a recursive GET body.
+func flatten(t *testing.T, body []byte) map[string]string {
+	t.Helper()
+	type node struct {
+		Key   string
+		Value string
+		Dir   bool
+		Nodes []json.RawMessage
+	}
+	var ev struct{ Node json.RawMessage }
+	if err := json.Unmarshal(body, &ev); err != nil {
+		t.Fatal(err)
+	}
+	out := map[string]string{}
+	var walk func(raw json.RawMessage)
+	walk = func(raw json.RawMessage) {
+		var n node
+		if err := json.Unmarshal(raw, &n); err != nil {
+			t.Fatal(err)
+		}
+		if !n.Dir {
+			out[n.Key] = n.Value
+		}
+		for _, c := range n.Nodes {
+			walk(c)
+		}
+	}
+	walk(ev.Node)
+	return out
+}
+
+func doReq(c *http.Client, method, url, value string) (int, []byte, error) {
+	var body io.Reader
+	if value != "" {
+		body = strings.NewReader("value=" + value)
+	}
+	req, err := http.NewRequest(method, url, body)
+	if err != nil {
+		return 0, nil, err
+	}
+	if body != nil {
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	}
+	resp, err := c.Do(req)
+	if err != nil {
+		return 0, nil, err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	return resp.StatusCode, b, err
+}
+
+// TestClusterFailover runs 3 real members: writes through every member,
+// kill -9 of the leader under concurrent writers, a new leader serving
+// writes, the old leader restarted and caught up, every acknowledged
+// write present and all key spaces identical.
+func TestClusterFailover(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs a 3-process cluster")
+	}
+	const election = time.Second // the default --election-timeout
+	ms := newTestCluster(t, 3)
+	startAll(t, ms)
+	c := &http.Client{Timeout: 10 * time.Second}
+
+	// Every member accepts writes; a quorum read on every member sees them all.
+	for i, m := range ms {
+		if _, err := put(c, m.clientURL, fmt.Sprintf("/via/%s", m.name), fmt.Sprint(i)); err != nil {
+			t.Fatalf("write through %s: %v", m.name, err)
+		}
+	}
+	for _, m := range ms {
+		for i, w := range ms {
+			code, b, err := doReq(c, "GET", m.clientURL+"/v2/keys/via/"+w.name+"?quorum=true", "")
+			if err != nil || code != 200 || !strings.Contains(string(b), fmt.Sprintf(`"value":"%d"`, i)) {
+				t.Fatalf("quorum read of /via/%s on %s: %d %s %v", w.name, m.name, code, b, err)
+			}
+		}
+	}
+
+	leader := findLeader(t, ms)
+	var survivors []*testMember
+	for _, m := range ms {
+		if m != leader {
+			survivors = append(survivors, m)
+		}
+	}
+
+	// Concurrent writers, spread over all members; each switches member on
+	// an error. Keys are distinct, so an acknowledged value is final.
+	var mu sync.Mutex
+	acked := map[string]string{}
+	failed := 0
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	for w := 0; w < 6; w++ {
+		wg.Add(1)
+		go func(w int) {
+			defer wg.Done()
+			wc := &http.Client{Timeout: 10 * time.Second}
+			target := w % len(ms)
+			for n := 0; ctx.Err() == nil; n++ {
+				key := fmt.Sprintf("/load/w%d/k%05d", w, n)
+				val := fmt.Sprintf("v%d-%d", w, n)
+				if _, err := put(wc, ms[target].clientURL, key, val); err != nil {
+					mu.Lock()
+					failed++
+					mu.Unlock()
+					target = (target + 1) % len(ms)
+					time.Sleep(20 * time.Millisecond)
+					continue
+				}
+				mu.Lock()
+				acked[key] = val
+				mu.Unlock()
+			}
+		}(w)
+	}
+	time.Sleep(time.Second)
+	mu.Lock()
+	before := len(acked)
+	mu.Unlock()
+	if before < 50 {
+		t.Fatalf("only %d writes acknowledged in 1s before the kill: load did not run", before)
+	}
+
+	// kill -9 the leader; probe the survivors until one serves a write.
+	killed := time.Now()
+	leader.kill9(t)
+	pc := &http.Client{Timeout: 500 * time.Millisecond}
+	var served time.Duration
+	for i := 0; ; i++ {
+		if time.Since(killed) > 30*time.Second {
+			t.Fatal("no survivor served a write within 30s of the leader's death")
+		}
+		m := survivors[i%len(survivors)]
+		if _, err := put(pc, m.clientURL, fmt.Sprintf("/probe/%d", i), "x"); err == nil {
+			served = time.Since(killed)
+			break
+		}
+	}
+	newLeader := findLeader(t, survivors)
+	t.Logf("leader %s (%s) killed; %s (%s) leads; first write served %v after the kill", leader.name, leader.id, newLeader.name, newLeader.id, served.Round(time.Millisecond))
+	if served > 3*election {
+		t.Errorf("first write after the leader's death served after %v, more than 3 election timeouts (%v)", served, 3*election)
+	}
+
+	// Writes go on without the old leader, then it comes back.
+	time.Sleep(time.Second)
+	waitReady(t, leader.start(t))
+	time.Sleep(time.Second)
+	cancel()
+	wg.Wait()
+	mu.Lock()
+	t.Logf("%d writes acknowledged (%d before the kill), %d failed or timed out", len(acked), before, failed)
+	mu.Unlock()
+
+	all := append(survivors, leader)
+	body := converge(t, all)
+	tree := flatten(t, body)
+	for k, v := range acked {
+		if tree[k] != v {
+			t.Fatalf("acknowledged write %s=%s: the converged tree has %q", k, v, tree[k])
+		}
+	}
+	// The restarted member serves quorum reads and writes too.
+	if _, err := put(c, leader.clientURL, "/after/restart", "ok"); err != nil {
+		t.Fatalf("write through the restarted member: %v", err)
+	}
+	code, b, err := doReq(c, "GET", survivors[0].clientURL+"/v2/keys/after/restart?quorum=true", "")
+	if err != nil || code != 200 || !strings.Contains(string(b), `"value":"ok"`) {
+		t.Fatalf("quorum read after restart: %d %s %v", code, b, err)
+	}
+}
+
+// TestClusterSnapshotCatchUp: a member that was down while the others
+// compacted their log past its last entry catches up from a snapshot
+// streamed by the leader, on every backend.
+func TestClusterSnapshotCatchUp(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs a 3-process cluster")
+	}
+	for _, be := range backendNames() {
+		t.Run(be, func(t *testing.T) {
+			ms := newTestCluster(t, 3, "--backend", be, "--snapshot-count", "40", "--experimental-snapshot-catchup-entries", "10")
+			startAll(t, ms)
+			c := &http.Client{Timeout: 10 * time.Second}
+			leader := findLeader(t, ms)
+			var behind *testMember
+			for _, m := range ms {
+				if m != leader {
+					behind = m
+					break
+				}
+			}
+			for i := 0; i < 20; i++ {
+				if _, err := put(c, leader.clientURL, fmt.Sprintf("/early/k%d", i), "e"); err != nil {
+					t.Fatal(err)
+				}
+			}
+			converge(t, ms)
+			behind.kill9(t)
+			for i := 0; i < 300; i++ {
+				if code, b, err := doReq(c, "PUT", leader.clientURL+fmt.Sprintf("/v2/keys/late/k%03d", i), fmt.Sprint(i)); err != nil || code != 200 && code != 201 {
+					t.Fatalf("write %d with %s down: %d %s %v", i, behind.name, code, b, err)
+				}
+			}
+			waitReady(t, behind.start(t))
+			body := converge(t, ms)
+			if n := len(flatten(t, body)); n != 320 {
+				t.Fatalf("converged tree holds %d keys, want 320", n)
+			}
+			if !strings.Contains(behind.stderr(), "peer: received snapshot") {
+				t.Fatalf("%s caught up without receiving a snapshot", behind.name)
+			}
+		})
+	}
+}
+
+// TestClusterFlagErrors: bad timing flags and cluster identities are
+// refused with one line each, as etcd does.
+func TestClusterFlagErrors(t *testing.T) {
+	cases := []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--heartbeat-interval", "0"}, "--heartbeat-interval must be >0 (set to 0ms)"},
+		{[]string{"--heartbeat-interval", "100", "--election-timeout", "400"}, "--election-timeout[400ms] should be at least as 5 times as --heartbeat-interval[100ms]"},
+		{[]string{"--election-timeout", "60000"}, "--election-timeout[60000ms] is too long, and should be set less than 50000ms"},
+		{[]string{"--initial-cluster", "other=http://127.0.0.1:1"}, `--initial-cluster has no member named "default"`},
+		{[]string{"--initial-cluster", "default=http://127.0.0.1:1"}, "--initial-cluster gives default the peer URLs [http://127.0.0.1:1], but --initial-advertise-peer-urls is [http://127.0.0.1:2380]"},
+	}
+	for _, tc := range cases {
+		args := append([]string{"--data-dir", t.TempDir(), "--listen-client-urls", "http://127.0.0.1:0", "--listen-peer-urls", "http://127.0.0.1:0"}, tc.args...)
+		err := run(context.Background(), args, io.Discard, io.Discard)
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%v: got %v, want it to mention %q", tc.args, err, tc.want)
+		}
+	}
+}
+
+// TestDataDirOfAnotherClusterRefused: a data dir records its cluster; a
+// member started on it with flags describing another cluster refuses.
+func TestDataDirOfAnotherClusterRefused(t *testing.T) {
+	dir := t.TempDir()
+	ctx, cancel := context.WithCancel(context.Background())
+	pr, pw := io.Pipe()
+	done := make(chan error, 1)
+	go func() {
+		done <- run(ctx, []string{"--data-dir", dir, "--listen-client-urls", "http://127.0.0.1:0", "--log-level", "error"}, pw, io.Discard)
+		pw.Close()
+	}()
+	if _, err := bufio.NewReader(pr).ReadString('\n'); err != nil {
+		t.Fatalf("first start: %v (%v)", err, <-done)
+	}
+	go io.Copy(io.Discard, pr)
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	b, err := os.ReadFile(filepath.Join(dir, "cluster"))
+	if err != nil || !regexp.MustCompile(`^cluster [0-9a-f]+\nmember [0-9a-f]+\n$`).Match(b) {
+		t.Fatalf("recorded identity %q, %v", b, err)
+	}
+	err = run(context.Background(), []string{"--data-dir", dir, "--listen-client-urls", "http://127.0.0.1:0", "--initial-cluster-token", "another"}, io.Discard, io.Discard)
+	if err == nil || !strings.Contains(err.Error(), "belongs to cluster") || strings.Contains(err.Error(), "\n") {
+		t.Fatalf("start on a data dir of another cluster: %v", err)
+	}
+}
