@@ -553,3 +553,145 @@ func TestDataDirOfAnotherClusterRefused(t *testing.T) {
 		t.Fatalf("start on a data dir of another cluster: %v", err)
 	}
 }
+
+// TestClusterLosesQuorum: a member left alone fails writes and quorum
+// reads with etcd's error JSON in bounded time, still answers local
+// reads, and ends its open watches.
+func TestClusterLosesQuorum(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs a 3-process cluster")
+	}
+	ms := newTestCluster(t, 3, "--heartbeat-interval", "50", "--election-timeout", "500")
+	startAll(t, ms)
+	c := &http.Client{Timeout: 30 * time.Second}
+	if _, err := put(c, ms[0].clientURL, "/k", "v"); err != nil {
+		t.Fatal(err)
+	}
+	converge(t, ms)
+	alone := ms[0]
+	resp, err := c.Get(alone.clientURL + "/v2/keys/k?wait=true")
+	if err != nil {
+		t.Fatal(err)
+	}
+	watchEnded := make(chan string, 1)
+	go func() {
+		b, err := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		watchEnded <- fmt.Sprintf("%q %v", b, err)
+	}()
+	ms[1].kill9(t)
+	ms[2].kill9(t)
+
+	// The first write may have been forwarded to a leader that is gone.
+	start := time.Now()
+	code, b, err := doReq(c, "PUT", alone.clientURL+"/v2/keys/k", "w1")
+	took := time.Since(start)
+	if err != nil || code != 500 || !regexp.MustCompile(`^\{"errorCode":300,"message":"Raft Internal Error","cause":"etcdserver: (no leader|request timed out, possibly due to previous leader failure)","index":0\}\n$`).Match(b) {
+		t.Fatalf("write without quorum: %d %s %v", code, b, err)
+	}
+	t.Logf("first write without quorum: 500 after %v", took.Round(time.Millisecond))
+	if took > 10*time.Second {
+		t.Errorf("write without quorum failed after %v, want it bounded by the 7s request timeout", took)
+	}
+	select {
+	case got := <-watchEnded:
+		if got != `"" <nil>` {
+			t.Fatalf("watch ended with %s, want an empty body", got)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the open watch was not ended after the member lost its leader")
+	}
+	noLeader := `{"errorCode":300,"message":"Raft Internal Error","cause":"etcdserver: no leader","index":0}` + "\n"
+	for _, req := range []struct{ method, path, value string }{
+		{"PUT", "/v2/keys/k", "w2"},
+		{"GET", "/v2/keys/k?quorum=true", ""},
+		{"DELETE", "/v2/keys/k", ""},
+	} {
+		start := time.Now()
+		code, b, err := doReq(c, req.method, alone.clientURL+req.path, req.value)
+		if err != nil || code != 500 || string(b) != noLeader {
+			t.Fatalf("%s %s without a leader: %d %s %v", req.method, req.path, code, b, err)
+		}
+		t.Logf("%s %s without a leader: 500 %q after %v", req.method, req.path, "etcdserver: no leader", time.Since(start).Round(time.Millisecond))
+	}
+	code, b, err = doReq(c, "GET", alone.clientURL+"/v2/keys/k", "")
+	if err != nil || code != 200 || !strings.Contains(string(b), `"value":"v"`) {
+		t.Fatalf("local read without a leader: %d %s %v", code, b, err)
+	}
+}
+
+// TestClusterCommand: `strata cluster` runs a 3-member cluster that every
+// member serves, stops on SIGTERM, and starts again on the same data.
+func TestClusterCommand(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs a 3-process cluster")
+	}
+	base := 0
+	for p := 21000 + int(time.Now().UnixNano()%4000); p < 29000; p += 10 {
+		var lns []net.Listener
+		for i := 0; i < 6; i++ {
+			ln, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", p+i))
+			if err != nil {
+				break
+			}
+			lns = append(lns, ln)
+		}
+		for _, ln := range lns {
+			ln.Close()
+		}
+		if len(lns) == 6 {
+			base = p
+			break
+		}
+	}
+	if base == 0 {
+		t.Skip("no 6 consecutive free ports")
+	}
+	dir := t.TempDir()
+	runOnce := func(write bool) {
+		cmd := exec.Command(strataBinary(t), "cluster", "--size", "3", "--base-port", fmt.Sprint(base), "--dir", dir, "--", "--log-level", "warn")
+		out, err := cmd.StdoutPipe()
+		if err != nil {
+			t.Fatal(err)
+		}
+		cmd.Stderr = os.Stderr
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		defer cmd.Process.Kill()
+		ready := make(chan string, 1)
+		go func() {
+			sc := bufio.NewScanner(out)
+			for sc.Scan() {
+				if strings.HasPrefix(sc.Text(), "strata cluster: 3 members ready") {
+					ready <- sc.Text()
+				}
+			}
+		}()
+		select {
+		case line := <-ready:
+			t.Log(line)
+		case <-time.After(60 * time.Second):
+			t.Fatal("strata cluster was not ready within 60s")
+		}
+		c := &http.Client{Timeout: 10 * time.Second}
+		url := func(i int) string { return fmt.Sprintf("http://127.0.0.1:%d", base+2*i) }
+		if write {
+			if _, err := put(c, url(1), "/hello", "world"); err != nil {
+				t.Fatal(err)
+			}
+		}
+		for i := 0; i < 3; i++ {
+			code, b, err := doReq(c, "GET", url(i)+"/v2/keys/hello?quorum=true", "")
+			if err != nil || code != 200 || !strings.Contains(string(b), `"value":"world"`) {
+				t.Fatalf("member %d: %d %s %v", i+1, code, b, err)
+			}
+		}
+		cmd.Process.Signal(syscall.SIGTERM)
+		if err := cmd.Wait(); err != nil {
+			t.Fatalf("strata cluster after SIGTERM: %v", err)
+		}
+	}
+	runOnce(true)
+	runOnce(false) // the same cluster again, from its data dirs
+}

@@ -41,6 +41,7 @@ type peer struct {
 	success  atomic.Uint64
 	fail     atomic.Uint64
 	lastErr  string // logged once per distinct error; owned by run
+	everUp   bool   // a stream was connected once; owned by run
 
 	// heartbeat round trips, for leader stats
 	hbSent  atomic.Int64 // unix ns of the last MsgHeartbeat written
@@ -115,10 +116,11 @@ func (p *peer) run() {
 			continue
 		}
 		backoff = minBackoff
-		if p.lastErr != "" {
+		if p.lastErr != "" || !p.everUp {
 			p.t.log.Info("peer: stream connected", "peer", fmt.Sprintf("%x", p.id))
 			p.lastErr = ""
 		}
+		p.everUp = true
 		err = p.stream(conn, br)
 		if err == errStopped {
 			return
@@ -127,10 +129,21 @@ func (p *peer) run() {
 	}
 }
 
+// logDown reports a failed stream once per distinct error: at Warn once
+// the peer was reached, at Info while it has never been (it is starting).
 func (p *peer) logDown(err error) {
+	select {
+	case <-p.stopc:
+		return
+	default:
+	}
 	if msg := err.Error(); msg != p.lastErr {
 		p.lastErr = msg
-		p.t.log.Warn("peer: stream to peer is down", "peer", fmt.Sprintf("%x", p.id), "err", err)
+		if p.everUp {
+			p.t.log.Warn("peer: stream to peer is down", "peer", fmt.Sprintf("%x", p.id), "err", err)
+		} else {
+			p.t.log.Info("peer: waiting for peer", "peer", fmt.Sprintf("%x", p.id), "err", err)
+		}
 	}
 }
 
