@@ -100,7 +100,7 @@ func (s *Server) bootstrap() ([]consensus.Peer, error) {
 			m.ClientURLs = cfg.ClientURLs
 			self = true
 		}
-		s.members = append(s.members, m)
+		s.members.ms = append(s.members.ms, m)
 	}
 	if !self {
 		if urls, ok := cfg.InitialPeers[cfg.Name]; ok {
@@ -437,4 +437,139 @@ func peerList(ps []consensus.Peer) string {
 		fmt.Fprintf(&b, "%x=%s", p.ID, strings.Join(p.URLs, "|"))
 	}
 	return b.String()
+}
+
+// followerStats is one follower in /v2/stats/leader, in etcd's key order.
+type followerStats struct {
+	Latency struct {
+		Current           float64 `json:"current"`
+		Average           float64 `json:"average"`
+		StandardDeviation float64 `json:"standardDeviation"`
+		Minimum           float64 `json:"minimum"`
+		Maximum           float64 `json:"maximum"`
+	} `json:"latency"`
+	Counts struct {
+		Fail    uint64 `json:"fail"`
+		Success uint64 `json:"success"`
+	} `json:"counts"`
+}
+
+// leaderStats fills /v2/stats/leader from the transport's measurements:
+// latency is the heartbeat round trip to each follower (seconds), success
+// counts messages written to its stream, fail those dropped (queue full,
+// follower down, write failed).
+func (s *Server) leaderStats() any {
+	out := struct {
+		Leader    string                    `json:"leader"`
+		Followers map[string]*followerStats `json:"followers"`
+	}{fmt.Sprintf("%x", s.id), map[string]*followerStats{}}
+	if s.tr == nil {
+		return out
+	}
+	for id, st := range s.tr.Stats() {
+		f := &followerStats{}
+		f.Latency.Current, f.Latency.Average = st.Latency.Current, st.Latency.Average
+		f.Latency.StandardDeviation = st.Latency.StandardDeviation
+		f.Latency.Minimum, f.Latency.Maximum = st.Latency.Minimum, st.Latency.Maximum
+		f.Counts.Fail, f.Counts.Success = st.Fail, st.Success
+		out.Followers[fmt.Sprintf("%x", id)] = f
+	}
+	return out
+}
+
+// memberTable is the member list served by /v2/members, /v2/machines and
+// the peer port's /members.
+type memberTable struct {
+	mu sync.Mutex
+	ms []httpd.Member
+}
+
+func (t *memberTable) list() []httpd.Member {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	out := make([]httpd.Member, len(t.ms))
+	copy(out, t.ms)
+	return out
+}
+
+// setClientURLs records the client URLs a peer reported for itself.
+func (t *memberTable) setClientURLs(id uint64, urls []string) bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	for i := range t.ms {
+		if t.ms[i].ID == id {
+			if strings.Join(t.ms[i].ClientURLs, ",") == strings.Join(urls, ",") {
+				return false
+			}
+			t.ms[i].ClientURLs = append([]string(nil), urls...)
+			return true
+		}
+	}
+	return false
+}
+
+// learnClientURLs asks every peer, on its peer port's /members, for the
+// client URLs it advertises, so /v2/members and /v2/machines list every
+// member's (etcd publishes them through raft; here a member's own word is
+// taken, checked to come from this cluster). It polls every 500ms until
+// every peer has answered once, then every 10s, until Stop.
+func (s *Server) learnClientURLs() {
+	c := &http.Client{Timeout: time.Second}
+	for {
+		missing := false
+		for _, m := range s.members.list() {
+			if m.ID == s.id {
+				continue
+			}
+			urls, err := s.fetchClientURLs(c, m)
+			if err != nil {
+				missing = missing || len(m.ClientURLs) == 0
+				s.log.Debug("ask peer for its client URLs", "peer", fmt.Sprintf("%x", m.ID), "err", err)
+				continue
+			}
+			if s.members.setClientURLs(m.ID, urls) {
+				s.log.Info("member client URLs", "member", fmt.Sprintf("%x", m.ID), "name", m.Name, "urls", urls)
+			}
+		}
+		wait := 10 * time.Second
+		if missing {
+			wait = 500 * time.Millisecond
+		}
+		select {
+		case <-s.stop:
+			return
+		case <-time.After(wait):
+		}
+	}
+}
+
+func (s *Server) fetchClientURLs(c *http.Client, m httpd.Member) ([]string, error) {
+	var lastErr error
+	for _, u := range m.PeerURLs {
+		resp, err := c.Get(u + "/members")
+		if err != nil {
+			lastErr = err
+			continue
+		}
+		var ms []struct {
+			ID         uint64   `json:"id"`
+			ClientURLs []string `json:"clientURLs"`
+		}
+		err = json.NewDecoder(resp.Body).Decode(&ms)
+		resp.Body.Close()
+		if err != nil {
+			lastErr = fmt.Errorf("%s/members: %w", u, err)
+			continue
+		}
+		if cid := resp.Header.Get("X-Etcd-Cluster-ID"); cid != strconv.FormatUint(s.clusterID, 16) {
+			return nil, fmt.Errorf("%s/members: peer belongs to cluster %s, not %x", u, cid, s.clusterID)
+		}
+		for _, pm := range ms {
+			if pm.ID == m.ID {
+				return pm.ClientURLs, nil
+			}
+		}
+		return nil, fmt.Errorf("%s/members does not list member %x", u, m.ID)
+	}
+	return nil, lastErr
 }

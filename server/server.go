@@ -59,7 +59,7 @@ type Server struct {
 	node      *consensus.Node
 	id        uint64
 	clusterID uint64
-	members   []httpd.Member
+	members   memberTable // cluster.go
 	startTime time.Time
 	tr        *transport.Transport
 	peerHTTP  *http.Server
@@ -136,6 +136,7 @@ func Start(cfg Config) (_ *Server, err error) {
 		}
 	} else {
 		s.log.Info("cluster member starting", "cluster", fmt.Sprintf("%x", s.clusterID), "peers", peerList(peers))
+		go s.learnClientURLs()
 	}
 	go s.runExpiry()
 	go s.watchLeader()
@@ -217,7 +218,7 @@ func (s *Server) RaftStatus() (uint64, uint64) { return s.node.Progress() }
 func (s *Server) ClusterID() uint64 { return s.clusterID }
 
 // Members implements httpd.Cluster.
-func (s *Server) Members() []httpd.Member { return s.members }
+func (s *Server) Members() []httpd.Member { return s.members.list() }
 
 // StoreStats implements httpd.Cluster.
 func (s *Server) StoreStats() engine.StoreStats { return s.eng.Stats() }
@@ -269,10 +270,7 @@ func (s *Server) LeaderStats() (any, bool) {
 	if !s.node.IsLeader() {
 		return nil, false
 	}
-	return struct {
-		Leader    string         `json:"leader"`
-		Followers map[string]any `json:"followers"`
-	}{fmt.Sprintf("%x", s.id), map[string]any{}}, true
+	return s.leaderStats(), true // cluster.go
 }
 
 // NodeStatus reports the raft node's state and counters.

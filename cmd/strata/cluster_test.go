@@ -364,7 +364,9 @@ func TestClusterFailover(t *testing.T) {
 		}
 	}
 
+	checkMembersAPI(t, ms)
 	leader := findLeader(t, ms)
+	checkLeaderStats(t, leader, ms)
 	var survivors []*testMember
 	for _, m := range ms {
 		if m != leader {
@@ -694,4 +696,84 @@ func TestClusterCommand(t *testing.T) {
 	}
 	runOnce(true)
 	runOnce(false) // the same cluster again, from its data dirs
+}
+
+// checkMembersAPI: every member lists all members with their names, peer
+// and client URLs in /v2/members (etcd's JSON), and the client URLs in
+// /v2/machines.
+func checkMembersAPI(t *testing.T, ms []*testMember) {
+	t.Helper()
+	c := &http.Client{Timeout: 5 * time.Second}
+	want := map[string]string{}
+	for _, m := range ms {
+		want[m.id] = fmt.Sprintf(`{"id":%q,"name":%q,"peerURLs":[%q],"clientURLs":[%q]}`, m.id, m.name, m.peerURL, m.clientURL)
+	}
+	deadline := time.Now().Add(20 * time.Second)
+	for _, m := range ms {
+		for {
+			code, b, err := doReq(c, "GET", m.clientURL+"/v2/members", "")
+			var got struct{ Members []json.RawMessage }
+			if err == nil && code == 200 {
+				err = json.Unmarshal(b, &got)
+			}
+			ok := err == nil && len(got.Members) == len(ms)
+			for _, raw := range got.Members {
+				var id struct{ ID string }
+				json.Unmarshal(raw, &id)
+				ok = ok && want[id.ID] == string(raw)
+			}
+			if ok {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("/v2/members on %s: %d %s %v", m.name, code, b, err)
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+		code, b, err := doReq(c, "GET", m.clientURL+"/v2/machines", "")
+		for _, o := range ms {
+			if err != nil || code != 200 || !strings.Contains(string(b), o.clientURL) {
+				t.Fatalf("/v2/machines on %s: %d %q %v", m.name, code, b, err)
+			}
+		}
+	}
+}
+
+// checkLeaderStats: the leader reports both followers with heartbeat
+// latencies and message counts; a follower answers 403 as etcd.
+func checkLeaderStats(t *testing.T, leader *testMember, ms []*testMember) {
+	t.Helper()
+	c := &http.Client{Timeout: 5 * time.Second}
+	time.Sleep(300 * time.Millisecond) // a few heartbeats
+	code, b, err := doReq(c, "GET", leader.clientURL+"/v2/stats/leader", "")
+	if err != nil || code != 200 {
+		t.Fatalf("/v2/stats/leader on the leader: %d %s %v", code, b, err)
+	}
+	var st struct {
+		Leader    string
+		Followers map[string]struct {
+			Latency struct{ Current, Average, Minimum, Maximum float64 }
+			Counts  struct{ Fail, Success uint64 }
+		}
+	}
+	if err := json.Unmarshal(b, &st); err != nil {
+		t.Fatal(err)
+	}
+	if st.Leader != leader.id || len(st.Followers) != len(ms)-1 {
+		t.Fatalf("/v2/stats/leader: %s", b)
+	}
+	for _, m := range ms {
+		if m == leader {
+			continue
+		}
+		f, ok := st.Followers[m.id]
+		if !ok || f.Counts.Success == 0 || f.Latency.Maximum <= 0 || f.Latency.Minimum > f.Latency.Maximum {
+			t.Fatalf("/v2/stats/leader follower %s: %s", m.id, b)
+		}
+		code, b, err := doReq(c, "GET", m.clientURL+"/v2/stats/leader", "")
+		if err != nil || code != 403 || string(b) != `{"message":"not current leader"}`+"\n" {
+			t.Fatalf("/v2/stats/leader on follower %s: %d %q %v", m.name, code, b, err)
+		}
+	}
+	t.Logf("/v2/stats/leader: %s", bytes.TrimSpace(b))
 }

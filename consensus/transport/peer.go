@@ -299,7 +299,7 @@ func (p *peer) stream(conn net.Conn, br *bufio.Reader) error {
 		if heartbeat {
 			p.hbSent.CompareAndSwap(0, time.Now().UnixNano())
 		}
-		p.success.Add(1)
+		p.success.Add(uint64(n))
 		wrote = true
 		clear(batch[:n]) // do not keep entries alive
 	}

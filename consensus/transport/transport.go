@@ -291,8 +291,9 @@ func (t *Transport) Stop() {
 
 // PeerStats is what the transport measured about one peer.
 type PeerStats struct {
-	// Success and Fail count message batches written to the stream and
-	// messages dropped (queue full, peer down, write failed).
+	// Success counts messages written to the peer's stream (and
+	// snapshots sent), Fail messages dropped (queue full, peer down, write
+	// failed) and snapshots that failed.
 	Success, Fail uint64
 	// Latency is the round trip of the heartbeats this member sent as
 	// leader to the peer (seconds): current, average, standard deviation,
