@@ -116,6 +116,9 @@ func (m *testMember) start(t *testing.T, extra ...string) <-chan error {
 	t.Cleanup(func() {
 		cmd.Process.Kill()
 		<-m.exited
+		if strings.Contains(m.stderr(), "DATA RACE") { // GOFLAGS=-race builds a race-detecting binary
+			t.Errorf("%s reported a data race", m.name)
+		}
 		if t.Failed() {
 			t.Logf("--- stderr of %s (%s):\n%s", m.name, m.id, tail(m.stderr(), 40))
 		}
@@ -365,6 +368,14 @@ func TestClusterFailover(t *testing.T) {
 	}
 
 	checkMembersAPI(t, ms)
+	// etcd's official client, given one member, finds the others.
+	kapi, ec := newKeysAPI(t, ms[0].clientURL)
+	if err := ec.Sync(context.Background()); err != nil {
+		t.Fatalf("client sync: %v", err)
+	}
+	if eps := ec.Endpoints(); len(eps) != len(ms) {
+		t.Fatalf("client endpoints after sync: %v", eps)
+	}
 	leader := findLeader(t, ms)
 	checkLeaderStats(t, leader, ms)
 	var survivors []*testMember
@@ -428,6 +439,15 @@ func TestClusterFailover(t *testing.T) {
 		}
 	}
 	newLeader := findLeader(t, survivors)
+	// The official client goes on through the surviving members.
+	for i := 0; i < 10; i++ {
+		if _, err := kapi.Set(context.Background(), fmt.Sprintf("/client/k%d", i), "v", nil); err != nil {
+			t.Fatalf("official client write %d with the leader dead: %v", i, err)
+		}
+		mu.Lock()
+		acked[fmt.Sprintf("/client/k%d", i)] = "v"
+		mu.Unlock()
+	}
 	t.Logf("leader %s (%s) killed; %s (%s) leads; first write served %v after the kill", leader.name, leader.id, newLeader.name, newLeader.id, served.Round(time.Millisecond))
 	if served > 3*election {
 		t.Errorf("first write after the leader's death served after %v, more than 3 election timeouts (%v)", served, 3*election)
