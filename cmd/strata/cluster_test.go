@@ -378,6 +378,16 @@ func TestClusterFailover(t *testing.T) {
 	}
 	leader := findLeader(t, ms)
 	checkLeaderStats(t, leader, ms)
+	// A TTL set through a follower: only the leader (this one or the next)
+	// expires it, through the log, on every member.
+	for _, m := range ms {
+		if m != leader {
+			if code, b, err := doReq(c, "PUT", m.clientURL+"/v2/keys/ttl/k?ttl=1", "gone"); err != nil || code != 201 {
+				t.Fatalf("PUT with ttl via follower %s: %d %s %v", m.name, code, b, err)
+			}
+			break
+		}
+	}
 	var survivors []*testMember
 	for _, m := range ms {
 		if m != leader {
@@ -466,6 +476,9 @@ func TestClusterFailover(t *testing.T) {
 	all := append(survivors, leader)
 	body := converge(t, all)
 	tree := flatten(t, body)
+	if v, ok := tree["/ttl/k"]; ok {
+		t.Fatalf("/ttl/k (ttl=1) still holds %q seconds later", v)
+	}
 	for k, v := range acked {
 		if tree[k] != v {
 			t.Fatalf("acknowledged write %s=%s: the converged tree has %q", k, v, tree[k])
