@@ -528,6 +528,14 @@ func (n *Node) apply(ents []raftpb.Entry, conf bool) error {
 			acks[i].res.val = res[acks[i].pos]
 		}
 	}
+	if n.async {
+		// Tell the loop first: the proposers woken last run first, and
+		// the loop's bookkeeping goes to the other core.
+		select {
+		case n.appliedc <- struct{}{}:
+		default:
+		}
+	}
 	n.answer(acks)
 	clear(sme) // drop references to entry data
 	n.smEnts, n.acks = sme[:0], acks[:0]
@@ -623,10 +631,6 @@ func (n *Node) applier() {
 		n.apply(ents, false)
 		clear(buf) // drop references to entry data
 		buf = buf[:0]
-		select {
-		case n.appliedc <- struct{}{}:
-		default:
-		}
 		if closed {
 			return
 		}
