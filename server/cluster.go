@@ -573,3 +573,41 @@ func (s *Server) fetchClientURLs(c *http.Client, m httpd.Member) ([]string, erro
 	}
 	return nil, lastErr
 }
+
+// handOffLeadership is called when a leader is stopped cleanly: it hands
+// leadership to a connected follower (raft's leader transfer, the
+// follower with the lowest heartbeat latency) and waits up to an election
+// timeout for it to take over, so the cluster does not go an election
+// timeout without a leader. Proposals made meanwhile are retried by
+// propose once the new leader is known. Best effort: on failure the
+// member just stops, as after a crash.
+func (s *Server) handOffLeadership() {
+	if !s.leader.enabled || s.tr == nil || !s.node.IsLeader() {
+		return
+	}
+	var to uint64
+	best := 0.0
+	for id, st := range s.tr.Stats() {
+		if st.Active && (to == 0 || st.Latency.Average < best) {
+			to, best = id, st.Latency.Average
+		}
+	}
+	if to == 0 {
+		return
+	}
+	start := time.Now()
+	ctx, cancel := context.WithTimeout(context.Background(), s.electionTimeout())
+	defer cancel()
+	if err := s.node.Step(ctx, raftpb.Message{Type: raftpb.MsgTransferLeader, From: to}); err != nil {
+		s.log.Warn("stopping leader: leadership transfer not started", "to", fmt.Sprintf("%x", to), "err", err)
+		return
+	}
+	for s.node.IsLeader() || s.node.Leader() == 0 {
+		if ctx.Err() != nil {
+			s.log.Warn("stopping leader: leadership transfer did not finish", "to", fmt.Sprintf("%x", to), "waited", time.Since(start).Round(time.Millisecond))
+			return
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+	s.log.Info("stopping leader: handed leadership over", "to", fmt.Sprintf("%x", s.node.Leader()), "took", time.Since(start).Round(time.Millisecond))
+}

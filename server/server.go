@@ -148,6 +148,7 @@ func Start(cfg Config) (_ *Server, err error) {
 func (s *Server) Stop() error {
 	var err error
 	s.stopOnce.Do(func() {
+		s.handOffLeadership() // cluster.go
 		close(s.stop)
 		<-s.expiryDone
 		<-s.leaderDone

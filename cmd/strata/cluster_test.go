@@ -810,3 +810,37 @@ func checkLeaderStats(t *testing.T, leader *testMember, ms []*testMember) {
 	}
 	t.Logf("/v2/stats/leader: %s", bytes.TrimSpace(b))
 }
+
+// TestClusterGracefulLeaderStop: a leader stopped with SIGTERM hands
+// leadership to a follower before it exits, so the others serve writes
+// without waiting for an election timeout.
+func TestClusterGracefulLeaderStop(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs a 3-process cluster")
+	}
+	ms := newTestCluster(t, 3)
+	startAll(t, ms)
+	leader := findLeader(t, ms)
+	start := time.Now()
+	if err := leader.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	<-leader.exited
+	var rest []*testMember
+	for _, m := range ms {
+		if m != leader {
+			rest = append(rest, m)
+		}
+	}
+	c := &http.Client{Timeout: 10 * time.Second}
+	if _, err := put(c, rest[0].clientURL, "/after", "stop"); err != nil {
+		t.Fatalf("write after the leader stopped: %v", err)
+	}
+	t.Logf("leader stopped and a write served %v after SIGTERM", time.Since(start).Round(time.Millisecond))
+	if !strings.Contains(leader.stderr(), "stopping leader: handed leadership over") {
+		t.Fatalf("the stopping leader did not hand leadership over:\n%s", tail(leader.stderr(), 20))
+	}
+	if code := leader.cmd.ProcessState.ExitCode(); code != 0 {
+		t.Fatalf("leader exited with %d after SIGTERM", code)
+	}
+}
