@@ -187,7 +187,7 @@ func TestFrontMatchesNetHTTP(t *testing.T) {
 		{"no host", "GET /v2/keys/a HTTP/1.1\r\n\r\n", 1, 0},
 		{"two hosts", "GET /v2/keys/a HTTP/1.1\r\n" + h + h + "\r\n", 1, 0},
 		{"chunked body", "PUT /v2/keys/c HTTP/1.1\r\n" + h + form + "Transfer-Encoding: chunked\r\n\r\n7\r\nvalue=c\r\n0\r\n\r\n", 1, 0},
-		{"expect continue", "PUT /v2/keys/c HTTP/1.1\r\n" + h + form + "Expect: 100-continue\r\nContent-Length: 7\r\n\r\nvalue=c", 1, 0},
+		{"expect continue", "PUT /v2/keys/c HTTP/1.1\r\n" + h + form + "Expect: 100-continue\r\nContent-Length: 7\r\n\r\nvalue=c", 2, 0}, // 100 Continue, then 200
 		{"json body", "PUT /v2/keys/c HTTP/1.1\r\n" + h + "Content-Type: application/json\r\nContent-Length: 2\r\n\r\n{}", 1, 0},
 		{"delete with body", "DELETE /v2/keys/c HTTP/1.1\r\n" + h + form + "Content-Length: 7\r\n\r\nvalue=c", 1, 0},
 		{"too large", "PUT /v2/keys/big HTTP/1.1\r\n" + h + form + "Content-Length: 1572865\r\n\r\n" + "value=" + strings.Repeat("v", 1572865-6), 1, 0},
