@@ -13,6 +13,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -40,6 +41,9 @@ type Engine struct {
 	expiryWake chan struct{}
 	index      atomic.Uint64
 	lateness   latency
+	// trackers count changes below chosen directories (track.go).
+	trackers atomic.Pointer[[]*Tracker]
+	trackMu  sync.Mutex
 }
 
 // Open starts an engine over be, resuming from the state be holds.
@@ -209,6 +213,7 @@ func (e *Engine) ApplyBatch(appliedIndex uint64, cmds []Command) ([]Result, erro
 			}
 		}
 		e.index.Store(events[len(events)-1].Index())
+		e.countTracked(events)
 		e.hub.publish(events)
 	}
 	if ttlTouched {
@@ -265,6 +270,7 @@ func (e *Engine) Restore(r io.Reader) error {
 	h.history.reset()
 	h.current = idx
 	h.mu.Unlock()
+	e.countAllTracked()
 	select {
 	case e.expiryWake <- struct{}{}:
 	default:

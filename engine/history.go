@@ -72,7 +72,9 @@ func (h *history) scan(key string, recursive bool, index, current uint64, max in
 			continue
 		}
 		k := e.Node.Key
-		ok := k == key || (recursive && strings.HasPrefix(k, prefix))
+		// As for live events, a recursive watch does not see hidden nodes
+		// below the watched key.
+		ok := k == key || (recursive && strings.HasPrefix(k, prefix) && !hiddenBelow(key, k))
 		// A deleted or expired directory takes the watched key with it.
 		if !ok && (e.Action == ActionDelete || e.Action == ActionExpire) && e.PrevNode != nil && e.PrevNode.Dir {
 			ok = isUnder(key, e.PrevNode.Key)
