@@ -408,6 +408,7 @@ func stty(arg string) error {
 		return fmt.Errorf("stty binary not found:\n\t%w", err)
 	}
 	cmd := exec.Command(path, arg)
+	cmd.Args[0] = "stty" // as speakeasy runs it: stty's messages start "stty:"
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = os.Stdin, os.Stdout, os.Stderr
 	if err := cmd.Start(); err != nil {
 		return fmt.Errorf("failed turning console echo %s for password entry:\n\t%w", arg, err)

@@ -75,7 +75,12 @@ func newExecWatchCommand() cli.Command {
 			cli.IntFlag{Name: "after-index", Value: 0, Usage: "watch after the given index"},
 			cli.BoolFlag{Name: "recursive, r", Usage: "watch all values for key and child keys"},
 		},
-		Action: keysAction(execWatchCommand),
+		// Without reordering, a "--" after the key stays among the
+		// arguments, so `<key> -- <command>` works as documented.
+		// (etcdctl 3.4.23's urfave/cli moves the "--" first and drops it,
+		// and then watches the command's last argument.)
+		SkipArgReorder: true,
+		Action:         keysAction(execWatchCommand),
 	}
 }
 
