@@ -214,6 +214,9 @@ func (fc *fastConn) serveKeys(target, body string) {
 		writeParseError(w, verr)
 		return
 	}
+	if !s.allowKeys(context.Background(), w, fc.req.authz, p[len(keysPrefix):], kr) {
+		return
+	}
 	s.serveKey(context.Background(), w, kr)
 }
 

@@ -14,6 +14,7 @@ type fastRequest struct {
 	target        []byte // aliases the read buffer until the head is consumed
 	contentLength int
 	close         bool
+	authz         string // the Authorization header's value, "" if none
 	form          fastForm
 }
 
@@ -58,8 +59,8 @@ func (r *fastRequest) parse(head []byte, s *Server) bool {
 	} else if cleanPath(string(p)) != string(p) {
 		return false
 	}
-	r.target, r.contentLength, r.close = target, 0, false
-	var hosts, lengths, n int
+	r.target, r.contentLength, r.close, r.authz = target, 0, false, ""
+	var hosts, lengths, authzs, n int
 	for len(rest) > 2 { // the final CRLF remains
 		var hl []byte
 		hl, rest, _ = bytes.Cut(rest, crlf)
@@ -107,12 +108,17 @@ func (r *fastRequest) parse(head []byte, s *Server) bool {
 					return false // upgrades and the like
 				}
 			}
+		case asciiEqualFold(name, "Authorization"):
+			// Checked by the same code as net/http's path (allowKeys).
+			if authzs++; authzs == 1 {
+				r.authz = string(value)
+			}
 		case asciiEqualFold(name, "Transfer-Encoding"), asciiEqualFold(name, "Expect"),
 			asciiEqualFold(name, "Upgrade"):
 			return false
 		}
 	}
-	if hosts != 1 || lengths > 1 {
+	if hosts != 1 || lengths > 1 || authzs > 1 {
 		return false
 	}
 	if r.contentLength > 0 {

@@ -56,6 +56,8 @@ func (s *engineStore) Watch(p string, recursive, stream bool, waitIndex uint64) 
 	return s.eng.Watch(p, recursive, stream, waitIndex)
 }
 
+func (s *engineStore) Track(dir string) *engine.Tracker { return s.eng.Track(dir) }
+
 func (s *engineStore) RaftStatus() (uint64, uint64) {
 	s.mu.Lock()
 	defer s.mu.Unlock()

@@ -229,6 +229,9 @@ func (s *Server) handleKeys(w http.ResponseWriter, r *http.Request) {
 		writeParseError(w, verr)
 		return
 	}
+	if !s.allowKeys(r.Context(), w, r.Header.Get("Authorization"), r.URL.Path[len(keysPrefix):], kr) {
+		return
+	}
 	if kr.wait {
 		s.serveWatch(w, r, kr)
 		return

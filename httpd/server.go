@@ -38,6 +38,7 @@ type Server struct {
 	cluster Cluster
 	handler http.Handler
 	done    chan struct{}
+	auth    *authenticator // auth.go
 	// clusterIDHeader is X-Etcd-Cluster-Id's value, formatted once.
 	clusterIDHeader []string
 }
@@ -62,7 +63,7 @@ func New(cfg Config, store Store, cluster Cluster) *Server {
 	if cfg.ClusterVersion == "" {
 		cfg.ClusterVersion = "3.4.0"
 	}
-	s := &Server{cfg: cfg, store: store, cluster: cluster, done: make(chan struct{})}
+	s := &Server{cfg: cfg, store: store, cluster: cluster, done: make(chan struct{}), auth: newAuthenticator(store)}
 	if cluster != nil {
 		s.clusterIDHeader = []string{strconv.FormatUint(cluster.ClusterID(), 16)}
 	}
@@ -74,6 +75,11 @@ func New(cfg Config, store Store, cluster Cluster) *Server {
 	for _, m := range []string{"GET", "HEAD", "PUT", "POST", "DELETE", "PATCH", "OPTIONS", "TRACE", "CONNECT"} {
 		rt.Handler(m, "/v2/keys", keys)
 		rt.Handler(m, "/v2/keys/*key", keys)
+		rt.HandlerFunc(m, "/v2/auth/enable", s.handleAuthEnable)
+		rt.HandlerFunc(m, "/v2/auth/users", s.handleAuthUsers)
+		rt.HandlerFunc(m, "/v2/auth/users/*name", s.handleAuthUsers)
+		rt.HandlerFunc(m, "/v2/auth/roles", s.handleAuthRoles)
+		rt.HandlerFunc(m, "/v2/auth/roles/*name", s.handleAuthRoles)
 	}
 	rt.HandlerFunc("GET", "/version", s.handleVersion)
 	rt.HandlerFunc("GET", "/health", s.handleHealth)

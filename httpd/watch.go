@@ -1,6 +1,9 @@
 package httpd
 
-import "net/http"
+import (
+	"net/http"
+	"strings"
+)
 
 // serveWatch answers wait=true. Headers go out as soon as the watch is
 // registered (clients rely on that to order a watch before a write); the
@@ -27,6 +30,9 @@ func (s *Server) serveWatch(w http.ResponseWriter, r *http.Request, kr *keyReque
 			if !ok {
 				return // fell behind or the store was replaced: client re-watches
 			}
+			if isUnder(ev.Node.Key, authDir) {
+				return // never reached (hidden, NUL refused): defence in depth
+			}
 			if _, err := w.Write(append(ev.AppendJSON(nil), '\n')); err != nil {
 				return
 			}
@@ -36,4 +42,9 @@ func (s *Server) serveWatch(w http.ResponseWriter, r *http.Request, kr *keyReque
 			rc.Flush()
 		}
 	}
+}
+
+// isUnder reports whether p is dir or lies below it.
+func isUnder(p, dir string) bool {
+	return p == dir || strings.HasPrefix(p, dir) && len(p) > len(dir) && p[len(dir)] == '/'
 }

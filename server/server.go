@@ -212,6 +212,10 @@ func (s *Server) Watch(p string, recursive, stream bool, waitIndex uint64) (*eng
 	return s.eng.Watch(p, recursive, stream, waitIndex)
 }
 
+// Track counts applied changes below dir (the auth API caches what it
+// read from its directory until this count moves).
+func (s *Server) Track(dir string) *engine.Tracker { return s.eng.Track(dir) }
+
 // RaftStatus implements httpd.Store.
 func (s *Server) RaftStatus() (uint64, uint64) { return s.node.Progress() }
 
