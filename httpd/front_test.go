@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"encoding/base64"
 	"io"
 	"net"
 	"net/http"
@@ -149,6 +150,16 @@ func TestFrontMatchesNetHTTP(t *testing.T) {
 	put := func(target, body string) string {
 		return "PUT " + target + " HTTP/1.1\r\n" + h + form + "Content-Length: " + strconv.Itoa(len(body)) + "\r\n\r\n" + body
 	}
+	basic := func(userpw string) string {
+		return "Authorization: Basic " + base64.StdEncoding.EncodeToString([]byte(userpw)) + "\r\n"
+	}
+	authPut := func(target, authz, body string) string {
+		return "PUT " + target + " HTTP/1.1\r\n" + h + authz + "Content-Length: " + strconv.Itoa(len(body)) + "\r\n\r\n" + body
+	}
+	withAuth := func(raw, userpw string) string { // after the request line
+		line, rest, _ := strings.Cut(raw, "\r\n")
+		return line + "\r\n" + basic(userpw) + rest
+	}
 	cases := []struct {
 		name string
 		raw  string
@@ -198,6 +209,32 @@ func TestFrontMatchesNetHTTP(t *testing.T) {
 		{"other endpoint", "GET /version HTTP/1.1\r\n" + h + "\r\n", 1, 0},
 		{"patch", "PATCH /v2/keys/a HTTP/1.1\r\n" + h + "\r\n", 1, 0},
 		{"lean then handed", "GET /v2/keys/a HTTP/1.1\r\n" + h + "\r\n" + "GET /version HTTP/1.1\r\n" + h + "\r\n" + "GET /v2/keys/a HTTP/1.1\r\n" + h + "\r\n", 3, 1},
+		// Auth: set up through net/http, then keys requests checked on both paths.
+		{"auth: create root", authPut("/v2/auth/users/root", "", `{"user":"root","password":"rpw"}`), 1, 0},
+		{"auth: role", authPut("/v2/auth/roles/r", "", `{"role":"r","permissions":{"kv":{"read":["/a","/p/*"],"write":["/p/*"]}}}`), 1, 0},
+		{"auth: user", authPut("/v2/auth/users/u", "", `{"user":"u","password":"upw","roles":["r"]}`), 1, 0},
+		{"auth: enable", authPut("/v2/auth/enable", "", ""), 1, 0},
+		{"auth: guest still writes", put("/v2/keys/p/g", "value=g"), 1, 1},
+		{"auth: restrict guest", authPut("/v2/auth/roles/guest", basic("root:rpw"), `{"role":"guest","revoke":{"kv":{"read":["/*"],"write":["/*"]}}}`), 1, 0},
+		{"auth: guest read refused", "GET /v2/keys/a HTTP/1.1\r\n" + h + "\r\n", 1, 1},
+		{"auth: guest write refused", put("/v2/keys/p/g", "value=h"), 1, 1},
+		{"auth: user reads", "GET /v2/keys/a HTTP/1.1\r\n" + h + basic("u:upw") + "\r\n", 1, 1},
+		{"auth: user write outside its patterns", withAuth(put("/v2/keys/a", "value=z"), "u:upw"), 1, 1},
+		{"auth: user write inside", withAuth(put("/v2/keys/p/x", "value=z"), "u:upw"), 1, 1},
+		{"auth: /p/* is not /pq", "GET /v2/keys/pq HTTP/1.1\r\n" + h + basic("u:upw") + "\r\n", 1, 1},
+		{"auth: wrong password", "GET /v2/keys/a HTTP/1.1\r\n" + h + basic("u:nope") + "\r\n", 1, 1},
+		{"auth: lower-case scheme", "GET /v2/keys/a HTTP/1.1\r\n" + h + "Authorization: basic " + base64.StdEncoding.EncodeToString([]byte("u:upw")) + "\r\n\r\n", 1, 1},
+		{"auth: bad base64", "GET /v2/keys/a HTTP/1.1\r\n" + h + "Authorization: Basic !!\r\n\r\n", 1, 1},
+		{"auth: not basic", "GET /v2/keys/a HTTP/1.1\r\n" + h + "Authorization: Bearer x\r\n\r\n", 1, 1},
+		{"auth: empty header is guest", "GET /v2/keys/a HTTP/1.1\r\n" + h + "Authorization: \r\n\r\n", 1, 1},
+		{"auth: recursive get of / refused", "GET /v2/keys/?recursive=true HTTP/1.1\r\n" + h + basic("u:upw") + "\r\n", 1, 1},
+		{"auth: recursive get below /p/", "GET /v2/keys/p/?recursive=true HTTP/1.1\r\n" + h + basic("u:upw") + "\r\n", 1, 1},
+		{"auth: pipelined", withAuth(put("/v2/keys/p/y", "value=1"), "u:upw") + "GET /v2/keys/p/y HTTP/1.1\r\n" + h + basic("u:upw") + "\r\n" + "GET /v2/keys/p/y HTTP/1.1\r\n" + h + basic("u:bad") + "\r\n", 3, 3},
+		{"auth: two Authorization headers", "GET /v2/keys/a HTTP/1.1\r\n" + h + basic("u:bad") + basic("u:upw") + "\r\n", 1, 0},
+		{"auth: watch refused", "GET /v2/keys/?wait=true&recursive=true HTTP/1.1\r\n" + h + basic("u:upw") + "\r\n", 1, 0},
+		{"auth: user list refused", "GET /v2/auth/users HTTP/1.1\r\n" + h + basic("u:upw") + "\r\n", 1, 0},
+		{"auth: disable", "DELETE /v2/auth/enable HTTP/1.1\r\n" + h + basic("root:rpw") + "\r\n", 1, 0},
+		{"auth: guest reads again", "GET /v2/keys/a HTTP/1.1\r\n" + h + "\r\n", 1, 1},
 	}
 	leanAddr, front := serve(t, true)
 	plainAddr, _ := serve(t, false)
