@@ -10,6 +10,7 @@ package load
 
 import (
 	"context"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"io"
@@ -69,6 +70,9 @@ type Config struct {
 	// NetHTTP uses net/http's client instead of the lighter raw HTTP/1.1
 	// client (see rawConn); both keep one connection per client.
 	NetHTTP bool
+	// User, "name:password", sends HTTP basic auth with every request
+	// (etcd's v2 auth); empty sends none.
+	User string
 }
 
 func (c *Config) withDefaults() (Config, error) {
@@ -83,6 +87,9 @@ func (c *Config) withDefaults() (Config, error) {
 	cfg.Target = strings.TrimRight(cfg.Target, "/")
 	if u.Scheme == "https" {
 		cfg.NetHTTP = true // the raw client speaks plain HTTP only
+	}
+	if cfg.User != "" && !strings.Contains(cfg.User, ":") {
+		return cfg, errors.New("load: User must be name:password")
 	}
 	if cfg.Clients <= 0 {
 		cfg.Clients = 1
@@ -206,6 +213,9 @@ func newClient(cfg *Config, id int) *client {
 	var raw *rawConn
 	if !cfg.NetHTTP {
 		raw, _ = newRawConn(cfg.Target, cfg.Timeout) // validated in withDefaults
+		if cfg.User != "" {
+			raw.authz = "Basic " + base64.StdEncoding.EncodeToString([]byte(cfg.User))
+		}
 	}
 	return &client{
 		cfg:  cfg,
@@ -257,6 +267,9 @@ func (c *client) do(ctx context.Context, op Op, key int) (int, error) {
 	}
 	if err != nil {
 		return 0, fmt.Errorf("build request: %w", err)
+	}
+	if name, pw, ok := strings.Cut(c.cfg.User, ":"); ok {
+		req.SetBasicAuth(name, pw)
 	}
 	resp, err := c.http.Do(req)
 	if err != nil {

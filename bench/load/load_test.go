@@ -28,6 +28,7 @@ type fakeV2 struct {
 	counter atomic.Int64
 	badBody atomic.Int64 // PUTs whose value had the wrong size
 	valSize int
+	user    string // if set, "name:password" required as basic auth (else 401)
 }
 
 func newFake(t *testing.T, f *fakeV2) *httptest.Server {
@@ -47,6 +48,13 @@ func newFake(t *testing.T, f *fakeV2) *httptest.Server {
 func (f *fakeV2) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if f.delay > 0 {
 		time.Sleep(f.delay)
+	}
+	if f.user != "" {
+		name, pw, _ := r.BasicAuth()
+		if name+":"+pw != f.user {
+			w.WriteHeader(http.StatusUnauthorized)
+			return
+		}
 	}
 	key, ok := strings.CutPrefix(r.URL.Path, "/v2/keys")
 	if !ok {
@@ -275,6 +283,7 @@ func TestConfigValidation(t *testing.T) {
 		{"no bound", Config{Target: "http://127.0.0.1:1"}},
 		{"put pct", Config{Target: "http://127.0.0.1:1", Requests: 1, PutPercent: 101}},
 		{"negative", Config{Target: "http://127.0.0.1:1", Duration: -1}},
+		{"user without password", Config{Target: "http://127.0.0.1:1", Requests: 1, User: "root"}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -337,4 +346,32 @@ func (s *syncWriter) Write(p []byte) (int, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.w.Write(p)
+}
+
+// TestRunBasicAuth: --user reaches the server on both clients; a wrong
+// password shows up as non-2xx answers.
+func TestRunBasicAuth(t *testing.T) {
+	f := &fakeV2{user: "root:pw"}
+	srv := newFake(t, f)
+	for _, tc := range []struct {
+		name    string
+		user    string
+		netHTTP bool
+		wantOK  int64
+	}{
+		{"raw", "root:pw", false, 20},
+		{"net/http", "root:pw", true, 20},
+		{"raw wrong password", "root:bad", false, 0},
+		{"net/http no user", "", true, 0},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			res, err := Run(context.Background(), Config{Target: srv.URL, Requests: 20, PutPercent: 100, User: tc.user, NetHTTP: tc.netHTTP, NoPreload: true})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if res.OK != tc.wantOK || res.Requests != 20 {
+				t.Errorf("requests %d, ok %d; want 20, %d", res.Requests, res.OK, tc.wantOK)
+			}
+		})
+	}
 }

@@ -26,6 +26,7 @@ type rawConn struct {
 	conn    net.Conn
 	br      *bufio.Reader
 	req     []byte
+	authz   string // Authorization header value, "" for none
 }
 
 func newRawConn(target string, timeout time.Duration) (*rawConn, error) {
@@ -52,6 +53,10 @@ func (r *rawConn) do(ctx context.Context, method, path, body string) (int, error
 	r.req = append(r.req, path...)
 	r.req = append(r.req, " HTTP/1.1\r\nHost: "...)
 	r.req = append(r.req, r.host...)
+	if r.authz != "" {
+		r.req = append(r.req, "\r\nAuthorization: "...)
+		r.req = append(r.req, r.authz...)
+	}
 	if body != "" {
 		r.req = append(r.req, "\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: "...)
 		r.req = strconv.AppendInt(r.req, int64(len(body)), 10)

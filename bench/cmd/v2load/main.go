@@ -53,6 +53,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fs.DurationVar(&cfg.Warmup, "warmup", time.Second, "warmup before measuring (not counted)")
 	fs.DurationVar(&cfg.Timeout, "timeout", 10*time.Second, "per-request timeout")
 	fs.BoolVar(&cfg.Quorum, "quorum", false, "GET with ?quorum=true")
+	fs.StringVar(&cfg.User, "user", "", "HTTP basic auth as name:password (etcd v2 auth)")
 	fs.BoolVar(&cfg.NetHTTP, "net-http", false, "use net/http's client instead of the lighter raw HTTP/1.1 client")
 	fs.BoolVar(&cfg.NoPreload, "no-preload", false, "do not write all keys before a run containing GETs")
 	fs.Uint64Var(&cfg.Seed, "seed", 0, "random seed (0 = random)")
