@@ -62,6 +62,8 @@ type options struct {
 	extra       string
 	keep        bool
 	restartWait time.Duration
+	settle      time.Duration
+	profileDir  string
 }
 
 // Result is what one run measured.
@@ -114,6 +116,8 @@ func main() {
 	flag.StringVar(&o.extra, "extra", "", "extra server flags, space separated")
 	flag.BoolVar(&o.keep, "keep", false, "keep the data dirs")
 	flag.DurationVar(&o.restartWait, "restart-timeout", 10*time.Minute, "give up on a restart after this long")
+	flag.StringVar(&o.profileDir, "profile", "", "write a CPU profile of each server during its last GET round to this directory (--enable-pprof)")
+	flag.DurationVar(&o.settle, "settle", 5*time.Second, "idle time after the load before measuring (snapshots, compactions)")
 	flag.Parse()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
@@ -278,7 +282,7 @@ func run(ctx context.Context, o *options) error {
 	logf("loaded %d keys in %.1f s (%.0f/s)", o.keys, res.LoadSec, res.LoadRate)
 
 	// Let a snapshot or compaction that the load started settle.
-	time.Sleep(5 * time.Second)
+	time.Sleep(o.settle)
 	m, err := readMem(big.p.Pid())
 	if err != nil {
 		return err
@@ -310,7 +314,18 @@ func run(ctx context.Context, o *options) error {
 			cfg := base
 			cfg.Target, cfg.Clients, cfg.Keys, cfg.PutPercent = s.url, o.getClients, keys, 0
 			cfg.NoPreload, cfg.Duration, cfg.Warmup = true, o.getDur, time.Second
+			var prof chan error
+			if o.profileDir != "" && r == o.rounds-1 {
+				prof = make(chan error, 1)
+				path := filepath.Join(o.profileDir, fmt.Sprintf("%s-get-%dkeys.pprof", o.server, keys))
+				go func() { prof <- cpuProfile(ctx, s.url, path, time.Second+o.getDur/2) }()
+			}
 			lr, err := load.Run(ctx, cfg)
+			if prof != nil {
+				if perr := <-prof; perr != nil {
+					logf("profile: %v", perr)
+				}
+			}
 			if err != nil {
 				return fmt.Errorf("GET round on %s: %w", s.name, err)
 			}
@@ -527,6 +542,35 @@ func etcdIndex(ctx context.Context, base string) (uint64, error) {
 	_, _ = io.Copy(io.Discard, resp.Body)
 	resp.Body.Close()
 	return strconv.ParseUint(resp.Header.Get("X-Etcd-Index"), 10, 64)
+}
+
+// cpuProfile saves a CPU profile of the server taken over d, starting now.
+func cpuProfile(ctx context.Context, base, path string, d time.Duration) error {
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return err
+	}
+	secs := max(1, int(d/time.Second))
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, fmt.Sprintf("%s/debug/pprof/profile?seconds=%d", base, secs), nil)
+	if err != nil {
+		return err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return fmt.Errorf("cpu profile: %w", err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("cpu profile: %s", resp.Status)
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	if _, err := io.Copy(f, resp.Body); err != nil {
+		f.Close()
+		return fmt.Errorf("cpu profile %s: %w", path, err)
+	}
+	return f.Close()
 }
 
 // liveHeap returns HeapAlloc after a forced GC, from the pprof endpoint.
