@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"strconv"
@@ -81,10 +80,6 @@ func endpointStatus(c *cli.Context) error {
 			}
 		}
 		failed = true
-		var cerr *client.ClusterError
-		if errors.As(err, &cerr) && len(cerr.Errors) == 1 {
-			err = cerr.Errors[0] // one endpoint: its error alone, without the list
-		}
 		fmt.Fprintf(stderr, "Failed to get the status of endpoint %s (%v)\n", ep, err)
 	}
 	if c.GlobalString("output") == "json" {

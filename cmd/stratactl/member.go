@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -52,6 +53,10 @@ func (a getAction) HTTPRequest(ep url.URL) *http.Request {
 func getJSON(ctx context.Context, hc client.Client, path string, v any) (http.Header, error) {
 	resp, body, err := hc.Do(ctx, getAction{path: path})
 	if err != nil {
+		var cerr *client.ClusterError
+		if errors.As(err, &cerr) && len(cerr.Errors) == 1 {
+			err = cerr.Errors[0] // one endpoint: its error alone, not the multi-line list
+		}
 		return nil, fmt.Errorf("GET %s: %w", path, err)
 	}
 	if resp.StatusCode != http.StatusOK {
