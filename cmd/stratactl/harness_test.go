@@ -196,6 +196,16 @@ func getJSONURL(url string, v any) error {
 	return json.NewDecoder(resp.Body).Decode(v)
 }
 
+// serves reports whether GET path answers 200.
+func (s *server) serves(path string) bool {
+	resp, err := http.Get(s.clientURL + path)
+	if err != nil {
+		return false
+	}
+	resp.Body.Close()
+	return resp.StatusCode == http.StatusOK
+}
+
 // index is the store's current etcd index (X-Etcd-Index).
 func (s *server) index() (uint64, error) {
 	resp, err := http.Get(s.clientURL + "/v2/keys/")
