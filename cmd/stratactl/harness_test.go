@@ -72,7 +72,13 @@ type server struct {
 	clientURL string
 	peerURL   string
 	memberID  string
+	http      *http.Client // for the test's own requests
+	tls       *tlsFiles    // the server's, also good for its clients
 }
+
+// tlsFiles are a certificate, its key and the CA to trust (for a
+// self-signed certificate, itself).
+type tlsFiles struct{ cert, key, ca string }
 
 // freePort returns a loopback port nothing listens on right now.
 func freePort(t *testing.T) int {
@@ -90,10 +96,23 @@ func freePort(t *testing.T) int {
 // it at the end of the test.
 func startServer(t *testing.T, kind string) *server {
 	t.Helper()
+	return startServerTLS(t, kind, nil)
+}
+
+// startServerTLS starts the server; with tls (etcd only) its client URL is
+// https and clients must present a certificate signed by tls.ca.
+func startServerTLS(t *testing.T, kind string, tls *tlsFiles) *server {
+	t.Helper()
+	scheme := "http"
+	if tls != nil {
+		scheme = "https"
+	}
 	s := &server{
 		kind:      kind,
-		clientURL: fmt.Sprintf("http://127.0.0.1:%d", freePort(t)),
+		clientURL: fmt.Sprintf("%s://127.0.0.1:%d", scheme, freePort(t)),
 		peerURL:   fmt.Sprintf("http://127.0.0.1:%d", freePort(t)),
+		http:      http.DefaultClient,
+		tls:       tls,
 	}
 	args := []string{
 		"--name", "default",
@@ -105,6 +124,14 @@ func startServer(t *testing.T, kind string) *server {
 	bin := etcdBin
 	if kind == "etcd" {
 		args = append(args, "--enable-v2=true")
+		if tls != nil {
+			args = append(args, "--cert-file", tls.cert, "--key-file", tls.key, "--trusted-ca-file", tls.ca, "--client-cert-auth")
+			cfg, err := tlsConfig(tls.cert, tls.key, tls.ca, "")
+			if err != nil {
+				t.Fatal(err)
+			}
+			s.http = &http.Client{Transport: &http.Transport{TLSClientConfig: cfg}}
+		}
 	} else {
 		_, bin = binaries(t)
 		args = append(args, "--log-level", "error")
@@ -158,7 +185,7 @@ func (s *server) ready() error {
 	var version struct {
 		Cluster string `json:"etcdcluster"`
 	}
-	if err := getJSONURL(s.clientURL+"/version", &version); err != nil {
+	if err := s.getJSON("/version", &version); err != nil {
 		return err
 	}
 	if version.Cluster == "" || version.Cluster == "not_decided" {
@@ -171,7 +198,7 @@ func (s *server) ready() error {
 			ClientURLs []string `json:"clientURLs"`
 		} `json:"members"`
 	}
-	if err := getJSONURL(s.clientURL+"/v2/members", &members); err != nil {
+	if err := s.getJSON("/v2/members", &members); err != nil {
 		return err
 	}
 	if len(members.Members) != 1 || members.Members[0].Name == "" || len(members.Members[0].ClientURLs) == 0 {
@@ -184,21 +211,21 @@ func (s *server) ready() error {
 	return nil
 }
 
-func getJSONURL(url string, v any) error {
-	resp, err := http.Get(url)
+func (s *server) getJSON(path string, v any) error {
+	resp, err := s.http.Get(s.clientURL + path)
 	if err != nil {
 		return err
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("GET %s: %s", url, resp.Status)
+		return fmt.Errorf("GET %s: %s", path, resp.Status)
 	}
 	return json.NewDecoder(resp.Body).Decode(v)
 }
 
 // serves reports whether GET path answers 200.
 func (s *server) serves(path string) bool {
-	resp, err := http.Get(s.clientURL + path)
+	resp, err := s.http.Get(s.clientURL + path)
 	if err != nil {
 		return false
 	}
@@ -208,7 +235,7 @@ func (s *server) serves(path string) bool {
 
 // index is the store's current etcd index (X-Etcd-Index).
 func (s *server) index() (uint64, error) {
-	resp, err := http.Get(s.clientURL + "/v2/keys/")
+	resp, err := s.http.Get(s.clientURL + "/v2/keys/")
 	if err != nil {
 		return 0, err
 	}
