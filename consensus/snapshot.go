@@ -132,11 +132,10 @@ func (n *Node) finishSnapshot(res snapResult) error {
 		}
 	}
 	n.snapIndex = md.Index
-	n.stats.snapshots.Add(1)
 	n.stats.snapIndex.Store(md.Index)
-	n.stats.lastSnapNanos.Store(int64(res.dur))
+	n.stats.recordSnapshot(res.dur)
 	n.lastSnapEnd = time.Now()
-	n.log.Debug("consensus: snapshot", "index", md.Index, "term", md.Term, "duration", res.dur, "image", !res.synced)
+	n.log.Info("consensus: snapshot taken", "index", md.Index, "term", md.Term, "duration", res.dur, "image", !res.synced)
 
 	if !res.synced {
 		n.quiesce() // Sync must not race Apply

@@ -19,6 +19,8 @@ type txn struct {
 	now        time.Time
 	ttlTouched bool
 	expired    []*Event // events of an OpExpire, one per removed node
+	// files and dirs are the net number of nodes created (nodeCount).
+	files, dirs int64
 }
 
 func (t *txn) apply(c *Command) (*Event, error) {
@@ -129,6 +131,9 @@ func (t *txn) create(p string, dir bool, value string, unique, replace bool, exp
 	if err := t.put(p, &rec); err != nil {
 		return nil, err
 	}
+	if !exists {
+		t.countNode(dir, 1)
+	}
 	t.index = next
 	ev.Node = rec.repr(p, t.now)
 	return ev, nil
@@ -150,7 +155,19 @@ func (t *txn) ensureDir(dir string, next uint64) error {
 	if err := t.ensureDir(path.Dir(dir), next); err != nil {
 		return err
 	}
-	return t.put(dir, &record{dir: true, created: next, modified: next})
+	if err := t.put(dir, &record{dir: true, created: next, modified: next}); err != nil {
+		return err
+	}
+	t.countNode(true, 1)
+	return nil
+}
+
+func (t *txn) countNode(dir bool, n int64) {
+	if dir {
+		t.dirs += n
+	} else {
+		t.files += n
+	}
 }
 
 func (t *txn) update(c *Command) (*Event, error) {
@@ -343,6 +360,7 @@ func (t *txn) removeTree(p string, rec *record, removed *[]string) error {
 	if removed != nil {
 		*removed = append(*removed, p)
 	}
+	t.countNode(rec.dir, -1)
 	return t.w.Delete(t.nodeKey(p))
 }
 

@@ -44,6 +44,10 @@ type Engine struct {
 	// trackers count changes below chosen directories (track.go).
 	trackers atomic.Pointer[[]*Tracker]
 	trackMu  sync.Mutex
+	// count keeps the number of nodes (count.go); events counts the
+	// events applied (Events).
+	count  nodeCount
+	events atomic.Uint64
 }
 
 // Open starts an engine over be, resuming from the state be holds.
@@ -96,6 +100,11 @@ func (e *Engine) Index() uint64 { return e.index.Load() }
 
 // AppliedIndex is the raft index of the last applied batch.
 func (e *Engine) AppliedIndex() uint64 { return e.be.AppliedIndex() }
+
+// Events is the number of events (changes, expirations included) this
+// engine applied since Open: it counts what watchers may be sent, whether
+// or not any watches.
+func (e *Engine) Events() uint64 { return e.events.Load() }
 
 // Stats returns the store counters.
 func (e *Engine) Stats() StoreStats {
@@ -161,6 +170,7 @@ func (e *Engine) ApplyBatch(appliedIndex uint64, cmds []Command) ([]Result, erro
 	results := make([]Result, len(cmds))
 	var events []*Event
 	var ttlTouched bool
+	var files, dirs int64
 	err := e.be.Update(appliedIndex, func(w backends.Writer) error {
 		events = events[:0]
 		cur, err := metaIndex(w)
@@ -193,6 +203,7 @@ func (e *Engine) ApplyBatch(appliedIndex uint64, cmds []Command) ([]Result, erro
 			}
 		}
 		ttlTouched = t.ttlTouched
+		files, dirs = t.files, t.dirs
 		return nil
 	})
 	if err != nil {
@@ -213,6 +224,8 @@ func (e *Engine) ApplyBatch(appliedIndex uint64, cmds []Command) ([]Result, erro
 			}
 		}
 		e.index.Store(events[len(events)-1].Index())
+		e.count.add(events[len(events)-1].Index(), files, dirs)
+		e.events.Add(uint64(len(events)))
 		e.countTracked(events)
 		e.hub.publish(events)
 	}
@@ -270,6 +283,7 @@ func (e *Engine) Restore(r io.Reader) error {
 	h.history.reset()
 	h.current = idx
 	h.mu.Unlock()
+	e.count.reset()
 	e.countAllTracked()
 	select {
 	case e.expiryWake <- struct{}{}:

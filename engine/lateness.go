@@ -12,6 +12,7 @@ type latency struct {
 	buckets [64 * 8]atomic.Uint64
 	count   atomic.Uint64
 	max     atomic.Int64
+	sum     atomic.Int64 // nanoseconds
 }
 
 func latencyBucket(us uint64) int {
@@ -35,6 +36,7 @@ func (l *latency) record(d time.Duration) {
 		d = 0
 	}
 	l.buckets[latencyBucket(uint64(d/time.Microsecond))].Add(1)
+	l.sum.Add(int64(d))
 	l.count.Add(1)
 	for {
 		m := l.max.Load()
@@ -73,3 +75,54 @@ func (l *latency) summary() LatencySummary {
 // ExpiryLateness reports how long after their deadline expired nodes
 // were removed on this member (measured when the removal was applied).
 func (e *Engine) ExpiryLateness() LatencySummary { return e.lateness.summary() }
+
+// LatencyHistogram is a latency histogram in cumulative form, as
+// Prometheus exposes one: Cumulative[i] counts the samples below
+// Bounds[i]; Count and Sum cover every sample.
+type LatencyHistogram struct {
+	Count      uint64
+	Sum        time.Duration
+	Bounds     []time.Duration
+	Cumulative []uint64
+}
+
+// ExpiryLatenessBounds are the bounds of ExpiryLatenessHistogram: powers
+// of two of microseconds from 128 µs to about 33.5 s, which are bucket
+// boundaries of the engine's histogram, so its counts are exact.
+var ExpiryLatenessBounds = func() []time.Duration {
+	var b []time.Duration
+	for k := 7; k <= 25; k++ {
+		b = append(b, time.Duration(1<<k)*time.Microsecond)
+	}
+	return b
+}()
+
+// ExpiryLatenessHistogram returns the expiry lateness samples (see
+// ExpiryLateness) counted below each of ExpiryLatenessBounds. Read while
+// expirations are applied, the counts may be off by the samples being
+// recorded.
+func (e *Engine) ExpiryLatenessHistogram() LatencyHistogram {
+	l := &e.lateness
+	h := LatencyHistogram{Count: l.count.Load(), Sum: time.Duration(l.sum.Load()), Bounds: ExpiryLatenessBounds}
+	h.Cumulative = make([]uint64, len(h.Bounds))
+	var seen uint64
+	j := 0
+	for i := range l.buckets {
+		if i >= 8 && i < 24 {
+			continue // never used: 8 µs and up start at bucket 24
+		}
+		// Bucket i holds samples in [bucketLow(i), bucketLow(next)) µs.
+		for j < len(h.Bounds) && time.Duration(bucketLow(i))*time.Microsecond >= h.Bounds[j] {
+			h.Cumulative[j] = seen
+			j++
+		}
+		if j == len(h.Bounds) {
+			break
+		}
+		seen += l.buckets[i].Load()
+	}
+	for ; j < len(h.Bounds); j++ {
+		h.Cumulative[j] = seen
+	}
+	return h
+}
