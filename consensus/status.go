@@ -23,8 +23,10 @@ type Status struct {
 	ProposalsFailed    uint64 // local proposals that returned an error
 	ProposalsPending   int    // local proposals waiting for their result
 
-	Fsyncs     uint64        // WAL fdatasyncs
-	FsyncTotal time.Duration // cumulative time in them
+	Fsyncs      uint64        // WAL fdatasyncs
+	FsyncTotal  time.Duration // cumulative time in them
+	WALBytes    uint64        // bytes written to the WAL since Open
+	WALSegments int           // live WAL segment files
 	// FsyncBuckets counts fdatasyncs by duration: element i those at most
 	// wal.FsyncBucketBounds[i] (and above the bound before), the last
 	// those above every bound.
@@ -106,6 +108,8 @@ func (n *Node) Status() Status {
 		LastSnapshotDuration: time.Duration(n.stats.lastSnapNanos.Load()),
 		LeaderChanges:        n.stats.leaderChanges.Load(),
 		FsyncBuckets:         ws.FsyncBuckets,
+		WALBytes:             ws.Bytes,
+		WALSegments:          ws.Segments,
 		SnapshotTotal:        time.Duration(n.stats.snapTotalNanos.Load()),
 	}
 	for i := range n.stats.snapHist {

@@ -131,6 +131,7 @@ func (fc *fastConn) serveOne() (ok bool, err error) {
 	if err != nil || head == nil {
 		return false, err
 	}
+	start := time.Now() // request metrics (metrics.go)
 	r := &fc.req
 	if !r.parse(head, fc.f.api) {
 		return false, nil
@@ -160,6 +161,7 @@ func (fc *fastConn) serveOne() (ok bool, err error) {
 		body = string(b)
 	}
 	fc.serveKeys(target, body)
+	fc.f.api.metrics.fast(r.method, fc.resp.code(), start)
 	fc.f.fastServed.Add(1)
 	return true, fc.writeResponse()
 }

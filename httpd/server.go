@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/julienschmidt/httprouter"
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 // Config holds the HTTP API's limits and identity.
@@ -24,6 +25,9 @@ type Config struct {
 	Version, ClusterVersion string
 	// CORS lists allowed origins ("*" for any); empty disables CORS.
 	CORS []string
+	// Metrics, if set, receives the request metrics (metrics.go) and is
+	// served at GET /metrics.
+	Metrics *prometheus.Registry
 	// MaxURIBytes caps the request target (default 64 KiB): 414 beyond.
 	MaxURIBytes int
 	// MaxHeaders caps the number of request header lines (default 200):
@@ -37,6 +41,7 @@ type Server struct {
 	store   Store
 	cluster Cluster
 	handler http.Handler
+	metrics *requestMetrics // metrics.go
 	done    chan struct{}
 	auth    *authenticator // auth.go
 	// clusterIDHeader is X-Etcd-Cluster-Id's value, formatted once.
@@ -67,6 +72,10 @@ func New(cfg Config, store Store, cluster Cluster) *Server {
 	if cluster != nil {
 		s.clusterIDHeader = []string{strconv.FormatUint(cluster.ClusterID(), 16)}
 	}
+	s.metrics = newRequestMetrics()
+	if cfg.Metrics != nil {
+		cfg.Metrics.MustRegister(s.metrics)
+	}
 	rt := httprouter.New()
 	rt.RedirectTrailingSlash = false
 	rt.RedirectFixedPath = false
@@ -89,6 +98,10 @@ func New(cfg Config, store Store, cluster Cluster) *Server {
 	rt.HandlerFunc("GET", "/v2/stats/self", s.handleSelfStats)
 	rt.HandlerFunc("GET", "/v2/stats/leader", s.handleLeaderStats)
 	rt.HandlerFunc("GET", "/v2/stats/store", s.handleStoreStats)
+	rt.HandlerFunc("GET", snapshotPath, s.handleSnapshot) // snapshot.go
+	if cfg.Metrics != nil {
+		rt.Handler("GET", "/metrics", metricsHandler(cfg.Metrics))
+	}
 	rt.MethodNotAllowed = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "Method Not Allowed", http.StatusMethodNotAllowed)
 	})
@@ -121,7 +134,8 @@ func (s *Server) limits(next http.Handler) http.Handler {
 }
 
 // ServeHTTP implements http.Handler.
-func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.handler.ServeHTTP(w, r) }
+// Every request is counted and timed (metrics.go).
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.metrics.serve(s.handler, w, r) }
 
 // Close ends open watches so a graceful shutdown does not wait on them.
 func (s *Server) Close() {

@@ -19,6 +19,7 @@ func (s *Server) runExpiry() {
 	defer close(s.expiryDone)
 	timer := time.NewTimer(time.Hour)
 	defer timer.Stop()
+	var backlog expiryBacklog
 	for {
 		wait := time.Hour
 		if s.node.IsLeader() {
@@ -32,6 +33,7 @@ func (s *Server) runExpiry() {
 			wait = 200 * time.Millisecond // re-check: we may become leader
 		}
 		if wait <= 0 {
+			backlog.check(s.log, -wait)
 			s.proposeExpire()
 			continue
 		}
@@ -62,4 +64,24 @@ func (s *Server) proposeExpire() {
 		case <-time.After(100 * time.Millisecond):
 		}
 	}
+}
+
+// expiryBacklogWarn is how far past its deadline the earliest TTL may be
+// when the scheduler gets to it before the scheduler is said to fall
+// behind (a mass expiry, a slow backend, a leader starved of CPU).
+const expiryBacklogWarn = time.Second
+
+// expiryBacklog logs, at most every 10 s, that the expiry scheduler is
+// behind: due keys are being removed later than expiryBacklogWarn after
+// their deadline. strata_store_expiry_overdue_seconds shows the same.
+type expiryBacklog struct{ last time.Time }
+
+func (b *expiryBacklog) check(log interface {
+	Warn(msg string, args ...any)
+}, overdue time.Duration) {
+	if overdue < expiryBacklogWarn || time.Since(b.last) < 10*time.Second {
+		return
+	}
+	b.last = time.Now()
+	log.Warn("expiry is behind: the earliest due key is overdue", "overdue", overdue.Round(time.Millisecond))
 }

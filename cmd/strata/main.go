@@ -38,6 +38,7 @@ type options struct {
 	maxRequestBytes                      int64
 	maxKeyBytes                          int
 	cors, logLevel                       string
+	logFormat, restoreFile               string
 	unsafeNoFsync, enablePprof           bool
 	readHeaderTimeout, idleTimeout       time.Duration
 	maxConcurrentStreams, maxHeaderBytes int
@@ -74,6 +75,8 @@ func newFlagSet(stderr io.Writer) (*options, *flag.FlagSet) {
 	fs.IntVar(&o.maxKeyBytes, "max-key-bytes", 8<<10, "maximum key length in bytes")
 	fs.StringVar(&o.cors, "cors", "", "comma-separated origins allowed for CORS (\"*\" for any)")
 	fs.StringVar(&o.logLevel, "log-level", "info", "log level: debug, info, warn or error")
+	fs.StringVar(&o.logFormat, "log-format", "text", "log format: text (key=value) or json (one object per line)")
+	fs.StringVar(&o.restoreFile, "restore", "", "before starting, restore this backup (stratactl snapshot save) into a new --data-dir, as a new single-member cluster")
 	fs.BoolVar(&o.unsafeNoFsync, "unsafe-no-fsync", false, "skip log fsyncs (test rigs only: a power loss can lose acknowledged writes)")
 	fs.DurationVar(&o.readHeaderTimeout, "read-header-timeout", 10*time.Second, "time a client has to send request headers")
 	fs.DurationVar(&o.idleTimeout, "idle-timeout", 5*time.Minute, "how long an idle keep-alive connection stays open")
@@ -171,11 +174,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	var level slog.Level
-	if err := level.UnmarshalText([]byte(o.logLevel)); err != nil {
-		return fmt.Errorf("--log-level: %w", err)
+	log, err := newLogger(stderr, o.logLevel, o.logFormat) // logging.go
+	if err != nil {
+		return err
 	}
-	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
 	clientListen, err := parseURLs("listen-client-urls", o.listenClient)
 	if err != nil {
 		return err
@@ -210,6 +212,11 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	if o.restoreFile != "" {
+		if err := restoreBackup(o, peerAdv, stdout, log); err != nil { // restore.go
+			return err
+		}
+	}
 	if o.unsafeNoFsync {
 		log.Warn("--unsafe-no-fsync is set: a power loss or kernel crash can lose acknowledged writes")
 	}
@@ -235,7 +242,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if o.cors != "" {
 		cors = strings.Split(o.cors, ",")
 	}
-	api := httpd.New(httpd.Config{MaxRequestBytes: o.maxRequestBytes, MaxKeyBytes: o.maxKeyBytes, CORS: cors}, srv, srv)
+	reg := newMetricsRegistry(srv) // metrics.go
+	api := httpd.New(httpd.Config{Metrics: reg, MaxRequestBytes: o.maxRequestBytes, MaxKeyBytes: o.maxKeyBytes, CORS: cors}, srv, srv)
 	var handler http.Handler = api
 	if o.enablePprof {
 		mux := http.NewServeMux()

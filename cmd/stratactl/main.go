@@ -131,6 +131,7 @@ func newApp() *cli.App {
 		newRoleCommands(),
 		newAuthCommands(),
 		newEndpointCommand(),
+		newSnapshotCommand(), // snapshot.go
 	}
 	return app
 }

@@ -8,7 +8,8 @@ import (
 
 // The global help differs from etcdctl's in exactly these ways: the
 // program's name and version, no `backup` (it copies an etcd data
-// directory; `strata migrate` is Strata's), and the added `endpoint`.
+// directory; `strata migrate` is Strata's), and the added `endpoint` and
+// `snapshot`.
 // testdata/help.txt is stratactl's.
 
 func wantHelp(t *testing.T) string {
@@ -56,7 +57,8 @@ func TestGlobalUsageVsEtcdctl(t *testing.T) {
 			case strings.HasPrefix(l, "   backup "):
 				continue
 			case strings.HasPrefix(l, "   help, h "):
-				lines = append(lines, "   endpoint        endpoint status subcommand\n")
+				lines = append(lines, "   endpoint        endpoint status subcommand\n",
+					"   snapshot        snapshot save and status subcommands\n")
 			}
 			lines = append(lines, strings.ReplaceAll(l, "etcdctl", "stratactl"))
 		}
