@@ -93,6 +93,22 @@ func endpointsFlag(c *cli.Context) []string {
 	return strings.Split(s, ",")
 }
 
+// endpointsGiven reports whether any endpoint flag, environment variable
+// or SRV discovery domain is set, i.e. the default list is not used.
+func endpointsGiven(c *cli.Context) bool {
+	for _, s := range []string{
+		c.GlobalString("endpoints"), os.Getenv("ETCDCTL_ENDPOINTS"),
+		c.GlobalString("endpoint"), os.Getenv("ETCDCTL_ENDPOINT"),
+		c.GlobalString("peers"), os.Getenv("ETCDCTL_PEERS"),
+	} {
+		if s != "" {
+			return true
+		}
+	}
+	domain, _, _ := discoveryDomain(c)
+	return domain != ""
+}
+
 // discoveryDomain is the DNS SRV discovery configuration.
 func discoveryDomain(c *cli.Context) (domain string, insecure bool, serviceName string) {
 	domain = c.GlobalString("discovery-srv")

@@ -57,6 +57,11 @@ func endpointStatus(c *cli.Context) error {
 		fmt.Fprintln(stderr, err.Error())
 		return exit(exitBadArgs)
 	}
+	if !endpointsGiven(c) {
+		// The default list's second entry is etcd's legacy port 4001,
+		// which nothing serves nowadays: ask only the first.
+		eps = eps[:1]
+	}
 	tr, err := newTransport(c)
 	if err != nil {
 		fmt.Fprintln(stderr, err.Error())
