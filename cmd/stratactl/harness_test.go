@@ -233,6 +233,18 @@ func (s *server) serves(path string) bool {
 	return resp.StatusCode == http.StatusOK
 }
 
+// servesMemberChanges reports whether the members API takes changes: an
+// empty POST /v2/members is then refused as a bad request (400), not as an
+// unknown method or path.
+func (s *server) servesMemberChanges() bool {
+	resp, err := s.http.Post(s.clientURL+"/v2/members", "application/json", strings.NewReader("{}"))
+	if err != nil {
+		return false
+	}
+	resp.Body.Close()
+	return resp.StatusCode == http.StatusBadRequest
+}
+
 // index is the store's current etcd index (X-Etcd-Index).
 func (s *server) index() (uint64, error) {
 	resp, err := s.http.Get(s.clientURL + "/v2/keys/")
