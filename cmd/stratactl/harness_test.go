@@ -80,6 +80,15 @@ type server struct {
 // self-signed certificate, itself).
 type tlsFiles struct{ cert, key, ca string }
 
+// strataServesTLS reports whether the strata binary has etcd's client TLS
+// flags.
+func strataServesTLS(t *testing.T) bool {
+	t.Helper()
+	_, strata := binaries(t)
+	out, _ := exec.Command(strata, "--help").CombinedOutput() // --help exits 2 after printing the flags
+	return bytes.Contains(out, []byte("-client-cert-auth"))
+}
+
 // freePort returns a loopback port nothing listens on right now.
 func freePort(t *testing.T) int {
 	t.Helper()
@@ -99,8 +108,8 @@ func startServer(t *testing.T, kind string) *server {
 	return startServerTLS(t, kind, nil)
 }
 
-// startServerTLS starts the server; with tls (etcd only) its client URL is
-// https and clients must present a certificate signed by tls.ca.
+// startServerTLS starts the server; with tls its client URL is https and
+// clients must present a certificate signed by tls.ca.
 func startServerTLS(t *testing.T, kind string, tls *tlsFiles) *server {
 	t.Helper()
 	scheme := "http"
@@ -122,16 +131,17 @@ func startServerTLS(t *testing.T, kind string, tls *tlsFiles) *server {
 		"--initial-cluster", "default=" + s.peerURL,
 	}
 	bin := etcdBin
+	if tls != nil {
+		// etcd's flags, which strata shares.
+		args = append(args, "--cert-file", tls.cert, "--key-file", tls.key, "--trusted-ca-file", tls.ca, "--client-cert-auth")
+		cfg, err := tlsConfig(tls.cert, tls.key, tls.ca, "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		s.http = &http.Client{Transport: &http.Transport{TLSClientConfig: cfg}}
+	}
 	if kind == "etcd" {
 		args = append(args, "--enable-v2=true")
-		if tls != nil {
-			args = append(args, "--cert-file", tls.cert, "--key-file", tls.key, "--trusted-ca-file", tls.ca, "--client-cert-auth")
-			cfg, err := tlsConfig(tls.cert, tls.key, tls.ca, "")
-			if err != nil {
-				t.Fatal(err)
-			}
-			s.http = &http.Client{Transport: &http.Transport{TLSClientConfig: cfg}}
-		}
 	} else {
 		_, bin = binaries(t)
 		args = append(args, "--log-level", "error")

@@ -184,3 +184,28 @@ func TestEndpointStatus(t *testing.T) {
 		t.Errorf("got  %+v\nwant %+v", got, want)
 	}
 }
+
+// TestTLSAgainstStrata uses the TLS flags against a strata serving https
+// with client certificates.
+func TestTLSAgainstStrata(t *testing.T) {
+	if !strataServesTLS(t) {
+		t.Skip("strata does not serve https")
+	}
+	ctl, _ := binaries(t)
+	cert, key := writeCert(t, t.TempDir(), "node")
+	srv := startServerTLS(t, "strata", &tlsFiles{cert: cert, key: key, ca: cert})
+	tlsFlags := a("--ca-file", cert, "--cert-file", cert, "--key-file", key)
+	runCases(t, ctl, srv, []ctlCase{
+		{args: append(tlsFlags, "set", "/k", "v"), stdout: "v\n"},
+		{args: append(tlsFlags, "-o", "extended", "get", "/k"), stdout: "Key: /k\nCreated-Index: 1\nModified-Index: 1\nTTL: 0\nIndex: 1\n\nv\n"},
+		{args: a("get", "/k"), env: a("ETCDCTL_CA_FILE="+cert, "ETCDCTL_CERT_FILE="+cert, "ETCDCTL_KEY_FILE="+key), stdout: "v\n"},
+		{args: append(tlsFlags, "member", "list"), stdout: "{{member}}: name=default peerURLs={{peer}} clientURLs={{ep}} isLeader=true\n"},
+		{args: append(tlsFlags, "cluster-health"), stdout: "member {{member}} is healthy: got healthy result from {{ep}}\ncluster is healthy\n"},
+		{args: a("--ca-file", cert, "get", "/k"), code: 4,
+			stderr: "Error:  client: etcd cluster is unavailable or misconfigured; error #0: remote error: tls: certificate required\n\n" +
+				"error #0: remote error: tls: certificate required\n\n"},
+		{args: a("--cert-file", cert, "--key-file", key, "get", "/k"), code: 4,
+			stderr: "Error:  client: etcd cluster is unavailable or misconfigured; error #0: tls: failed to verify certificate: x509: certificate signed by unknown authority\n\n" +
+				"error #0: tls: failed to verify certificate: x509: certificate signed by unknown authority\n\n"},
+	})
+}
