@@ -12,6 +12,9 @@ import (
 type Peer struct {
 	ID   uint64
 	URLs []string
+	// Context goes with the member's bootstrap conf change (raft.Peer's
+	// Context): the state machine sees it in ApplyConfChange.
+	Context []byte
 }
 
 // Transport delivers raft messages to peers. Send must not block the
@@ -27,6 +30,10 @@ type Transport interface {
 type Config struct {
 	ID    uint64 // this member's raft id, non-zero
 	Peers []Peer // initial members, this one included; used on first boot only
+	// Join starts a new member of a running cluster: the first boot does
+	// not bootstrap Peers, and the member waits for the leader to send it
+	// the log or a snapshot (it must have been added by a conf change).
+	Join bool
 	// DataDir holds the WAL (DataDir/wal) and snapshots (DataDir/snap).
 	DataDir string
 	// SnapshotCount: take a snapshot every N applied entries (default 10000).
@@ -80,7 +87,7 @@ func (c *Config) withDefaults() (Config, error) {
 	if cfg.DataDir == "" {
 		return cfg, errors.New("consensus: Config.DataDir is required")
 	}
-	if len(cfg.Peers) == 0 {
+	if len(cfg.Peers) == 0 && !cfg.Join {
 		cfg.Peers = []Peer{{ID: cfg.ID}}
 	}
 	if cfg.SnapshotCount == 0 {

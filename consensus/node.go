@@ -83,6 +83,9 @@ type Node struct {
 	confHist []confAt // membership by index, for snapshot metadata
 
 	stats counters
+
+	removedc    chan struct{} // closed once this member's own removal is applied
+	removedOnce sync.Once
 }
 
 type confAt struct {
@@ -121,6 +124,7 @@ func Open(cfg Config, sm StateMachine) (*Node, error) {
 		stopc:       make(chan struct{}),
 		done:        make(chan struct{}),
 		waiters:     make(map[uint64]*proposal),
+		removedc:    make(chan struct{}),
 	}
 	if d, ok := sm.(DurableStateMachine); ok && d.Durable() {
 		n.durable = true
@@ -234,9 +238,15 @@ func (n *Node) restore() error {
 	n.stats.commit.Store(hs.Commit)
 
 	if sf == nil && raft.IsEmptyHardState(rec.HardState) && len(rec.Entries) == 0 {
+		if c.Join {
+			// The leader sends the log (or a snapshot) once it has
+			// applied the conf change that added this member.
+			n.log.Info("consensus: joining an existing cluster: waiting for the leader's log")
+			return nil
+		}
 		peers := make([]raft.Peer, len(c.Peers))
 		for i, p := range c.Peers {
-			peers[i] = raft.Peer{ID: p.ID}
+			peers[i] = raft.Peer{ID: p.ID, Context: p.Context}
 		}
 		n.log.Info("consensus: bootstrapping new member", "peers", len(peers))
 		return n.rn.Bootstrap(peers)
@@ -249,7 +259,7 @@ func (n *Node) restore() error {
 	replay := rec.Entries[:hs.Commit-md.Index]
 	for len(replay) > 0 {
 		k := min(len(replay), 1024)
-		if err := n.apply(replay[:k], true); err != nil {
+		if err := n.applyCommitted(replay[:k]); err != nil {
 			return err
 		}
 		replay = replay[k:]
@@ -453,12 +463,7 @@ func (n *Node) handleReady() error {
 		if ce[len(ce)-1].Index > durable {
 			n.stats.commitBeforeDurable.Add(1)
 		}
-		if n.async {
-			if err := n.applyConfChanges(ce); err != nil {
-				return err
-			}
-			n.applyc <- applyJob{ents: ce}
-		} else if err := n.apply(ce, true); err != nil {
+		if err := n.applyCommitted(ce); err != nil {
 			return err
 		}
 	}
@@ -487,12 +492,10 @@ func (n *Node) softState(ss *raft.SoftState) {
 	n.stats.state.Store(uint32(ss.RaftState))
 }
 
-// apply hands committed entries to the state machine in one call and
-// answers the local proposers among them.
-// apply hands committed entries to the state machine and answers their
-// proposers. Conf changes are applied to raft here only when conf is set
-// (inline mode); the loop applies them itself before queueing a batch.
-func (n *Node) apply(ents []raftpb.Entry, conf bool) error {
+// apply hands committed entries, none of them a conf change (see
+// applyCommitted), to the state machine in one call and answers the local
+// proposers among them.
+func (n *Node) apply(ents []raftpb.Entry) {
 	sme := n.smEnts[:0]
 	acks := n.acks[:0]
 	var cmds uint64
@@ -509,12 +512,6 @@ func (n *Node) apply(ents []raftpb.Entry, conf bool) error {
 			cmds++
 			if ok && member == n.id {
 				acks = append(acks, ack{id: id, pos: i})
-			}
-		case raftpb.EntryConfChange, raftpb.EntryConfChangeV2:
-			if conf {
-				if err := n.applyConfChanges(ents[i : i+1]); err != nil {
-					return err
-				}
 			}
 		}
 		sme = append(sme, se)
@@ -539,29 +536,6 @@ func (n *Node) apply(ents []raftpb.Entry, conf bool) error {
 	n.answer(acks)
 	clear(sme) // drop references to entry data
 	n.smEnts, n.acks = sme[:0], acks[:0]
-	return nil
-}
-
-// applyConfChanges applies the membership changes among ents to raft.
-func (n *Node) applyConfChanges(ents []raftpb.Entry) error {
-	for i := range ents {
-		e := &ents[i]
-		switch e.Type {
-		case raftpb.EntryConfChange:
-			var cc raftpb.ConfChange
-			if err := cc.Unmarshal(e.Data); err != nil {
-				return fmt.Errorf("decode conf change at %d: %w", e.Index, err)
-			}
-			n.applyConfChange(e.Index, cc)
-		case raftpb.EntryConfChangeV2:
-			var cc raftpb.ConfChangeV2
-			if err := cc.Unmarshal(e.Data); err != nil {
-				return fmt.Errorf("decode conf change at %d: %w", e.Index, err)
-			}
-			n.applyConfChange(e.Index, cc)
-		}
-	}
-	return nil
 }
 
 // applyJob is a batch of committed entries for the applier, a barrier the
@@ -627,8 +601,8 @@ func (n *Node) applier() {
 				break merge
 			}
 		}
-		// Conf changes were applied by the loop; decode errors too.
-		n.apply(ents, false)
+		n.apply(ents) // never a conf change: the loop applies those
+
 		clear(buf) // drop references to entry data
 		buf = buf[:0]
 		if closed {

@@ -26,6 +26,7 @@ var (
 type proposal struct {
 	id       uint64
 	data     []byte
+	cc       *raftpb.ConfChange // a membership change instead of data
 	resc     chan result
 	deadline int64 // unix ns; the run loop fails it with ErrTimeout after
 }
@@ -45,34 +46,7 @@ type result struct {
 func (n *Node) Propose(ctx context.Context, cmd []byte) (any, error) {
 	id := n.reqID.Add(1)
 	p := &proposal{id: id, data: encodeEnvelope(n.id, id, cmd), resc: make(chan result, 1)}
-	if n.cfg.ProposalTimeout > 0 {
-		p.deadline = time.Now().Add(n.cfg.ProposalTimeout).UnixNano()
-	}
-	n.mu.Lock()
-	if n.closed {
-		n.mu.Unlock()
-		n.stats.proposalsFailed.Add(1)
-		return nil, n.stoppedErr()
-	}
-	n.waiters[id] = p
-	n.mu.Unlock()
-
-	select {
-	case n.propc <- p:
-	case <-ctx.Done():
-		return nil, n.abandon(id, ctx.Err())
-	case <-n.done:
-		// The loop failed every waiter on its way out.
-	}
-	select {
-	case r := <-p.resc:
-		if r.err != nil {
-			n.stats.proposalsFailed.Add(1)
-		}
-		return r.val, r.err
-	case <-ctx.Done():
-		return nil, n.abandon(id, ctx.Err())
-	}
+	return n.submit(ctx, p) // membership.go
 }
 
 // expireProposals fails proposals past their deadline. Called by the run
@@ -146,7 +120,13 @@ func (n *Node) failAll(err error) {
 
 // propose hands one queued proposal to raft. Called by the run loop.
 func (n *Node) propose(p *proposal) {
-	if err := n.rn.Propose(p.data); err != nil {
+	var err error
+	if p.cc != nil {
+		err = n.rn.ProposeConfChange(*p.cc)
+	} else {
+		err = n.rn.Propose(p.data)
+	}
+	if err != nil {
 		n.answer([]ack{{id: p.id, res: result{err: fmt.Errorf("consensus: propose: %w", err)}}})
 	}
 }

@@ -208,6 +208,9 @@ func (p *peer) dialURL(rawURL string) (net.Conn, *bufio.Reader, error) {
 	if resp.StatusCode != http.StatusSwitchingProtocols {
 		body, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
 		conn.Close()
+		if resp.StatusCode == http.StatusGone {
+			p.t.removedByPeer(p.id)
+		}
 		return nil, nil, fmt.Errorf("open stream to %s: %s: %s", rawURL, resp.Status, bytes.TrimSpace(body))
 	}
 	conn.SetDeadline(time.Time{})

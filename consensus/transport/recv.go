@@ -33,7 +33,7 @@ func (t *Transport) serveStream(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	defer conn.Close()
-	if !t.trackConn(conn) {
+	if !t.trackConn(conn, from) {
 		return
 	}
 	defer t.untrackConn(conn)

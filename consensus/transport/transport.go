@@ -82,6 +82,9 @@ type Config struct {
 	ReadTimeout time.Duration
 	// MaxSnapshotBytes bounds a received snapshot image (default 8 GiB).
 	MaxSnapshotBytes int64
+	// OnRemoved is called (once, from a transport goroutine) when a peer
+	// refuses this member's stream with 410 Gone: the cluster removed it.
+	OnRemoved func()
 }
 
 const (
@@ -116,14 +119,17 @@ type Transport struct {
 
 	mu      sync.RWMutex
 	peers   map[uint64]*peer
+	removed map[uint64]bool // removed members: their requests get 410
 	stopped bool
+
+	removedOnce sync.Once
 
 	ctx    context.Context // ends at Stop: cancels dials, steps and streams
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 
 	connsMu sync.Mutex
-	conns   map[io.Closer]struct{} // incoming hijacked streams, closed at Stop
+	conns   map[io.Closer]uint64 // incoming hijacked streams -> sending peer, closed at Stop
 }
 
 // New returns a Transport with no peers. Set the raft member with SetRaft
@@ -150,8 +156,8 @@ func New(cfg Config) *Transport {
 	ctx, cancel := context.WithCancel(context.Background())
 	return &Transport{
 		cfg: cfg, log: cfg.Logger.With("member", fmt.Sprintf("%x", cfg.ID)),
-		peers: make(map[uint64]*peer), ctx: ctx, cancel: cancel,
-		conns: make(map[io.Closer]struct{}),
+		peers: make(map[uint64]*peer), removed: make(map[uint64]bool), ctx: ctx, cancel: cancel,
+		conns: make(map[io.Closer]uint64),
 	}
 }
 
@@ -217,12 +223,22 @@ func (t *Transport) UpdatePeer(id uint64, urls []string) {
 	}
 }
 
-// RemovePeer stops sending to peer id and drops what is queued for it.
+// RemovePeer stops sending to peer id, which was removed from the
+// cluster, and drops what is queued for it. From then on its streams and
+// snapshots are refused with 410 Gone, which tells it it was removed.
 func (t *Transport) RemovePeer(id uint64) {
 	t.mu.Lock()
 	p := t.peers[id]
 	delete(t.peers, id)
+	t.removed[id] = true
 	t.mu.Unlock()
+	t.connsMu.Lock()
+	for c, from := range t.conns {
+		if from == id {
+			c.Close() // its incoming stream: it redials and gets 410
+		}
+	}
+	t.connsMu.Unlock()
 	if p != nil {
 		p.stop()
 	}
@@ -346,6 +362,13 @@ func (t *Transport) checkHeaders(w http.ResponseWriter, r *http.Request) (from u
 		http.Error(w, "missing or invalid "+hdrFrom, http.StatusBadRequest)
 		return 0, nil, false
 	}
+	t.mu.RLock()
+	gone := t.removed[from]
+	t.mu.RUnlock()
+	if gone {
+		http.Error(w, ErrMemberRemoved.Error(), http.StatusGone)
+		return 0, nil, false
+	}
 	if rf = t.getRaft(); rf == nil {
 		http.Error(w, "member is starting", http.StatusServiceUnavailable)
 		return 0, nil, false
@@ -353,7 +376,7 @@ func (t *Transport) checkHeaders(w http.ResponseWriter, r *http.Request) (from u
 	return from, rf, true
 }
 
-func (t *Transport) trackConn(c io.Closer) bool {
+func (t *Transport) trackConn(c io.Closer, from uint64) bool {
 	t.connsMu.Lock()
 	defer t.connsMu.Unlock()
 	select {
@@ -361,7 +384,7 @@ func (t *Transport) trackConn(c io.Closer) bool {
 		return false
 	default:
 	}
-	t.conns[c] = struct{}{}
+	t.conns[c] = from
 	return true
 }
 
@@ -369,6 +392,20 @@ func (t *Transport) untrackConn(c io.Closer) {
 	t.connsMu.Lock()
 	delete(t.conns, c)
 	t.connsMu.Unlock()
+}
+
+// ErrMemberRemoved is etcd's message for a member that was removed from
+// its cluster: peers answer its requests with 410 Gone and this text.
+var ErrMemberRemoved = errors.New("the member has been permanently removed from the cluster")
+
+// removedByPeer handles a peer's 410 Gone: this member was removed.
+func (t *Transport) removedByPeer(peer uint64) {
+	t.removedOnce.Do(func() {
+		t.log.Warn("peer: a peer says this member was removed from the cluster", "peer", fmt.Sprintf("%x", peer))
+		if t.cfg.OnRemoved != nil {
+			go t.cfg.OnRemoved()
+		}
+	})
 }
 
 // errStopped ends peer goroutines at Stop or RemovePeer.
