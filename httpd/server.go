@@ -92,7 +92,11 @@ func New(cfg Config, store Store, cluster Cluster) *Server {
 	}
 	rt.HandlerFunc("GET", "/version", s.handleVersion)
 	rt.HandlerFunc("GET", "/health", s.handleHealth)
-	rt.HandlerFunc("GET", "/v2/members", s.handleMembers)
+	members := http.HandlerFunc(s.serveMembers) // members.go
+	for _, m := range []string{"GET", "HEAD", "PUT", "POST", "DELETE", "PATCH", "OPTIONS", "TRACE", "CONNECT"} {
+		rt.Handler(m, "/v2/members", members)
+		rt.Handler(m, "/v2/members/*rest", members)
+	}
 	rt.HandlerFunc("GET", "/v2/machines", s.handleMachines)
 	rt.HandlerFunc("HEAD", "/v2/machines", s.handleMachines)
 	rt.HandlerFunc("GET", "/v2/stats/self", s.handleSelfStats)

@@ -24,11 +24,15 @@ import (
 )
 
 // clusterFile records, in a data dir, which cluster and member it belongs
-// to: "cluster <hex id>\nmember <hex id>\n".
+// to: "cluster <hex id>\nmember <hex id>\n", then "joined\n" for a member
+// that joined a running cluster (its ID is not derived from the flags).
 const clusterFile = "cluster"
 
 // identity is a data dir's recorded cluster and member IDs.
-type identity struct{ cluster, member uint64 }
+type identity struct {
+	cluster, member uint64
+	joined          bool
+}
 
 func (d *dataDir) readIdentity() (identity, bool, error) {
 	b, err := os.ReadFile(d.sub(clusterFile))
@@ -42,13 +46,18 @@ func (d *dataDir) readIdentity() (identity, bool, error) {
 	if _, err := fmt.Sscanf(string(b), "cluster %x\nmember %x\n", &id.cluster, &id.member); err != nil {
 		return identity{}, false, fmt.Errorf("data dir %s: malformed %s file %q: %w", d.path, clusterFile, b, err)
 	}
+	id.joined = strings.HasSuffix(string(b), "\njoined\n")
 	return id, true, nil
 }
 
 func (d *dataDir) writeIdentity(id identity) error {
 	p := d.sub(clusterFile)
 	tmp := p + ".tmp"
-	if err := os.WriteFile(tmp, []byte(fmt.Sprintf("cluster %x\nmember %x\n", id.cluster, id.member)), 0o600); err != nil {
+	text := fmt.Sprintf("cluster %x\nmember %x\n", id.cluster, id.member)
+	if id.joined {
+		text += "joined\n"
+	}
+	if err := os.WriteFile(tmp, []byte(text), 0o600); err != nil {
 		return fmt.Errorf("record cluster ID in %s: %w", d.path, err)
 	}
 	if err := os.Rename(tmp, p); err != nil {
@@ -74,6 +83,20 @@ func (s *Server) bootstrap() ([]consensus.Peer, error) {
 	if len(cfg.InitialPeers) == 0 {
 		return nil, errors.New("--initial-cluster names no member")
 	}
+	have, ok, err := s.dir.readIdentity()
+	if err != nil {
+		return nil, err
+	}
+	switch {
+	case ok && have.joined:
+		// Joined a running cluster: the recorded IDs are the truth; the
+		// members are in the replicated records (reloadMembers).
+		s.id, s.clusterID, s.join = have.member, have.cluster, true
+		s.leader.enabled = true
+		return nil, nil
+	case !ok && cfg.ClusterState == "existing" && !s.dir.hasRaftState():
+		return s.joinExisting() // join.go
+	}
 	names := make([]string, 0, len(cfg.InitialPeers))
 	for name := range cfg.InitialPeers {
 		names = append(names, name)
@@ -91,7 +114,8 @@ func (s *Server) bootstrap() ([]consensus.Peer, error) {
 		}
 		seen[id] = name
 		ids = append(ids, id)
-		peers = append(peers, consensus.Peer{ID: id, URLs: urls})
+		cctx, _ := json.Marshal(confContext{Name: name, PeerURLs: urls})
+		peers = append(peers, consensus.Peer{ID: id, URLs: urls, Context: cctx})
 		m := httpd.Member{ID: id, Name: name, PeerURLs: urls}
 		if id == s.id {
 			if name != cfg.Name {
@@ -100,7 +124,7 @@ func (s *Server) bootstrap() ([]consensus.Peer, error) {
 			m.ClientURLs = cfg.ClientURLs
 			self = true
 		}
-		s.members.ms = append(s.members.ms, m)
+		s.members.fallback = append(s.members.fallback, m)
 	}
 	if !self {
 		if urls, ok := cfg.InitialPeers[cfg.Name]; ok {
@@ -110,11 +134,6 @@ func (s *Server) bootstrap() ([]consensus.Peer, error) {
 		return nil, fmt.Errorf("--initial-cluster has no member named %q (--name) with peer URLs %v (--initial-advertise-peer-urls)", cfg.Name, cfg.PeerURLs)
 	}
 	want := identity{cluster: ClusterID(ids), member: s.id}
-
-	have, ok, err := s.dir.readIdentity()
-	if err != nil {
-		return nil, err
-	}
 	switch {
 	case ok && have.cluster != want.cluster:
 		return nil, fmt.Errorf("data dir %s belongs to cluster %x, but --initial-cluster and --initial-cluster-token describe cluster %x: start with the flags the member was created with, or use a new --data-dir",
@@ -122,8 +141,6 @@ func (s *Server) bootstrap() ([]consensus.Peer, error) {
 	case ok && have.member != want.member:
 		return nil, fmt.Errorf("data dir %s belongs to member %x of cluster %x, but --initial-advertise-peer-urls and --initial-cluster-token give member %x: start with the flags the member was created with, or use a new --data-dir",
 			s.dir.path, have.member, have.cluster, want.member)
-	case !ok && cfg.ClusterState == "existing" && !s.dir.hasRaftState():
-		return nil, errors.New("--initial-cluster-state=existing (joining a running cluster) is not supported yet")
 	case !ok:
 		// A new member, or one from before IDs were recorded.
 		if err := s.dir.writeIdentity(want); err != nil {
@@ -140,9 +157,9 @@ func (s *Server) bootstrap() ([]consensus.Peer, error) {
 // etcd's peer port, /members and /version.
 func (s *Server) startPeers(peers []consensus.Peer) {
 	s.tr = transport.New(transport.Config{
-		ID: s.id, ClusterID: s.clusterID, Logger: s.log,
+		ID: s.id, ClusterID: s.clusterID, Logger: s.log, OnRemoved: s.markRemoved,
 		Snapshots: func(raftpb.SnapshotMetadata) (*transport.Snapshot, error) {
-			md, rc, err := s.node.SnapshotImage()
+			md, rc, err := s.node.PeerSnapshot()
 			if err != nil {
 				return nil, err
 			}
@@ -417,6 +434,8 @@ func (s *Server) WaitLeader(ctx context.Context) error {
 	defer t.Stop()
 	for s.node.Leader() == 0 {
 		select {
+		case <-s.removedc:
+			return ErrRemoved
 		case <-ctx.Done():
 			return fmt.Errorf("waiting for a leader: %w", ctx.Err())
 		case <-s.node.Done():
@@ -475,103 +494,6 @@ func (s *Server) leaderStats() any {
 		out.Followers[fmt.Sprintf("%x", id)] = f
 	}
 	return out
-}
-
-// memberTable is the member list served by /v2/members, /v2/machines and
-// the peer port's /members.
-type memberTable struct {
-	mu sync.Mutex
-	ms []httpd.Member
-}
-
-func (t *memberTable) list() []httpd.Member {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	out := make([]httpd.Member, len(t.ms))
-	copy(out, t.ms)
-	return out
-}
-
-// setClientURLs records the client URLs a peer reported for itself.
-func (t *memberTable) setClientURLs(id uint64, urls []string) bool {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	for i := range t.ms {
-		if t.ms[i].ID == id {
-			if strings.Join(t.ms[i].ClientURLs, ",") == strings.Join(urls, ",") {
-				return false
-			}
-			t.ms[i].ClientURLs = append([]string(nil), urls...)
-			return true
-		}
-	}
-	return false
-}
-
-// learnClientURLs asks every peer, on its peer port's /members, for the
-// client URLs it advertises, so /v2/members and /v2/machines list every
-// member's (etcd publishes them through raft; here a member's own word is
-// taken, checked to come from this cluster). It polls every 500ms until
-// every peer has answered once, then every 10s, until Stop.
-func (s *Server) learnClientURLs() {
-	c := &http.Client{Timeout: time.Second}
-	for {
-		missing := false
-		for _, m := range s.members.list() {
-			if m.ID == s.id {
-				continue
-			}
-			urls, err := s.fetchClientURLs(c, m)
-			if err != nil {
-				missing = missing || len(m.ClientURLs) == 0
-				s.log.Debug("ask peer for its client URLs", "peer", fmt.Sprintf("%x", m.ID), "err", err)
-				continue
-			}
-			if s.members.setClientURLs(m.ID, urls) {
-				s.log.Info("member client URLs", "member", fmt.Sprintf("%x", m.ID), "name", m.Name, "urls", urls)
-			}
-		}
-		wait := 10 * time.Second
-		if missing {
-			wait = 500 * time.Millisecond
-		}
-		select {
-		case <-s.stop:
-			return
-		case <-time.After(wait):
-		}
-	}
-}
-
-func (s *Server) fetchClientURLs(c *http.Client, m httpd.Member) ([]string, error) {
-	var lastErr error
-	for _, u := range m.PeerURLs {
-		resp, err := c.Get(u + "/members")
-		if err != nil {
-			lastErr = err
-			continue
-		}
-		var ms []struct {
-			ID         uint64   `json:"id"`
-			ClientURLs []string `json:"clientURLs"`
-		}
-		err = json.NewDecoder(resp.Body).Decode(&ms)
-		resp.Body.Close()
-		if err != nil {
-			lastErr = fmt.Errorf("%s/members: %w", u, err)
-			continue
-		}
-		if cid := resp.Header.Get("X-Etcd-Cluster-ID"); cid != strconv.FormatUint(s.clusterID, 16) {
-			return nil, fmt.Errorf("%s/members: peer belongs to cluster %s, not %x", u, cid, s.clusterID)
-		}
-		for _, pm := range ms {
-			if pm.ID == m.ID {
-				return pm.ClientURLs, nil
-			}
-		}
-		return nil, fmt.Errorf("%s/members does not list member %x", u, m.ID)
-	}
-	return nil, lastErr
 }
 
 // handOffLeadership is called when a leader is stopped cleanly: it hands

@@ -18,6 +18,9 @@ type fsm struct {
 	durable bool
 	cmds    []engine.Command
 	pos     []int
+	// onMembers is called after the replicated membership changed (a conf
+	// change or attributes applied, a snapshot restored); see members.go.
+	onMembers func()
 }
 
 func newFSM(eng *engine.Engine, be backends.Backend) *fsm {
@@ -34,7 +37,14 @@ func (f *fsm) Apply(entries []consensus.Entry) []any {
 			continue
 		}
 		last = e.Index
-		if e.Data == nil {
+		if len(e.Data) == 0 {
+			continue
+		}
+		if e.Data[0] == attrsPrefix {
+			// A member's published attributes: flush what came before,
+			// then record them at their own index.
+			f.flush(e.Index-1, out)
+			f.applyAttributes(e.Index, e.Data[1:])
 			continue
 		}
 		c, err := engine.UnmarshalCommand(e.Data)
@@ -45,26 +55,44 @@ func (f *fsm) Apply(entries []consensus.Entry) []any {
 		f.cmds = append(f.cmds, c)
 		f.pos = append(f.pos, i)
 	}
-	if last == 0 {
+	if last == 0 || last <= f.eng.AppliedIndex() {
 		return out
 	}
-	res, err := f.eng.ApplyBatch(last, f.cmds)
+	f.flush(last, out)
+	return out
+}
+
+// flush applies the commands collected so far as one engine batch that
+// records appliedIndex, and puts their results in out.
+func (f *fsm) flush(appliedIndex uint64, out []any) {
+	if len(f.cmds) == 0 && appliedIndex <= f.eng.AppliedIndex() {
+		return
+	}
+	res, err := f.eng.ApplyBatch(appliedIndex, f.cmds)
 	if err != nil {
 		// The backend failed under a committed entry: going on would
 		// diverge from the other members. Stop hard, as etcd does.
-		panic(fmt.Sprintf("strata: cannot apply committed entries up to %d: %v", last, err))
+		panic(fmt.Sprintf("strata: cannot apply committed entries up to %d: %v", appliedIndex, err))
 	}
 	for j, r := range res {
 		out[f.pos[j]] = r
 	}
-	return out
+	f.cmds, f.pos = f.cmds[:0], f.pos[:0]
 }
 
 func (f *fsm) AppliedIndex() uint64 { return f.eng.AppliedIndex() }
 
 func (f *fsm) Snapshot(w io.Writer) (uint64, error) { return f.eng.Snapshot(w) }
 
-func (f *fsm) Restore(r io.Reader) error { return f.eng.Restore(r) }
+func (f *fsm) Restore(r io.Reader) error {
+	if err := f.eng.Restore(r); err != nil {
+		return err
+	}
+	if f.onMembers != nil {
+		f.onMembers() // the image carries the membership records
+	}
+	return nil
+}
 
 func (f *fsm) Sync() error { return f.eng.Sync() }
 

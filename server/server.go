@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
 	"sync"
 	"time"
 
@@ -64,6 +65,10 @@ type Server struct {
 	tr        *transport.Transport
 	peerHTTP  *http.Server
 	leader    leaderTracker // cluster.go
+	join      bool          // joined a running cluster: raft starts without bootstrap
+
+	removedc    chan struct{} // closed when this member was removed (members.go)
+	removedOnce sync.Once
 
 	stop       chan struct{}
 	expiryDone chan struct{}
@@ -80,7 +85,7 @@ func Start(cfg Config) (_ *Server, err error) {
 		cfg.ClusterToken = "etcd-cluster"
 	}
 	s := &Server{cfg: cfg, log: cfg.Logger, startTime: time.Now(), stop: make(chan struct{}),
-		expiryDone: make(chan struct{}), leaderDone: make(chan struct{})}
+		expiryDone: make(chan struct{}), leaderDone: make(chan struct{}), removedc: make(chan struct{})}
 	if s.dir, err = openDataDir(cfg.DataDir); err != nil {
 		return nil, err
 	}
@@ -105,10 +110,22 @@ func Start(cfg Config) (_ *Server, err error) {
 	}
 	// Peers are served before raft starts: an election needs them.
 	s.startPeers(peers)
+	s.members.self = httpd.Member{ID: s.id, Name: cfg.Name, ClientURLs: cfg.ClientURLs}
+	s.reloadMembers() // membership from the replicated records, if any
+	fsm := newFSM(s.eng, s.be)
+	fsm.onMembers = s.reloadMembers
+	var tr consensus.Transport = s.tr
+	var flt *faults
+	if path := os.Getenv(FaultFileEnv); path != "" { // tests only: faults.go
+		flt = newFaults(path, s.tr, s.stop)
+		tr = flt
+		s.log.Warn("peer traffic fault injection is enabled (tests only)", "file", path)
+	}
 	tick := s.tickInterval()
 	s.node, err = consensus.Open(consensus.Config{
 		ID:                     s.id,
 		Peers:                  peers,
+		Join:                   s.join,
 		DataDir:                s.dir.sub("member"),
 		SnapshotCount:          cfg.SnapshotCount,
 		SnapshotCatchUpEntries: cfg.SnapshotCatchUpEntries,
@@ -118,13 +135,18 @@ func Start(cfg Config) (_ *Server, err error) {
 		UnsafeNoFsync:          cfg.UnsafeNoFsync,
 		ProposalTimeout:        requestTimeout,
 		Logger:                 cfg.Logger,
-		Transport:              s.tr,
-	}, newFSM(s.eng, s.be))
+		Transport:              tr,
+	}, fsm)
 	if err != nil {
 		return nil, err
 	}
-	s.tr.SetRaft(s.node)
-	if len(peers) == 1 {
+	if flt != nil {
+		flt.node.Store(s.node)
+		s.tr.SetRaft(inbound{flt, s.node})
+	} else {
+		s.tr.SetRaft(s.node)
+	}
+	if len(peers) == 1 && !s.join {
 		// A lone member elects itself at once; wait for that so the first
 		// client request is not refused for want of a leader.
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
@@ -136,10 +158,10 @@ func Start(cfg Config) (_ *Server, err error) {
 		}
 	} else {
 		s.log.Info("cluster member starting", "cluster", fmt.Sprintf("%x", s.clusterID), "peers", peerList(peers))
-		go s.learnClientURLs()
 	}
 	go s.runExpiry()
 	go s.watchLeader()
+	go s.publish() // members.go
 	return s, nil
 }
 

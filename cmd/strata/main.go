@@ -236,6 +236,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	// A cluster member serves clients once a leader is known, as etcd.
 	if err := srv.WaitLeader(ctx); err != nil {
 		srv.Stop()
+		if errors.Is(err, server.ErrRemoved) {
+			fmt.Fprintf(stderr, "strata: %v\n", err)
+			return nil // not a failure: nothing to restart
+		}
 		return err
 	}
 	var cors []string
@@ -282,10 +286,15 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		strings.Join(bound, ","), srv.ID(), o.backend, o.dataDir)
 
 	var serveErr error
+	removed := false
 	select {
 	case <-ctx.Done():
 		log.Info("shutting down")
 	case serveErr = <-errc:
+	case <-srv.Removed():
+		// etcd: the member stops, and exits cleanly (a supervisor must not
+		// restart it: the cluster refuses it from now on).
+		removed = true
 	}
 	api.Close()
 	sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
@@ -296,6 +305,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	if errors.Is(serveErr, http.ErrServerClosed) {
 		serveErr = nil
+	}
+	if removed {
+		fmt.Fprintf(stderr, "strata: %v\n", server.ErrRemoved)
+		return nil
 	}
 	return serveErr
 }

@@ -1,0 +1,217 @@
+package httpd
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// MemberAdmin is implemented by a Cluster whose membership can change at
+// run time (POST, DELETE and PUT on /v2/members). Its methods return once
+// the change is applied on this member, or fail with one of the Err*
+// values below (answered as etcd does), or any other error (500).
+type MemberAdmin interface {
+	// AddMember adds a member with peerURLs and returns it (no name yet:
+	// it gets one when it starts).
+	AddMember(ctx context.Context, peerURLs []string) (Member, error)
+	RemoveMember(ctx context.Context, id uint64) error
+	// UpdateMember replaces a member's peer URLs.
+	UpdateMember(ctx context.Context, id uint64, peerURLs []string) error
+	// LeaderMember is the current leader, false while there is none.
+	LeaderMember() (Member, bool)
+}
+
+// Membership errors, with etcd's messages.
+var (
+	ErrMemberExists   = errors.New("membership: ID exists")
+	ErrPeerURLExists  = errors.New("membership: peerURL exists")
+	ErrMemberNotFound = errors.New("membership: member not found")
+	ErrMemberRemoved  = errors.New("membership: ID removed")
+)
+
+// membersTimeout bounds a membership change, as etcd's request timeout.
+const membersTimeout = 7 * time.Second
+
+// httpError is etcd's error body for the members API: {"message": ...}.
+func httpError(w http.ResponseWriter, status int, msg string) {
+	writeJSON(w, status, struct {
+		Message string `json:"message"`
+	}{msg})
+}
+
+// serveMembers answers /v2/members and /v2/members/<id> as etcd 3.4's v2
+// members handler: GET lists (or /leader names the leader), POST adds
+// ({"peerURLs": [...]} -> 201 and the new member), DELETE removes (204),
+// PUT replaces peer URLs (204). Unknown IDs get 404, a removed one 410,
+// a peer URL in use 409, bad bodies 400 or 415, other failures 500.
+func (s *Server) serveMembers(w http.ResponseWriter, r *http.Request) {
+	switch r.Method {
+	case "GET", "POST", "DELETE", "PUT":
+	default:
+		w.Header().Set("Allow", "GET,POST,DELETE,PUT")
+		http.Error(w, "Method Not Allowed", http.StatusMethodNotAllowed)
+		return
+	}
+	w.Header().Set("X-Etcd-Cluster-Id", strconv.FormatUint(s.cluster.ClusterID(), 16))
+	rest := strings.TrimPrefix(strings.TrimPrefix(r.URL.Path, "/v2/members"), "/")
+	admin, _ := s.cluster.(MemberAdmin)
+	if r.Method != "GET" && admin == nil {
+		httpError(w, http.StatusInternalServerError, "Internal Server Error")
+		return
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), membersTimeout)
+	defer cancel()
+	switch r.Method {
+	case "GET":
+		switch rest {
+		case "":
+			s.handleMembers(w, r)
+		case "leader":
+			if admin == nil {
+				httpError(w, http.StatusServiceUnavailable, "During election")
+				return
+			}
+			m, ok := admin.LeaderMember()
+			if !ok {
+				httpError(w, http.StatusServiceUnavailable, "During election")
+				return
+			}
+			writeJSON(w, http.StatusOK, toMemberJSON(m))
+		default:
+			httpError(w, http.StatusNotFound, "Not found")
+		}
+	case "POST":
+		urls, ok := readPeerURLs(w, r)
+		if !ok {
+			return
+		}
+		m, err := admin.AddMember(ctx, urls)
+		switch {
+		case errors.Is(err, ErrMemberExists), errors.Is(err, ErrPeerURLExists):
+			httpError(w, http.StatusConflict, err.Error())
+		case err != nil:
+			httpError(w, http.StatusInternalServerError, "Internal Server Error")
+		default:
+			writeJSON(w, http.StatusCreated, toMemberJSON(m))
+		}
+	case "DELETE":
+		id, ok := memberID(w, rest)
+		if !ok {
+			return
+		}
+		err := admin.RemoveMember(ctx, id)
+		switch {
+		case errors.Is(err, ErrMemberRemoved):
+			httpError(w, http.StatusGone, fmt.Sprintf("Member permanently removed: %x", id))
+		case errors.Is(err, ErrMemberNotFound):
+			httpError(w, http.StatusNotFound, fmt.Sprintf("No such member: %x", id))
+		case err != nil:
+			httpError(w, http.StatusInternalServerError, "Internal Server Error")
+		default:
+			w.WriteHeader(http.StatusNoContent)
+		}
+	case "PUT":
+		id, ok := memberID(w, rest)
+		if !ok {
+			return
+		}
+		urls, ok := readPeerURLs(w, r)
+		if !ok {
+			return
+		}
+		err := admin.UpdateMember(ctx, id, urls)
+		switch {
+		case errors.Is(err, ErrPeerURLExists):
+			httpError(w, http.StatusConflict, err.Error())
+		case errors.Is(err, ErrMemberNotFound):
+			httpError(w, http.StatusNotFound, fmt.Sprintf("No such member: %x", id))
+		case err != nil:
+			httpError(w, http.StatusInternalServerError, "Internal Server Error")
+		default:
+			w.WriteHeader(http.StatusNoContent)
+		}
+	}
+}
+
+func toMemberJSON(m Member) memberJSON {
+	return memberJSON{ID: strconv.FormatUint(m.ID, 16), Name: m.Name, PeerURLs: nonNil(m.PeerURLs), ClientURLs: nonNil(m.ClientURLs)}
+}
+
+// memberID parses the <id> of /v2/members/<id> as etcd's getID: none is
+// 405, an unparsable one 404.
+func memberID(w http.ResponseWriter, s string) (uint64, bool) {
+	if s == "" {
+		http.Error(w, "Method Not Allowed", http.StatusMethodNotAllowed)
+		return 0, false
+	}
+	id, err := strconv.ParseUint(s, 16, 64)
+	if err != nil {
+		httpError(w, http.StatusNotFound, "No such member: "+s)
+		return 0, false
+	}
+	return id, true
+}
+
+// readPeerURLs reads {"peerURLs": [...]} as etcd's unmarshalRequest and
+// types.NewURLs: JSON only (415 otherwise), at least one URL, each with
+// a known scheme, host:port and no path (400 with etcd's message
+// otherwise). The URLs are returned sorted.
+func readPeerURLs(w http.ResponseWriter, r *http.Request) ([]string, bool) {
+	ctype := r.Header.Get("Content-Type")
+	if i := strings.Index(ctype, ";"); i != -1 {
+		ctype = strings.TrimSpace(strings.ToLower(ctype[:i]))
+	}
+	if ctype != "application/json" {
+		httpError(w, http.StatusUnsupportedMediaType, fmt.Sprintf("Bad Content-Type %s, accept application/json", ctype))
+		return nil, false
+	}
+	b, err := io.ReadAll(r.Body)
+	if err != nil {
+		httpError(w, http.StatusBadRequest, err.Error())
+		return nil, false
+	}
+	var req struct {
+		PeerURLs []string `json:"peerURLs"`
+	}
+	if err := json.Unmarshal(b, &req); err != nil {
+		httpError(w, http.StatusBadRequest, err.Error())
+		return nil, false
+	}
+	if len(req.PeerURLs) == 0 {
+		httpError(w, http.StatusBadRequest, "no valid URLs given")
+		return nil, false
+	}
+	urls := make([]string, 0, len(req.PeerURLs))
+	for _, in := range req.PeerURLs {
+		in = strings.TrimSpace(in)
+		u, err := url.Parse(in)
+		switch {
+		case err != nil:
+			httpError(w, http.StatusBadRequest, err.Error())
+			return nil, false
+		case u.Scheme != "http" && u.Scheme != "https" && u.Scheme != "unix" && u.Scheme != "unixs":
+			httpError(w, http.StatusBadRequest, "URL scheme must be http, https, unix, or unixs: "+in)
+			return nil, false
+		}
+		if _, _, err := net.SplitHostPort(u.Host); err != nil {
+			httpError(w, http.StatusBadRequest, `URL address does not have the form "host:port": `+in)
+			return nil, false
+		}
+		if u.Path != "" {
+			httpError(w, http.StatusBadRequest, "URL must not contain a path: "+in)
+			return nil, false
+		}
+		urls = append(urls, u.String())
+	}
+	sort.Strings(urls)
+	return urls, true
+}
