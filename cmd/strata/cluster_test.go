@@ -29,6 +29,7 @@ type testMember struct {
 	clientURL, peerURL string
 	id                 string // hex member ID, from the ready line
 	args               []string
+	env                []string // added to the test's environment
 
 	cmd    *exec.Cmd
 	exited chan struct{}
@@ -102,6 +103,9 @@ func newTestCluster(t *testing.T, n int, extra ...string) []*testMember {
 func (m *testMember) start(t *testing.T, extra ...string) <-chan error {
 	t.Helper()
 	cmd := exec.Command(strataBinary(t), append(append([]string(nil), m.args...), extra...)...)
+	if len(m.env) > 0 {
+		cmd.Env = append(os.Environ(), m.env...)
+	}
 	cmd.Stderr = memberLog{m}
 	out, err := cmd.StdoutPipe()
 	if err != nil {
