@@ -40,6 +40,12 @@ type fastConn struct {
 	br    *bufio.Reader
 	bw    *bufio.Writer
 	state atomic.Int32
+	// leanServed: a request was answered here; isTLS: c is a *tls.Conn.
+	// Either sends a handover to the HTTP/1-only server.
+	leanServed, isTLS bool
+	// replay, when set, is what net/http must read when it takes over:
+	// bytes the lean path consumed, then the rest.
+	replay io.Reader
 
 	req  fastRequest
 	resp fastResponse
@@ -62,17 +68,23 @@ func (fc *fastConn) closeIfIdle() {
 	}
 }
 
+// release returns the buffers to their pools; the reader only when the
+// connection was not handed over (net/http reads on from it).
+func (fc *fastConn) release(closeConn bool) {
+	if closeConn {
+		fc.c.Close()
+		fc.br.Reset(nil)
+		readerPool.Put(fc.br)
+	}
+	fc.bw.Reset(nil)
+	writerPool.Put(fc.bw)
+}
+
 func (fc *fastConn) serve() {
 	handed := false
 	defer func() {
 		fc.f.track(fc, false)
-		if !handed {
-			fc.c.Close()
-			fc.br.Reset(nil)
-			readerPool.Put(fc.br)
-		}
-		fc.bw.Reset(nil)
-		writerPool.Put(fc.bw)
+		fc.release(!handed)
 	}()
 	idle, headerTimeout := fc.f.hs.IdleTimeout, fc.f.hs.ReadHeaderTimeout
 	if idle == 0 {
@@ -100,6 +112,7 @@ func (fc *fastConn) serve() {
 		}
 		ok, err := fc.serveOne()
 		if err != nil {
+			fc.bw.Flush() // answers to pipelined requests already served
 			return
 		}
 		if !ok {
@@ -111,9 +124,18 @@ func (fc *fastConn) serve() {
 				fc.c.SetReadDeadline(time.Time{})
 			}
 			handed = true
-			fc.f.handoff.hand(&bufferedConn{Conn: fc.c, r: fc.br})
+			to := fc.f.handoff
+			if fc.leanServed || fc.isTLS {
+				to = fc.f.handoff1
+			}
+			var r io.Reader = fc.br
+			if fc.replay != nil {
+				r = fc.replay
+			}
+			to.hand(&bufferedConn{Conn: fc.c, r: r})
 			return
 		}
+		fc.leanServed = true
 		if fc.req.close || fc.f.shutting.Load() {
 			fc.bw.Flush()
 			return
@@ -150,13 +172,32 @@ func (fc *fastConn) serveOne() (ok bool, err error) {
 		}
 	}
 	var body string
+	if n := len(head) + r.contentLength; r.contentLength > 0 && n <= fc.br.Size() {
+		// A body cut short by EOF is net/http's to answer: check before
+		// consuming anything.
+		if _, err := fc.br.Peek(n); err != nil {
+			if isTimeout(err) {
+				return false, err
+			}
+			return false, nil
+		}
+	}
+	var headCopy []byte
+	if len(head)+r.contentLength > fc.br.Size() {
+		headCopy = append([]byte(nil), head...)
+	}
 	if _, err := fc.br.Discard(len(head)); err != nil {
 		return false, err
 	}
 	if r.contentLength > 0 {
 		b := make([]byte, r.contentLength)
-		if _, err := io.ReadFull(fc.br, b); err != nil {
-			return false, err
+		if n, err := io.ReadFull(fc.br, b); err != nil {
+			if isTimeout(err) {
+				return false, err
+			}
+			// Cut short: hand net/http the bytes read so far first.
+			fc.replay = io.MultiReader(bytes.NewReader(headCopy), bytes.NewReader(b[:n]), fc.br)
+			return false, nil
 		}
 		body = string(b)
 	}
@@ -178,12 +219,23 @@ func (fc *fastConn) peekHead() ([]byte, error) {
 			return nil, nil
 		}
 		if _, err := fc.br.Peek(len(buf) + 1); err != nil {
+			// A partial head, then EOF or an error: net/http decides what
+			// that gets (a 400), except that between requests it closes
+			// silently when fewer than 4 bytes came (its Peek(4)).
+			if len(buf) > 0 && !isTimeout(err) && (!fc.leanServed || len(buf) >= 4) {
+				return nil, nil
+			}
 			return nil, err
 		}
 	}
 }
 
 var crlfcrlf = []byte("\r\n\r\n")
+
+func isTimeout(err error) bool {
+	ne, ok := err.(net.Error)
+	return ok && ne.Timeout()
+}
 
 // serveKeys runs the same parsing and handlers as handleKeys.
 func (fc *fastConn) serveKeys(target, body string) {

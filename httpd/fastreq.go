@@ -61,6 +61,7 @@ func (r *fastRequest) parse(head []byte, s *Server) bool {
 	}
 	r.target, r.contentLength, r.close, r.authz = target, 0, false, ""
 	var hosts, lengths, authzs, n int
+	formType := false   // a Content-Type was given (and is a form's)
 	for len(rest) > 2 { // the final CRLF remains
 		var hl []byte
 		hl, rest, _ = bytes.Cut(rest, crlf)
@@ -80,6 +81,12 @@ func (r *fastRequest) parse(head []byte, s *Server) bool {
 		switch {
 		case asciiEqualFold(name, "Host"):
 			hosts++
+			for _, c := range value {
+				// Anything unusual is net/http's to judge (its Host check).
+				if c >= 0x80 || !hostChar[c] {
+					return false
+				}
+			}
 		case asciiEqualFold(name, "Content-Length"):
 			lengths++
 			if len(value) == 0 || len(value) > 9 {
@@ -94,6 +101,7 @@ func (r *fastRequest) parse(head []byte, s *Server) bool {
 			}
 			r.contentLength = cl
 		case asciiEqualFold(name, "Content-Type"):
+			formType = true
 			mt, _, _ := bytes.Cut(value, semicolon)
 			if !asciiEqualFold(bytes.TrimRight(mt, " \t"), "application/x-www-form-urlencoded") {
 				return false
@@ -124,7 +132,8 @@ func (r *fastRequest) parse(head []byte, s *Server) bool {
 	if r.contentLength > 0 {
 		// net/http reads only POST, PUT and PATCH bodies as forms, and
 		// answers the too-large ones with 413.
-		if r.method != "PUT" && r.method != "POST" || int64(r.contentLength) > s.cfg.MaxRequestBytes {
+		// Without a Content-Type, net/http does not read the body as a form.
+		if r.method != "PUT" && r.method != "POST" || int64(r.contentLength) > s.cfg.MaxRequestBytes || !formType {
 			return false
 		}
 	}
@@ -159,6 +168,19 @@ func validHeaderName(b []byte) bool {
 	}
 	return true
 }
+
+var hostChar = func() (t [128]bool) {
+	for c := '0'; c <= '9'; c++ {
+		t[c] = true
+	}
+	for c := 'a'; c <= 'z'; c++ {
+		t[c], t[c-'a'+'A'] = true, true
+	}
+	for _, c := range ".-:[]_" {
+		t[c] = true
+	}
+	return t
+}()
 
 var tokenChar = func() (t [128]bool) {
 	for c := '0'; c <= '9'; c++ {

@@ -65,6 +65,7 @@ func (s *Server) parseKeyRequest(r *http.Request) (*keyRequest, *engine.Error) {
 	if err := r.ParseForm(); err != nil {
 		var mbe *http.MaxBytesError
 		if errors.As(err, &mbe) {
+			s.refused(r.RemoteAddr, "request body too large", "limit", mbe.Limit)
 			return nil, requestError(engine.EcodeInvalidForm, "request body too large")
 		}
 		return nil, requestError(engine.EcodeInvalidForm, err.Error())
@@ -151,13 +152,15 @@ func (s *Server) parseKeyParams(method, urlPath string, f form) (*keyRequest, *e
 func (s *Server) validKey(p string) *engine.Error {
 	switch {
 	case len(p) > s.cfg.MaxKeyBytes:
+		s.refused("", "key too long", "bytes", len(p), "limit", s.cfg.MaxKeyBytes)
 		return requestError(engine.EcodeInvalidField, "key is longer than "+strconv.Itoa(s.cfg.MaxKeyBytes)+" bytes")
 	case !utf8.ValidString(p):
 		return requestError(engine.EcodeInvalidField, "key is not valid UTF-8")
 	case strings.IndexByte(p, 0) >= 0:
 		return requestError(engine.EcodeInvalidField, "key contains a NUL byte")
-	case strings.Count(p, "/") > engine.MaxDepth:
-		return requestError(engine.EcodeInvalidField, "key has more than "+strconv.Itoa(engine.MaxDepth)+" levels")
+	case strings.Count(p, "/") > s.cfg.MaxKeyDepth:
+		s.refused("", "key too deep", "levels", strings.Count(p, "/"), "limit", s.cfg.MaxKeyDepth)
+		return requestError(engine.EcodeInvalidField, "key has more than "+strconv.Itoa(s.cfg.MaxKeyDepth)+" levels")
 	}
 	return nil
 }

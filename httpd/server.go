@@ -3,14 +3,17 @@ package httpd
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"path"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/julienschmidt/httprouter"
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/strata-kv/strata/engine"
 )
 
 // Config holds the HTTP API's limits and identity.
@@ -33,6 +36,15 @@ type Config struct {
 	// MaxHeaders caps the number of request header lines (default 200):
 	// 431 beyond. The total header size is capped by http.Server.
 	MaxHeaders int
+	// MaxKeyDepth caps a key's levels (default and at most
+	// engine.MaxDepth); deeper keys get 400 and error 209.
+	MaxKeyDepth int
+	// MaxWatchers caps the watches open at once on this server, over
+	// every connection and protocol (default 100,000); one more gets 429.
+	MaxWatchers int
+	// Logger receives one line per refused request (limits, rate-limited)
+	// and per failed TLS handshake; nil discards them.
+	Logger *slog.Logger
 }
 
 // Server serves the v2 API over a Store and a Cluster.
@@ -46,6 +58,9 @@ type Server struct {
 	auth    *authenticator // auth.go
 	// clusterIDHeader is X-Etcd-Cluster-Id's value, formatted once.
 	clusterIDHeader []string
+	log             *slog.Logger
+	limitLog        limitLogger  // limits.go
+	watchers        atomic.Int64 // open watches, against MaxWatchers
 }
 
 // New builds the API handler.
@@ -62,13 +77,22 @@ func New(cfg Config, store Store, cluster Cluster) *Server {
 	if cfg.MaxHeaders == 0 {
 		cfg.MaxHeaders = 200
 	}
+	if cfg.MaxKeyDepth <= 0 || cfg.MaxKeyDepth > engine.MaxDepth {
+		cfg.MaxKeyDepth = engine.MaxDepth
+	}
+	if cfg.MaxWatchers <= 0 {
+		cfg.MaxWatchers = DefaultMaxWatchers
+	}
 	if cfg.Version == "" {
 		cfg.Version = "3.4.0"
 	}
 	if cfg.ClusterVersion == "" {
 		cfg.ClusterVersion = "3.4.0"
 	}
-	s := &Server{cfg: cfg, store: store, cluster: cluster, done: make(chan struct{}), auth: newAuthenticator(store)}
+	s := &Server{cfg: cfg, store: store, cluster: cluster, done: make(chan struct{}), auth: newAuthenticator(store), log: cfg.Logger}
+	if s.log == nil {
+		s.log = slog.New(slog.DiscardHandler)
+	}
 	if cluster != nil {
 		s.clusterIDHeader = []string{strconv.FormatUint(cluster.ClusterID(), 16)}
 	}
@@ -122,6 +146,7 @@ func New(cfg Config, store Store, cluster Cluster) *Server {
 func (s *Server) limits(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if len(r.RequestURI) > s.cfg.MaxURIBytes {
+			s.refused(r.RemoteAddr, "request target too long", "bytes", len(r.RequestURI), "limit", s.cfg.MaxURIBytes)
 			http.Error(w, "URI Too Long", http.StatusRequestURITooLong)
 			return
 		}
@@ -130,6 +155,7 @@ func (s *Server) limits(next http.Handler) http.Handler {
 			n += len(v)
 		}
 		if n > s.cfg.MaxHeaders {
+			s.refused(r.RemoteAddr, "too many header lines", "lines", n, "limit", s.cfg.MaxHeaders)
 			http.Error(w, "Request Header Fields Too Large", http.StatusRequestHeaderFieldsTooLarge)
 			return
 		}

@@ -9,7 +9,13 @@ import (
 // registered (clients rely on that to order a watch before a write); the
 // body is one event, or for stream=true one event per line until the
 // client leaves or the hub ends a watcher that fell behind.
+//
+// At most Config.MaxWatchers watches are open at once; beyond, 429.
 func (s *Server) serveWatch(w http.ResponseWriter, r *http.Request, kr *keyRequest) {
+	if !s.acquireWatcher(w, r) {
+		return
+	}
+	defer s.releaseWatcher()
 	wa, err := s.store.Watch(kr.path, kr.recursive, kr.stream, kr.waitIndex)
 	if err != nil {
 		writeError(w, err)
