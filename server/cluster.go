@@ -157,7 +157,7 @@ func (s *Server) bootstrap() ([]consensus.Peer, error) {
 // etcd's peer port, /members and /version.
 func (s *Server) startPeers(peers []consensus.Peer) {
 	s.tr = transport.New(transport.Config{
-		ID: s.id, ClusterID: s.clusterID, Logger: s.log, OnRemoved: s.markRemoved,
+		ID: s.id, ClusterID: s.clusterID, Logger: s.log, TLS: s.cfg.PeerTLS, OnRemoved: s.markRemoved,
 		Snapshots: func(raftpb.SnapshotMetadata) (*transport.Snapshot, error) {
 			md, rc, err := s.node.PeerSnapshot()
 			if err != nil {

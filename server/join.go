@@ -30,6 +30,9 @@ func (s *Server) joinExisting() ([]consensus.Peer, error) {
 	}
 	sort.Strings(names)
 	c := &http.Client{Timeout: 2 * time.Second}
+	if cfg.PeerTLS != nil { // https peer URLs: the member's peer certificate and CAs
+		c.Transport = &http.Transport{TLSClientConfig: cfg.PeerTLS.Clone()}
+	}
 	var errs []error
 	for _, name := range names {
 		urls := cfg.InitialPeers[name]

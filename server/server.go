@@ -6,6 +6,7 @@ package server
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -41,6 +42,10 @@ type Config struct {
 	// PeerListeners serve the peer endpoints (raft messages, /members);
 	// the server closes them at Stop.
 	PeerListeners []net.Listener
+	// PeerTLS dials https:// peer URLs (client certificate, trusted CAs);
+	// nil dials them with system roots and no certificate. TLS on the
+	// peer listeners is the listeners' own (see PeerListeners).
+	PeerTLS *tls.Config
 	// HeartbeatInterval is raft's tick (default 100ms); ElectionTimeout
 	// (default 1s) is rounded down to a whole number of ticks.
 	HeartbeatInterval time.Duration

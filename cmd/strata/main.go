@@ -23,6 +23,7 @@ import (
 	_ "github.com/strata-kv/strata/backends/badger"
 	_ "github.com/strata-kv/strata/backends/bbolt"
 	_ "github.com/strata-kv/strata/backends/memory"
+	"github.com/strata-kv/strata/engine"
 	"github.com/strata-kv/strata/httpd"
 	"github.com/strata-kv/strata/server"
 )
@@ -42,7 +43,9 @@ type options struct {
 	unsafeNoFsync, enablePprof           bool
 	readHeaderTimeout, idleTimeout       time.Duration
 	maxConcurrentStreams, maxHeaderBytes int
+	maxWatchers, maxKeyDepth             int
 	raft                                 raftFlags // peer.go
+	tls                                  tlsFlags  // tls.go
 }
 
 func parseFlags(args []string, stderr io.Writer) (*options, error) {
@@ -82,6 +85,9 @@ func newFlagSet(stderr io.Writer) (*options, *flag.FlagSet) {
 	fs.DurationVar(&o.idleTimeout, "idle-timeout", 5*time.Minute, "how long an idle keep-alive connection stays open")
 	fs.IntVar(&o.maxConcurrentStreams, "max-concurrent-streams", 1<<16, "HTTP/2 streams (e.g. watches) one client connection may carry")
 	fs.IntVar(&o.maxHeaderBytes, "max-header-bytes", 1<<20, "maximum size of request headers, request line included")
+	fs.IntVar(&o.maxWatchers, "max-watchers", httpd.DefaultMaxWatchers, "maximum watches open at once on this member, over all connections (more get 429)")
+	fs.IntVar(&o.maxKeyDepth, "max-key-depth", engine.MaxDepth, "maximum number of levels in a key")
+	o.tls.register(fs)
 	fs.BoolVar(&o.enablePprof, "enable-pprof", false, "serve runtime profiles under /debug/pprof/ on the client port")
 	// Accepted for etcd command-line compatibility; the v2 API is always on.
 	fs.Bool("enable-v2", true, "accepted for etcd compatibility (the v2 API is always enabled)")
@@ -107,6 +113,15 @@ func (o *options) finish(fs *flag.FlagSet) (*options, error) {
 	if err := o.raft.check(fs); err != nil {
 		return nil, err
 	}
+	if o.maxWatchers <= 0 {
+		return nil, errors.New("--max-watchers must be positive")
+	}
+	if o.maxKeyDepth <= 0 || o.maxKeyDepth > engine.MaxDepth {
+		return nil, fmt.Errorf("--max-key-depth must be between 1 and %d", engine.MaxDepth)
+	}
+	if err := o.tls.check(); err != nil {
+		return nil, err
+	}
 	return o, nil
 }
 
@@ -121,9 +136,6 @@ func parseURLs(flagName, s string) ([]string, error) {
 		}
 		if _, _, err := net.SplitHostPort(u.Host); err != nil {
 			return nil, fmt.Errorf("--%s: %q has no port", flagName, raw)
-		}
-		if u.Scheme == "https" {
-			return nil, fmt.Errorf("--%s: https is not supported yet (%q)", flagName, raw)
 		}
 		out = append(out, u.Scheme+"://"+u.Host)
 	}
@@ -194,6 +206,30 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	clientInfo, err := resolveTLS(o.tls.client, o.dataDir, "client", clientListen)
+	if err != nil {
+		return err
+	}
+	clientTLS, err := serverTLSFor(clientInfo, "listen-client-urls", "cert-file", clientListen)
+	if err != nil {
+		return err
+	}
+	peerListen, err := parseURLs("listen-peer-urls", o.listenPeer)
+	if err != nil {
+		return err
+	}
+	peerInfo, err := resolveTLS(o.tls.peer, o.dataDir, "peer", append(peerListen, peerAdv...))
+	if err != nil {
+		return err
+	}
+	peerServerTLS, err := serverTLSFor(peerInfo, "listen-peer-urls", "peer-cert-file", peerListen)
+	if err != nil {
+		return err
+	}
+	peerClientTLS, err := peerInfo.ClientConfig()
+	if err != nil {
+		return fmt.Errorf("--peer-cert-file: %w", err)
+	}
 	// Bind before touching the data dir, so a port in use fails fast.
 	var lns []net.Listener
 	defer func() {
@@ -202,7 +238,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		}
 	}()
 	for _, u := range clientListen {
-		ln, err := net.Listen("tcp", strings.TrimPrefix(u, "http://"))
+		ln, err := net.Listen("tcp", hostPort(u))
 		if err != nil {
 			return fmt.Errorf("listen on client URL %s: %w", u, err)
 		}
@@ -211,6 +247,13 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	peerLns, err := listenPeers(o, initial) // peer.go; server.Start owns them
 	if err != nil {
 		return err
+	}
+	peerLns = wrapPeerTLS(peerLns, peerListen, peerServerTLS, log)
+	if peerInfo.Enabled() && peerServerTLS == nil && len(peerLns) > 0 {
+		log.Warn("peer TLS flags are set but --listen-peer-urls are http://: peers are served in the clear")
+	}
+	if clientInfo.Enabled() && clientTLS == nil {
+		log.Warn("client TLS flags are set but no --listen-client-urls is https://: clients are served in the clear")
 	}
 	if o.restoreFile != "" {
 		if err := restoreBackup(o, peerAdv, stdout, log); err != nil { // restore.go
@@ -224,7 +267,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		Name: o.name, DataDir: o.dataDir, Backend: o.backend,
 		ClientURLs: clientAdv, PeerURLs: peerAdv, InitialPeers: initial, ClusterToken: o.token,
 		SnapshotCount: o.snapshotCount, HistorySize: o.watchHistory, UnsafeNoFsync: o.unsafeNoFsync,
-		Logger: log, ClusterState: o.clusterState, PeerListeners: peerLns,
+		Logger: log, ClusterState: o.clusterState, PeerListeners: peerLns, PeerTLS: peerClientTLS,
 		HeartbeatInterval: o.raft.heartbeat(), ElectionTimeout: o.raft.election(), SnapshotCatchUpEntries: o.raft.catchUpEntries,
 	})
 	if err != nil {
@@ -247,7 +290,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		cors = strings.Split(o.cors, ",")
 	}
 	reg := newMetricsRegistry(srv) // metrics.go
-	api := httpd.New(httpd.Config{Metrics: reg, MaxRequestBytes: o.maxRequestBytes, MaxKeyBytes: o.maxKeyBytes, CORS: cors}, srv, srv)
+	api := httpd.New(httpd.Config{Metrics: reg, MaxRequestBytes: o.maxRequestBytes, MaxKeyBytes: o.maxKeyBytes, CORS: cors,
+		MaxWatchers: o.maxWatchers, MaxKeyDepth: o.maxKeyDepth, Logger: log}, srv, srv)
 	var handler http.Handler = api
 	if o.enablePprof {
 		mux := http.NewServeMux()
@@ -270,16 +314,20 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	// h2c connection carries thousands of watches.
 	hs.Protocols.SetHTTP1(true)
 	hs.Protocols.SetUnencryptedHTTP2(true)
+	hs.Protocols.SetHTTP2(true) // negotiated by ALPN on https listeners
 	// Plain HTTP/1.1 key reads and writes take httpd's lean path; the rest
 	// goes to hs.
 	front := httpd.NewFront(api, hs)
 	errc := make(chan error, len(lns))
-	for _, ln := range lns {
-		go func(ln net.Listener) { errc <- front.Serve(ln) }(ln)
-	}
 	var bound []string
-	for _, ln := range lns {
-		bound = append(bound, "http://"+ln.Addr().String())
+	for i, ln := range lns {
+		if isHTTPS(clientListen[i]) {
+			go func(ln net.Listener) { errc <- front.ServeTLS(ln, clientTLS) }(ln)
+			bound = append(bound, "https://"+ln.Addr().String())
+		} else {
+			go func(ln net.Listener) { errc <- front.Serve(ln) }(ln)
+			bound = append(bound, "http://"+ln.Addr().String())
+		}
 	}
 	lns = nil // owned by hs now
 	fmt.Fprintf(stdout, "strata: ready to serve client requests on %s (member %x, backend %s, data dir %s)\n",

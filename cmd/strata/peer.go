@@ -4,7 +4,6 @@ import (
 	"flag"
 	"fmt"
 	"net"
-	"strings"
 	"time"
 )
 
@@ -58,7 +57,7 @@ func listenPeers(o *options, initial map[string][]string) ([]net.Listener, error
 	}
 	var lns []net.Listener
 	for _, u := range urls {
-		ln, err := net.Listen("tcp", strings.TrimPrefix(u, "http://"))
+		ln, err := net.Listen("tcp", hostPort(u))
 		if err != nil {
 			for _, l := range lns {
 				l.Close()

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"crypto/tls"
 	"encoding/binary"
 	"fmt"
 	"io"
@@ -193,6 +194,14 @@ func (p *peer) dialURL(rawURL string) (net.Conn, *bufio.Reader, error) {
 		return nil, nil, fmt.Errorf("dial %s: %w", rawURL, err)
 	}
 	conn.SetDeadline(time.Now().Add(cfg.DialTimeout + cfg.WriteTimeout))
+	if u.Scheme == "https" {
+		tc := tls.Client(conn, clientTLS(cfg.TLS, u.Hostname()))
+		if err := tc.HandshakeContext(p.ctx); err != nil {
+			conn.Close()
+			return nil, nil, fmt.Errorf("TLS handshake with %s: %w", rawURL, err)
+		}
+		conn = tc
+	}
 	req := fmt.Sprintf("POST %s HTTP/1.1\r\nHost: %s\r\nConnection: Upgrade\r\nUpgrade: %s\r\nContent-Length: 0\r\n%s: %x\r\n%s: %x\r\n%s: %x\r\n\r\n",
 		StreamPath, u.Host, upgradeProto, hdrFrom, cfg.ID, hdrTo, p.id, hdrClusterID, cfg.ClusterID)
 	if _, err := io.WriteString(conn, req); err != nil {
@@ -385,7 +394,7 @@ func (p *peer) postSnapshot(m raftpb.Message) (int64, error) {
 		req.Header.Set(hdrFrom, strconv.FormatUint(p.t.cfg.ID, 16))
 		req.Header.Set(hdrTo, strconv.FormatUint(p.id, 16))
 		req.Header.Set(hdrClusterID, strconv.FormatUint(p.t.cfg.ClusterID, 16))
-		resp, err := snapshotClient.Do(req)
+		resp, err := p.t.snapClient.Do(req)
 		if err != nil {
 			lastErr = fmt.Errorf("post snapshot to %s: %w", u, err)
 			continue
@@ -400,14 +409,35 @@ func (p *peer) postSnapshot(m raftpb.Message) (int64, error) {
 	return cr.n, lastErr
 }
 
-// snapshotClient posts snapshots: no overall timeout (images can be
-// large), but a peer must accept the connection and answer once the body
-// is sent.
-var snapshotClient = &http.Client{Transport: &http.Transport{
-	DialContext:           (&net.Dialer{Timeout: defaultDialTimeout}).DialContext,
-	ResponseHeaderTimeout: 30 * time.Second,
-	DisableKeepAlives:     true,
-}}
+// newSnapshotClient returns the client that posts snapshots: no overall
+// timeout (images can be large), but a peer must accept the connection
+// and answer once the body is sent. https peers are dialled with tlsCfg.
+func newSnapshotClient(tlsCfg *tls.Config) *http.Client {
+	return &http.Client{Transport: &http.Transport{
+		DialContext:           (&net.Dialer{Timeout: defaultDialTimeout}).DialContext,
+		TLSClientConfig:       clientTLS(tlsCfg, ""),
+		TLSHandshakeTimeout:   defaultDialTimeout + defaultWriteTimeout,
+		ResponseHeaderTimeout: 30 * time.Second,
+		DisableKeepAlives:     true,
+	}}
+}
+
+// clientTLS returns a copy of cfg (an empty config if nil) that requires
+// TLS 1.2 or newer and, when serverName is set, verifies the peer's
+// certificate for that name.
+func clientTLS(cfg *tls.Config, serverName string) *tls.Config {
+	if cfg == nil {
+		cfg = &tls.Config{}
+	}
+	c := cfg.Clone()
+	if c.MinVersion < tls.VersionTLS12 {
+		c.MinVersion = tls.VersionTLS12
+	}
+	if serverName != "" && c.ServerName == "" {
+		c.ServerName = serverName
+	}
+	return c
+}
 
 type countReader struct {
 	r io.Reader

@@ -25,6 +25,7 @@ package transport
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -82,6 +83,11 @@ type Config struct {
 	ReadTimeout time.Duration
 	// MaxSnapshotBytes bounds a received snapshot image (default 8 GiB).
 	MaxSnapshotBytes int64
+	// TLS is used to dial peers whose URL is https:// (the member's client
+	// certificate and the CAs peers must chain to); nil dials them with
+	// an empty config (system roots, no client certificate). http:// peers
+	// are dialled in the clear.
+	TLS *tls.Config
 	// OnRemoved is called (once, from a transport goroutine) when a peer
 	// refuses this member's stream with 410 Gone: the cluster removed it.
 	OnRemoved func()
@@ -128,6 +134,8 @@ type Transport struct {
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 
+	snapClient *http.Client // posts snapshots; TLS for https peers
+
 	connsMu sync.Mutex
 	conns   map[io.Closer]uint64 // incoming hijacked streams -> sending peer, closed at Stop
 }
@@ -154,11 +162,13 @@ func New(cfg Config) *Transport {
 		cfg.MaxSnapshotBytes = 8 << 30
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	return &Transport{
+	t := &Transport{
 		cfg: cfg, log: cfg.Logger.With("member", fmt.Sprintf("%x", cfg.ID)),
 		peers: make(map[uint64]*peer), removed: make(map[uint64]bool), ctx: ctx, cancel: cancel,
 		conns: make(map[io.Closer]uint64),
 	}
+	t.snapClient = newSnapshotClient(cfg.TLS)
+	return t
 }
 
 // SetRaft sets the member that receives messages and failure reports.
