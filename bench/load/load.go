@@ -10,6 +10,7 @@ package load
 
 import (
 	"context"
+	"crypto/tls"
 	"encoding/base64"
 	"errors"
 	"fmt"
@@ -73,6 +74,10 @@ type Config struct {
 	// User, "name:password", sends HTTP basic auth with every request
 	// (etcd's v2 auth); empty sends none.
 	User string
+	// TLS configures https targets (CAs, client certificate) for both
+	// clients; nil uses the system roots. Each client connection does its
+	// own handshake once, then keeps the connection.
+	TLS *tls.Config
 }
 
 func (c *Config) withDefaults() (Config, error) {
@@ -85,8 +90,8 @@ func (c *Config) withDefaults() (Config, error) {
 		return cfg, fmt.Errorf("load: invalid Target %q: want http(s)://host:port", cfg.Target)
 	}
 	cfg.Target = strings.TrimRight(cfg.Target, "/")
-	if u.Scheme == "https" {
-		cfg.NetHTTP = true // the raw client speaks plain HTTP only
+	if u.Scheme == "https" && cfg.TLS == nil {
+		cfg.TLS = &tls.Config{}
 	}
 	if cfg.User != "" && !strings.Contains(cfg.User, ":") {
 		return cfg, errors.New("load: User must be name:password")
@@ -209,10 +214,11 @@ func newClient(cfg *Config, id int) *client {
 		IdleConnTimeout:     90 * time.Second,
 		DisableCompression:  true,
 		ForceAttemptHTTP2:   false,
+		TLSClientConfig:     cfg.TLS,
 	}
 	var raw *rawConn
 	if !cfg.NetHTTP {
-		raw, _ = newRawConn(cfg.Target, cfg.Timeout) // validated in withDefaults
+		raw, _ = newRawConn(cfg.Target, cfg.Timeout, cfg.TLS) // validated in withDefaults
 		if cfg.User != "" {
 			raw.authz = "Basic " + base64.StdEncoding.EncodeToString([]byte(cfg.User))
 		}

@@ -2,6 +2,8 @@ package load
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
 	"io"
 	"net"
@@ -373,5 +375,37 @@ func TestRunBasicAuth(t *testing.T) {
 				t.Errorf("requests %d, ok %d; want 20, %d", res.Requests, res.OK, tc.wantOK)
 			}
 		})
+	}
+}
+
+// TestRunTLS: both clients speak https to a TLS server, one connection
+// (one handshake) per client.
+func TestRunTLS(t *testing.T) {
+	for _, netHTTP := range []bool{false, true} {
+		f := &fakeV2{valSize: 10}
+		f.kv = map[string]string{}
+		srv := httptest.NewUnstartedServer(f)
+		srv.Config.ConnState = func(_ net.Conn, s http.ConnState) {
+			if s == http.StateNew {
+				f.conns.Add(1)
+			}
+		}
+		srv.StartTLS()
+		pool := x509.NewCertPool()
+		pool.AddCert(srv.Certificate())
+		res, err := Run(context.Background(), Config{
+			Target: srv.URL, Clients: 2, PutPercent: 50, Keys: 10, ValueSize: 10,
+			Requests: 200, Duration: 30 * time.Second, NetHTTP: netHTTP, TLS: &tls.Config{RootCAs: pool},
+		})
+		srv.Close()
+		if err != nil {
+			t.Fatalf("net/http=%v: %v", netHTTP, err)
+		}
+		if res.Requests != 200 || res.OK != 200 || res.Errors != 0 {
+			t.Errorf("net/http=%v: %d requests, %d ok, %d errors; want 200, 200, 0", netHTTP, res.Requests, res.OK, res.Errors)
+		}
+		if n := f.conns.Load(); n != 2 {
+			t.Errorf("net/http=%v: %d connections, want 2", netHTTP, n)
+		}
 	}
 }

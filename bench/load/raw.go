@@ -3,6 +3,7 @@ package load
 import (
 	"bufio"
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -26,15 +27,24 @@ type rawConn struct {
 	conn    net.Conn
 	br      *bufio.Reader
 	req     []byte
-	authz   string // Authorization header value, "" for none
+	authz   string      // Authorization header value, "" for none
+	tls     *tls.Config // non-nil for https targets
 }
 
-func newRawConn(target string, timeout time.Duration) (*rawConn, error) {
+func newRawConn(target string, timeout time.Duration, tlsCfg *tls.Config) (*rawConn, error) {
 	u, err := url.Parse(target)
-	if err != nil || u.Scheme != "http" || u.Host == "" {
-		return nil, fmt.Errorf("raw client needs an http://host:port target, got %q", target)
+	if err != nil || u.Scheme != "http" && u.Scheme != "https" || u.Host == "" {
+		return nil, fmt.Errorf("raw client needs an http(s)://host:port target, got %q", target)
 	}
-	return &rawConn{addr: u.Host, host: u.Host, timeout: timeout}, nil
+	r := &rawConn{addr: u.Host, host: u.Host, timeout: timeout}
+	if u.Scheme == "https" {
+		r.tls = tlsCfg.Clone()
+		if r.tls.ServerName == "" {
+			r.tls.ServerName = u.Hostname()
+		}
+		r.tls.NextProtos = []string{"http/1.1"}
+	}
+	return r, nil
 }
 
 func (r *rawConn) close() {
@@ -70,6 +80,14 @@ func (r *rawConn) do(ctx context.Context, method, path, body string) (int, error
 			c, err := d.DialContext(ctx, "tcp", r.addr)
 			if err != nil {
 				return 0, err
+			}
+			if r.tls != nil {
+				tc := tls.Client(c, r.tls)
+				if err := tc.HandshakeContext(ctx); err != nil {
+					c.Close()
+					return 0, fmt.Errorf("TLS handshake: %w", err)
+				}
+				c = tc
 			}
 			r.conn = c
 			if r.br == nil {

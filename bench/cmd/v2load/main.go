@@ -14,6 +14,8 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"flag"
 	"fmt"
 	"io"
@@ -61,12 +63,26 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fs.BoolVar(&asJSON, "json", false, "print result as JSON")
 	fs.StringVar(&label, "label", "", "label column for --csv")
 	fs.BoolVar(&quiet, "quiet", false, "no progress lines")
+	var caFile, certFile, keyFile string
+	var insecure bool
+	fs.StringVar(&caFile, "cacert", "", "CA certificates (PEM) to verify an https target with")
+	fs.StringVar(&certFile, "cert", "", "client certificate (PEM) for an https target")
+	fs.StringVar(&keyFile, "key", "", "key (PEM) of --cert")
+	fs.BoolVar(&insecure, "insecure-skip-verify", false, "do not verify an https target's certificate")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
 	if fs.NArg() > 0 {
 		fmt.Fprintf(stderr, "v2load: unexpected arguments %q\n", fs.Args())
 		return 2
+	}
+	if caFile != "" || certFile != "" || insecure {
+		tc, err := tlsConfig(caFile, certFile, keyFile, insecure)
+		if err != nil {
+			fmt.Fprintf(stderr, "v2load: %v\n", err)
+			return 2
+		}
+		cfg.TLS = tc
 	}
 	switch workload {
 	case "put":
@@ -113,4 +129,27 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	return 0
+}
+
+// tlsConfig builds the client TLS configuration from the flags.
+func tlsConfig(caFile, certFile, keyFile string, insecure bool) (*tls.Config, error) {
+	c := &tls.Config{InsecureSkipVerify: insecure}
+	if caFile != "" {
+		b, err := os.ReadFile(caFile)
+		if err != nil {
+			return nil, fmt.Errorf("--cacert: %w", err)
+		}
+		c.RootCAs = x509.NewCertPool()
+		if !c.RootCAs.AppendCertsFromPEM(b) {
+			return nil, fmt.Errorf("--cacert: no PEM certificate in %s", caFile)
+		}
+	}
+	if certFile != "" {
+		kp, err := tls.LoadX509KeyPair(certFile, keyFile)
+		if err != nil {
+			return nil, fmt.Errorf("--cert/--key: %w", err)
+		}
+		c.Certificates = []tls.Certificate{kp}
+	}
+	return c, nil
 }
