@@ -265,12 +265,14 @@ func linearizability(t *testing.T, backend string, dur time.Duration) {
 	deadline := time.Now().Add(dur)
 	time.Sleep(time.Second)
 	for step := 0; time.Now().Before(deadline); step++ {
+		// In turn: kill the leader, cut the leader off, kill a random
+		// member, cut a random member off.
 		victim, who := ms[rand.IntN(len(ms))], "a random member"
-		if step%2 == 0 {
+		if step%4 < 2 {
 			victim, who = leaderNow(), "the leader"
 		}
-		switch step % 3 {
-		case 0, 1:
+		switch step % 2 {
+		case 0:
 			kind := "SIGKILL of " + who + ", restarted"
 			victim.cmd.Process.Signal(syscall.SIGKILL)
 			<-victim.exited
@@ -289,7 +291,7 @@ func linearizability(t *testing.T, backend string, dur time.Duration) {
 				t.Fatalf("%s did not restart within 30s", victim.name)
 			}
 			faults[kind]++
-		case 2:
+		default:
 			partition(victim, true)
 			time.Sleep(time.Duration(1500+rand.IntN(1500)) * time.Millisecond)
 			partition(victim, false)
