@@ -202,11 +202,13 @@ func etcdIndex(ctx context.Context, base string) (uint64, error) {
 	return strconv.ParseUint(resp.Header.Get("X-Etcd-Index"), 10, 64)
 }
 
-// snapLine matches the consensus layer's debug line for a finished snapshot.
-var snapLine = regexp.MustCompile(`msg="consensus: snapshot" .*\bindex=([0-9]+) .*\bduration=([0-9.]+[a-zµ]+)`)
+// snapLine matches the consensus layer's line for a finished snapshot
+// ("consensus: snapshot taken" at info; "consensus: snapshot" at debug in
+// older builds).
+var snapLine = regexp.MustCompile(`msg="consensus: snapshot(?: taken)?" .*\bindex=([0-9]+) .*\bduration=([0-9.]+[a-zµ]+)`)
 
 // lastSnapshot returns the index and duration of the last snapshot logged
-// at --log-level debug in the log at path, or ok=false if none is there.
+// in the log at path, or ok=false if none is there.
 func lastSnapshot(path string) (index uint64, dur time.Duration, ok bool, err error) {
 	f, err := os.Open(path)
 	if err != nil {

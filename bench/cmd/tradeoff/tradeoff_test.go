@@ -71,10 +71,10 @@ func TestMeasureDisk(t *testing.T) {
 }
 
 func TestLastSnapshot(t *testing.T) {
-	// Lines as the server logs them at --log-level debug.
+	// A debug line of older builds and the current info line.
 	log := `time=2026-11-21T02:40:29.919Z level=DEBUG msg="consensus: snapshot" member=bdae9bbc11dd390d index=5 term=2 duration=1.598946ms
 time=2026-11-21T02:40:29.920Z level=INFO msg="something else" index=99 duration=1s
-time=2026-11-21T02:40:31.953Z level=DEBUG msg="consensus: snapshot" member=bdae9bbc11dd390d index=1000004 term=2 duration=2.5s
+time=2026-11-21T02:40:31.953Z level=INFO msg="consensus: snapshot taken" member=bdae9bbc11dd390d index=1000004 term=2 duration=2.5s image=true
 `
 	p := filepath.Join(t.TempDir(), "log")
 	if err := os.WriteFile(p, []byte(log), 0o644); err != nil {
