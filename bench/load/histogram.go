@@ -143,3 +143,19 @@ func (h *Histogram) Percentile(p float64) time.Duration {
 	}
 	return time.Duration(h.max)
 }
+
+// CountAtMost returns how many samples fall in the buckets at or below the
+// one that holds d: every sample <= d is counted, and samples up to 1/128
+// above d may be too (the bucket's width).
+func (h *Histogram) CountAtMost(d time.Duration) int64 {
+	v := int64(d)
+	if v < 0 {
+		return 0
+	}
+	last := bucketIndex(v)
+	var n int64
+	for i := 0; i <= last && i < len(h.counts); i++ {
+		n += h.counts[i]
+	}
+	return n
+}

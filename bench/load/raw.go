@@ -29,6 +29,8 @@ type rawConn struct {
 	req     []byte
 	authz   string      // Authorization header value, "" for none
 	tls     *tls.Config // non-nil for https targets
+	// etcdIndex is the X-Etcd-Index of the last response (0 if absent).
+	etcdIndex uint64
 }
 
 func newRawConn(target string, timeout time.Duration, tlsCfg *tls.Config) (*rawConn, error) {
@@ -139,6 +141,7 @@ func (r *rawConn) roundTrip() (code int, keepAlive bool, err error) {
 		return 0, false, fmt.Errorf("bad status line %q", line)
 	}
 	length, chunked, keepAlive := -1, false, true
+	r.etcdIndex = 0
 	for {
 		h, err := r.br.ReadSlice('\n')
 		if err != nil {
@@ -161,6 +164,8 @@ func (r *rawConn) roundTrip() (code int, keepAlive bool, err error) {
 			chunked = strings.EqualFold(value, "chunked")
 		case "connection":
 			keepAlive = !strings.EqualFold(value, "close")
+		case "x-etcd-index":
+			r.etcdIndex, _ = strconv.ParseUint(value, 10, 64)
 		}
 	}
 	switch {

@@ -132,6 +132,7 @@ func newApp() *cli.App {
 		newAuthCommands(),
 		newEndpointCommand(),
 		newSnapshotCommand(), // snapshot.go
+		newBenchCommand(),    // bench.go
 	}
 	return app
 }

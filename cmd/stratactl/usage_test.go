@@ -8,8 +8,8 @@ import (
 
 // The global help differs from etcdctl's in exactly these ways: the
 // program's name and version, no `backup` (it copies an etcd data
-// directory; `strata migrate` is Strata's), and the added `endpoint` and
-// `snapshot`.
+// directory; `strata migrate` is Strata's), and the added `endpoint`,
+// `snapshot` and `bench`.
 // testdata/help.txt is stratactl's.
 
 func wantHelp(t *testing.T) string {
@@ -58,7 +58,8 @@ func TestGlobalUsageVsEtcdctl(t *testing.T) {
 				continue
 			case strings.HasPrefix(l, "   help, h "):
 				lines = append(lines, "   endpoint        endpoint status subcommand\n",
-					"   snapshot        snapshot save and status subcommands\n")
+					"   snapshot        snapshot save and status subcommands\n",
+					"   bench           load test: a put/get/watch mix, throughput and latency\n")
 			}
 			lines = append(lines, strings.ReplaceAll(l, "etcdctl", "stratactl"))
 		}

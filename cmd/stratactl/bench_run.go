@@ -1,0 +1,530 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/strata-kv/strata/bench/load"
+)
+
+// Operations measured by bench.
+const (
+	opPut = iota
+	opGet
+	opWatch
+	numOps
+)
+
+var opNames = [numOps]string{"put", "get", "watch"}
+
+// benchMaxDuration caps a run limited only by --requests.
+const benchMaxDuration = load.MaxDuration
+
+// opWindow is what one operation did in one interval. For watch, requests
+// and ok count events received, errors count broken watch streams, and the
+// histogram holds notification latencies.
+type opWindow struct {
+	requests, ok, errors int64
+	hist                 load.Histogram
+}
+
+func (w *opWindow) merge(o *opWindow) {
+	w.requests += o.requests
+	w.ok += o.ok
+	w.errors += o.errors
+	w.hist.Merge(&o.hist)
+}
+
+func (w *opWindow) reset() {
+	if w.requests == 0 && w.errors == 0 && w.hist.Count() == 0 {
+		return
+	}
+	*w = opWindow{}
+}
+
+// recorder collects one goroutine's measurements; the collector drains it
+// every interval.
+type recorder struct {
+	mu       sync.Mutex
+	w        [numOps]opWindow
+	firstErr string
+}
+
+func (r *recorder) record(op int, ok bool, lat time.Duration, err string) {
+	r.mu.Lock()
+	w := &r.w[op]
+	w.requests++
+	if ok {
+		w.ok++
+		w.hist.Record(lat)
+	} else {
+		w.errors++
+		if r.firstErr == "" {
+			r.firstErr = err
+		}
+	}
+	r.mu.Unlock()
+}
+
+// drainInto adds the recorder's windows to dst and empties them.
+func (r *recorder) drainInto(dst *[numOps]opWindow, firstErr *string) {
+	r.mu.Lock()
+	for op := range dst {
+		dst[op].merge(&r.w[op])
+		r.w[op].reset()
+	}
+	if *firstErr == "" {
+		*firstErr = r.firstErr
+	}
+	r.mu.Unlock()
+}
+
+// secondRow is one interval of one operation (a --csv row).
+type secondRow struct {
+	elapsed  time.Duration // end of the interval, from the start of the run
+	interval time.Duration
+	op       int
+	w        *opWindow
+}
+
+// benchResult is a finished run.
+type benchResult struct {
+	cfg      *benchConfig
+	elapsed  time.Duration
+	total    [numOps]opWindow
+	rows     []secondRow
+	firstErr string
+}
+
+// failed reports whether any request or watch stream failed.
+func (r *benchResult) failed() bool {
+	for op := range r.total {
+		if r.total[op].errors > 0 {
+			return true
+		}
+	}
+	return false
+}
+
+// ops lists the operations of the run, in table order.
+func (r *benchResult) ops() []int {
+	var ops []int
+	if r.cfg.putPercent > 0 {
+		ops = append(ops, opPut)
+	}
+	if r.cfg.putPercent < 100 {
+		ops = append(ops, opGet)
+	}
+	if r.cfg.watchers > 0 {
+		ops = append(ops, opWatch)
+	}
+	return ops
+}
+
+// connectError means an endpoint could not be reached before the run.
+type connectError struct {
+	endpoint string
+	err      error
+}
+
+func (e *connectError) Error() string { return fmt.Sprintf("%s: %v", e.endpoint, e.err) }
+
+// progressPrinter is told the state of the run every interval.
+type progressPrinter interface {
+	preload(keys int)
+	tick(elapsed time.Duration, rows []secondRow)
+	done()
+}
+
+// benchClient is one connection's worth of load.
+type benchClient struct {
+	conn *load.Conn
+	rng  *rand.Rand
+	rec  recorder
+}
+
+func runBench(ctx context.Context, cfg *benchConfig, prog progressPrinter) (*benchResult, error) {
+	seed := cfg.seed
+	if seed == 0 {
+		seed = rand.Uint64()
+	}
+	clients := make([]*benchClient, cfg.clients)
+	for i := range clients {
+		conn, err := load.NewConn(cfg.endpoints[i%len(cfg.endpoints)], cfg.timeout, cfg.tls, cfg.user)
+		if err != nil {
+			return nil, err
+		}
+		clients[i] = &benchClient{conn: conn, rng: rand.New(rand.NewPCG(seed, uint64(i)))}
+	}
+	defer func() {
+		for _, cl := range clients {
+			cl.conn.Close()
+		}
+	}()
+	// Every endpoint must answer before the run starts.
+	for i, ep := range cfg.endpoints {
+		if i >= len(clients) {
+			break
+		}
+		pctx, cancel := context.WithTimeout(ctx, cfg.timeout)
+		code, _, err := clients[i].conn.Do(pctx, "GET", "/version", "")
+		cancel()
+		if err == nil && code != http.StatusOK {
+			err = fmt.Errorf("GET /version: %s", http.StatusText(code))
+		}
+		if err != nil {
+			return nil, &connectError{endpoint: ep, err: err}
+		}
+	}
+	keyPath := "/v2/keys" + cfg.prefix + "/k"
+	body := "value=" + strings.Repeat("x", cfg.valueSize)
+	getSuffix := ""
+	if cfg.quorum {
+		getSuffix = "?quorum=true"
+	}
+
+	if cfg.putPercent < 100 && !cfg.noPreload {
+		if prog != nil {
+			prog.preload(cfg.keys)
+		}
+		if err := benchPreload(ctx, clients, keyPath, body, cfg.keys); err != nil {
+			return nil, err
+		}
+	}
+
+	var acks *ackBook
+	var watchWG sync.WaitGroup
+	wctx, stopWatchers := context.WithCancel(ctx)
+	defer stopWatchers()
+	if cfg.watchers > 0 {
+		// Watch from the index after the last write so far: no event of
+		// the run can be missed by a watcher that connects late.
+		code, idx, err := clients[0].conn.Do(ctx, "GET", "/v2/keys/", "")
+		if err != nil || code != http.StatusOK {
+			return nil, fmt.Errorf("reading the etcd index before watching: status %d, %v", code, err)
+		}
+		acks = &ackBook{watchers: cfg.watchers, m: map[uint64]*ackEntry{}}
+		for i := 0; i < cfg.watchers; i++ {
+			watchWG.Add(1)
+			go func() {
+				defer watchWG.Done()
+				watchLoop(wctx, cfg, cfg.endpoints[i%len(cfg.endpoints)], idx+1, acks)
+			}()
+		}
+	}
+
+	var issued atomic.Int64
+	start := time.Now()
+	limit := cfg.duration
+	if limit == 0 {
+		limit = benchMaxDuration
+	}
+	deadline := start.Add(limit)
+	var wg sync.WaitGroup
+	for _, cl := range clients {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for ctx.Err() == nil && time.Now().Before(deadline) {
+				ticket := issued.Add(1)
+				if cfg.requests > 0 && ticket > cfg.requests {
+					return
+				}
+				if cfg.rate > 0 {
+					at := start.Add(time.Duration(float64(ticket-1) / cfg.rate * float64(time.Second)))
+					if d := time.Until(at); d > 0 {
+						if at.After(deadline) {
+							return
+						}
+						select {
+						case <-ctx.Done():
+							return
+						case <-time.After(d):
+						}
+					}
+				}
+				op := opGet
+				if cfg.putPercent > 0 && cl.rng.IntN(100) < cfg.putPercent {
+					op = opPut
+				}
+				path := keyPath + strconv.Itoa(cl.rng.IntN(cfg.keys))
+				t0 := time.Now()
+				var code int
+				var idx uint64
+				var err error
+				if op == opPut {
+					code, idx, err = cl.conn.Do(ctx, "PUT", path, body)
+				} else {
+					code, _, err = cl.conn.Do(ctx, "GET", path+getSuffix, "")
+				}
+				t1 := time.Now()
+				if ctx.Err() != nil {
+					return // interrupted: not counted
+				}
+				switch {
+				case err != nil:
+					cl.rec.record(op, false, 0, err.Error())
+				case code < 200 || code > 299:
+					cl.rec.record(op, false, 0, fmt.Sprintf("%s %s: HTTP status %d", map[int]string{opPut: "PUT", opGet: "GET"}[op], path, code))
+				default:
+					cl.rec.record(op, true, t1.Sub(t0), "")
+					if acks != nil && op == opPut {
+						acks.acked(idx, t1)
+					}
+				}
+			}
+		}()
+	}
+
+	res := &benchResult{cfg: cfg}
+	recs := make([]*recorder, 0, len(clients)+1)
+	for _, cl := range clients {
+		recs = append(recs, &cl.rec)
+	}
+	if acks != nil {
+		recs = append(recs, &acks.rec)
+	}
+	last := start
+	collect := func(now time.Time) {
+		var sec [numOps]opWindow
+		for _, r := range recs {
+			r.drainInto(&sec, &res.firstErr)
+		}
+		for _, op := range res.ops() {
+			w := new(opWindow)
+			*w = sec[op]
+			res.rows = append(res.rows, secondRow{elapsed: now.Sub(start), interval: now.Sub(last), op: op, w: w})
+			res.total[op].merge(&sec[op])
+		}
+		last = now
+	}
+	writersDone := make(chan struct{})
+	go func() { wg.Wait(); close(writersDone) }()
+	tick := time.NewTicker(time.Second)
+	defer tick.Stop()
+	printed := 0
+loop:
+	for {
+		select {
+		case <-writersDone:
+			break loop
+		case now := <-tick.C:
+			collect(now)
+			if prog != nil {
+				prog.tick(now.Sub(start), res.rows[printed:])
+			}
+			printed = len(res.rows)
+		}
+	}
+	if acks != nil {
+		// Give the watchers a moment for the last events.
+		grace := time.Now().Add(2 * time.Second)
+		for ctx.Err() == nil && time.Now().Before(grace) && acks.pending() {
+			time.Sleep(10 * time.Millisecond)
+		}
+		stopWatchers()
+		watchWG.Wait()
+	}
+	end := time.Now()
+	collect(end)
+	res.elapsed = end.Sub(start)
+	if prog != nil {
+		prog.done()
+	}
+	if err := ctx.Err(); err != nil {
+		fmt.Fprintln(stderr, "bench: interrupted")
+	}
+	return res, nil
+}
+
+// benchPreload writes every key once.
+func benchPreload(ctx context.Context, clients []*benchClient, keyPath, body string, keys int) error {
+	var next atomic.Int64
+	errc := make(chan error, len(clients))
+	var wg sync.WaitGroup
+	for _, cl := range clients {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for ctx.Err() == nil {
+				k := int(next.Add(1) - 1)
+				if k >= keys {
+					return
+				}
+				code, _, err := cl.conn.Do(ctx, "PUT", keyPath+strconv.Itoa(k), body)
+				if err == nil && (code < 200 || code > 299) {
+					err = fmt.Errorf("HTTP status %d", code)
+				}
+				if err != nil {
+					errc <- fmt.Errorf("preload: PUT %s%d: %w", keyPath, k, err)
+					next.Store(int64(keys))
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	select {
+	case err := <-errc:
+		return err
+	default:
+	}
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("preload interrupted: %w", err)
+	}
+	return nil
+}
+
+// ackBook matches the watchers' events with the PUT responses of the same
+// index: notification latency is receipt minus acknowledgement, or 0 when
+// a watcher got the event before the writer got its response.
+type ackBook struct {
+	mu       sync.Mutex
+	watchers int
+	m        map[uint64]*ackEntry
+	waiting  int // acknowledged writes not yet seen by every watcher
+	rec      recorder
+}
+
+type ackEntry struct {
+	ack   time.Time
+	early []time.Time // receipts before the ack
+	seen  int
+}
+
+func (b *ackBook) acked(idx uint64, at time.Time) {
+	if idx == 0 {
+		return
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	e := b.m[idx]
+	if e == nil {
+		e = &ackEntry{}
+		b.m[idx] = e
+	}
+	e.ack = at
+	for _, r := range e.early {
+		b.rec.record(opWatch, true, max(0, r.Sub(at)), "")
+	}
+	e.early = nil
+	if e.seen >= b.watchers {
+		delete(b.m, idx)
+	} else {
+		b.waiting++
+	}
+}
+
+func (b *ackBook) received(idx uint64, at time.Time) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	e := b.m[idx]
+	if e == nil {
+		e = &ackEntry{}
+		b.m[idx] = e
+	}
+	e.seen++
+	if e.ack.IsZero() {
+		e.early = append(e.early, at) // recorded when the ack arrives
+		return
+	}
+	b.rec.record(opWatch, true, at.Sub(e.ack), "")
+	if e.seen >= b.watchers {
+		delete(b.m, idx)
+		b.waiting--
+	}
+}
+
+func (b *ackBook) pending() bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.waiting > 0
+}
+
+func (b *ackBook) failed(err string) {
+	b.rec.record(opWatch, false, 0, "watch: "+err)
+}
+
+// watchEvent is the part of a v2 watch event bench reads.
+type watchEvent struct {
+	Action string `json:"action"`
+	Node   struct {
+		ModifiedIndex uint64 `json:"modifiedIndex"`
+	} `json:"node"`
+	ErrorCode int    `json:"errorCode"`
+	Message   string `json:"message"`
+	Index     uint64 `json:"index"`
+}
+
+// watchLoop streams events of cfg.prefix from waitIndex until ctx is done,
+// re-watching after the last event seen when a stream breaks.
+func watchLoop(ctx context.Context, cfg *benchConfig, ep string, waitIndex uint64, acks *ackBook) {
+	hc := &http.Client{Transport: &http.Transport{Proxy: nil, TLSClientConfig: cfg.tls, DisableCompression: true}}
+	defer hc.CloseIdleConnections()
+	authz := ""
+	if cfg.user != "" {
+		authz = "Basic " + base64.StdEncoding.EncodeToString([]byte(cfg.user))
+	}
+	for ctx.Err() == nil {
+		url := fmt.Sprintf("%s/v2/keys%s?wait=true&recursive=true&stream=true&waitIndex=%d", strings.TrimRight(ep, "/"), cfg.prefix, waitIndex)
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+		if err != nil {
+			acks.failed(err.Error())
+			return
+		}
+		if authz != "" {
+			req.Header.Set("Authorization", authz)
+		}
+		resp, err := hc.Do(req)
+		if err != nil {
+			if ctx.Err() == nil {
+				acks.failed(err.Error())
+				sleepCtx(ctx, 100*time.Millisecond)
+			}
+			continue
+		}
+		dec := json.NewDecoder(bufio.NewReaderSize(resp.Body, 64<<10))
+		for {
+			var ev watchEvent
+			if err = dec.Decode(&ev); err != nil {
+				break
+			}
+			at := time.Now()
+			if ev.ErrorCode != 0 {
+				// e.g. 401 "event index cleared": the watcher fell behind
+				// the server's event history; go on from now.
+				err = fmt.Errorf("%d: %s", ev.ErrorCode, ev.Message)
+				waitIndex = ev.Index + 1
+				break
+			}
+			acks.received(ev.Node.ModifiedIndex, at)
+			waitIndex = ev.Node.ModifiedIndex + 1
+		}
+		resp.Body.Close()
+		if ctx.Err() != nil {
+			return
+		}
+		if err == nil {
+			err = errors.New("stream ended")
+		}
+		acks.failed(err.Error())
+	}
+}
+
+func sleepCtx(ctx context.Context, d time.Duration) {
+	select {
+	case <-ctx.Done():
+	case <-time.After(d):
+	}
+}
