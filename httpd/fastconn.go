@@ -90,12 +90,18 @@ func (fc *fastConn) serve() {
 	if idle == 0 {
 		idle = fc.f.hs.ReadTimeout
 	}
+	// The first request's head must be complete within headerTimeout of
+	// the connection's start, as net/http has it: a client that connects
+	// and stays silent does not get the (longer) idle timeout.
+	first := true
 	for {
 		if fc.br.Buffered() == 0 {
 			if err := fc.bw.Flush(); err != nil {
 				return
 			}
-			if idle > 0 {
+			if first && headerTimeout > 0 {
+				fc.c.SetReadDeadline(time.Now().Add(headerTimeout))
+			} else if idle > 0 {
 				fc.c.SetReadDeadline(time.Now().Add(idle))
 			}
 			if _, err := fc.br.Peek(1); err != nil {
@@ -106,10 +112,13 @@ func (fc *fastConn) serve() {
 			return // closed by Shutdown
 		}
 		if headerTimeout > 0 {
-			fc.c.SetReadDeadline(time.Now().Add(headerTimeout))
+			if !first {
+				fc.c.SetReadDeadline(time.Now().Add(headerTimeout))
+			}
 		} else if idle > 0 {
 			fc.c.SetReadDeadline(time.Time{})
 		}
+		first = false
 		ok, err := fc.serveOne()
 		if err != nil {
 			fc.bw.Flush() // answers to pipelined requests already served
