@@ -54,6 +54,7 @@ type Node struct {
 	readsApplying []*readBatch
 	smEnts        []Entry
 	acks          []ack
+	lateMsgs      []raftpb.Message // scratch of handleReady: messages sent after the WAL write
 
 	// Committed entries are applied by the applier goroutine, in log order,
 	// so the next batch's fdatasync overlaps this batch's apply (as etcd).
@@ -422,6 +423,18 @@ func (n *Node) handleReady() error {
 	if rd.SoftState != nil {
 		n.softState(rd.SoftState)
 	}
+	// Messages that do not depend on what this Ready persists go out
+	// before the fdatasync, so the followers' disk writes overlap the
+	// leader's (raft thesis §10.2.1, as etcd does); the rest after.
+	msgs := rd.Messages
+	if len(msgs) > 0 && n.cfg.Transport != nil {
+		var early []raftpb.Message
+		early, msgs = splitEarly(msgs, n.lateMsgs[:0], raft.StateType(n.stats.state.Load()) == raft.StateLeader)
+		n.lateMsgs = msgs
+		if len(early) > 0 {
+			n.cfg.Transport.Send(early)
+		}
+	}
 	durable := n.wal.LastIndex()
 	hasSnap := !raft.IsEmptySnap(rd.Snapshot)
 	if hasSnap {
@@ -450,9 +463,11 @@ func (n *Node) handleReady() error {
 			return fmt.Errorf("append to raft storage: %w", err)
 		}
 	}
-	if len(rd.Messages) > 0 && n.cfg.Transport != nil {
-		n.cfg.Transport.Send(rd.Messages)
+	if len(msgs) > 0 && n.cfg.Transport != nil {
+		n.cfg.Transport.Send(msgs)
 	}
+	clear(n.lateMsgs) // drop references to entry data
+	n.lateMsgs = n.lateMsgs[:0]
 	for _, rs := range rd.ReadStates {
 		n.readState(rs)
 	}
@@ -471,6 +486,29 @@ func (n *Node) handleReady() error {
 	n.serveReads()
 	n.maybeSnapshot()
 	return nil
+}
+
+// splitEarly partitions a Ready's messages, keeping their order, into
+// those that may be sent before the Ready's entries and HardState are
+// durable and those that may not. Early are forwarded proposals (a
+// client's request, promising nothing) and, from a leader, appends and
+// heartbeats: raft counts the leader's own copy towards a commit only
+// after its self-acknowledgement, which comes after the write (Advance),
+// so a follower persisting first changes nothing. Everything else, above
+// all a follower's append and vote responses, waits for the write. early
+// reuses msgs' array; late is scratch with the rest appended.
+func splitEarly(msgs, scratch []raftpb.Message, leader bool) (early, late []raftpb.Message) {
+	k := 0
+	for i := range msgs {
+		switch t := msgs[i].Type; {
+		case t == raftpb.MsgProp, leader && (t == raftpb.MsgApp || t == raftpb.MsgHeartbeat):
+			msgs[k] = msgs[i]
+			k++
+		default:
+			scratch = append(scratch, msgs[i])
+		}
+	}
+	return msgs[:k], scratch
 }
 
 func (n *Node) softState(ss *raft.SoftState) {
