@@ -61,6 +61,7 @@ type config struct {
 	Keys         int
 	Duration     time.Duration
 	Settle       time.Duration
+	SettleCuts   int64
 	OpenTimeout  time.Duration
 	WakeTimeout  time.Duration
 }
@@ -141,6 +142,7 @@ func main() {
 	fs.IntVar(&c.Keys, "keys", 1000, "key space of the normal load")
 	fs.DurationVar(&c.Duration, "duration", 30*time.Second, "measured load duration")
 	fs.DurationVar(&c.Settle, "settle", 12*time.Second, "wait after the watches are registered (let slow clients reach a cut-and-reconnect cycle)")
+	fs.Int64Var(&c.SettleCuts, "settle-cuts", 0, "also wait (up to --open-timeout) until the server has cut this many slow connections")
 	fs.DurationVar(&c.OpenTimeout, "open-timeout", 2*time.Minute, "give up waiting for all watches to register after this")
 	fs.DurationVar(&c.WakeTimeout, "wake-timeout", 30*time.Second, "how long the woken watchers have to answer")
 	fs.Parse(os.Args[1:])
@@ -321,6 +323,13 @@ func run(ctx context.Context, c config, prog io.Writer) (*report, error) {
 	select {
 	case <-ctx.Done():
 	case <-time.After(c.Settle):
+	}
+	for ss.cuts.Load() < c.SettleCuts && ctx.Err() == nil {
+		if time.Since(t0) > c.OpenTimeout {
+			fmt.Fprintf(prog, "siege: only %d of %d slow connections cut after %v; measuring anyway\n", ss.cuts.Load(), c.SettleCuts, c.OpenTimeout)
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 
 	setPhase("measure")

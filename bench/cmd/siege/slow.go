@@ -68,12 +68,16 @@ func (s *slowStream) next(n int) []byte {
 		}
 		return b
 	case modeBody:
-		if s.off == 0 {
-			s.off = 1
-			return []byte("value=")[:min(n, 6)]
+		b := make([]byte, 0, n)
+		for len(b) < n {
+			if s.off < len("value=") {
+				b = append(b, "value="[s.off])
+			} else {
+				b = append(b, 'v')
+			}
+			s.off++
 		}
-		s.off += n
-		return []byte(strings.Repeat("v", n))
+		return b
 	}
 	return nil
 }
