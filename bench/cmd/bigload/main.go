@@ -20,21 +20,17 @@
 package main
 
 import (
-	"bufio"
 	"context"
 	"encoding/json"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
-	"io/fs"
 	"net/http"
 	"os"
 	"os/exec"
 	"os/signal"
 	"path/filepath"
 	"slices"
-	"strconv"
 	"strings"
 	"sync/atomic"
 	"syscall"
@@ -419,131 +415,6 @@ func mib(b int64) string {
 	return fmt.Sprintf("%.0f MiB", float64(b)/(1<<20))
 }
 
-// memStatus is the memory of a process from /proc/PID/status, in bytes.
-type memStatus struct{ VmRSS, RssAnon int64 }
-
-func readMem(pid int) (memStatus, error) {
-	f, err := os.Open(fmt.Sprintf("/proc/%d/status", pid))
-	if err != nil {
-		return memStatus{}, fmt.Errorf("read memory of %d: %w", pid, err)
-	}
-	defer f.Close()
-	var m memStatus
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		name, rest, ok := strings.Cut(sc.Text(), ":")
-		if !ok || (name != "VmRSS" && name != "RssAnon") {
-			continue
-		}
-		fl := strings.Fields(rest)
-		if len(fl) != 2 || fl[1] != "kB" {
-			return m, fmt.Errorf("status of %d: unexpected line %q", pid, sc.Text())
-		}
-		kb, err := strconv.ParseInt(fl[0], 10, 64)
-		if err != nil {
-			return m, fmt.Errorf("status of %d: %w", pid, err)
-		}
-		if name == "VmRSS" {
-			m.VmRSS = kb << 10
-		} else {
-			m.RssAnon = kb << 10
-		}
-	}
-	return m, sc.Err()
-}
-
-// diskUsage is allocated bytes (du) by role: files under a "wal" directory
-// are the raft log, under "snap" the snapshots (etcd keeps its bbolt db
-// there too), everything else the backend's store.
-type diskUsage struct{ WAL, Snap, Store int64 }
-
-func measureDisk(dir string) (diskUsage, error) {
-	var d diskUsage
-	err := filepath.WalkDir(dir, func(p string, e fs.DirEntry, err error) error {
-		if err != nil || !e.Type().IsRegular() {
-			return err
-		}
-		info, err := e.Info()
-		if err != nil {
-			return err
-		}
-		st, ok := info.Sys().(*syscall.Stat_t)
-		if !ok {
-			return fmt.Errorf("%s: no stat_t", p)
-		}
-		alloc := st.Blocks * 512
-		rel, _ := filepath.Rel(dir, p)
-		parts := strings.Split(filepath.ToSlash(rel), "/")
-		switch {
-		case slices.Contains(parts[:len(parts)-1], "wal"):
-			d.WAL += alloc
-		case slices.Contains(parts[:len(parts)-1], "snap"):
-			d.Snap += alloc
-		default:
-			d.Store += alloc
-		}
-		return nil
-	})
-	if err != nil {
-		return d, fmt.Errorf("disk use of %s: %w", dir, err)
-	}
-	return d, nil
-}
-
-// waitGet polls GET url every 5 ms until it answers 200 and returns the
-// time since start.
-func waitGet(ctx context.Context, url string, start time.Time, timeout time.Duration, exited func() bool) (time.Duration, error) {
-	ctx, cancel := context.WithTimeout(ctx, timeout)
-	defer cancel()
-	tr := &http.Transport{Proxy: nil, DisableKeepAlives: true}
-	defer tr.CloseIdleConnections()
-	c := &http.Client{Transport: tr, Timeout: 2 * time.Second}
-	last := "no answer"
-	for {
-		req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
-		if err != nil {
-			return 0, err
-		}
-		resp, err := c.Do(req)
-		if err == nil {
-			_, _ = io.Copy(io.Discard, resp.Body)
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return time.Since(start), nil
-			}
-			last = resp.Status
-		} else {
-			last = err.Error()
-		}
-		if exited() {
-			return 0, fmt.Errorf("process exited before GET %s answered 200 (last: %s)", url, last)
-		}
-		select {
-		case <-ctx.Done():
-			return 0, fmt.Errorf("GET %s not 200 after %v (last: %s)", url, timeout, last)
-		case <-time.After(5 * time.Millisecond):
-		}
-	}
-}
-
-// etcdIndex returns the X-Etcd-Index of a GET (any status): every write
-// moves it by one, so it shows load progress.
-func etcdIndex(ctx context.Context, base string) (uint64, error) {
-	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, base+"/v2/keys/_bench_ready", nil)
-	if err != nil {
-		return 0, err
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return 0, err
-	}
-	_, _ = io.Copy(io.Discard, resp.Body)
-	resp.Body.Close()
-	return strconv.ParseUint(resp.Header.Get("X-Etcd-Index"), 10, 64)
-}
-
 // cpuProfile saves a CPU profile of the server taken over d, starting now.
 func cpuProfile(ctx context.Context, base, path string, d time.Duration) error {
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
@@ -571,33 +442,4 @@ func cpuProfile(ctx context.Context, base, path string, d time.Duration) error {
 		return fmt.Errorf("cpu profile %s: %w", path, err)
 	}
 	return f.Close()
-}
-
-// liveHeap returns HeapAlloc after a forced GC, from the pprof endpoint.
-func liveHeap(ctx context.Context, base string) (int64, error) {
-	ctx, cancel := context.WithTimeout(ctx, 60*time.Second)
-	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, base+"/debug/pprof/heap?debug=1&gc=1", nil)
-	if err != nil {
-		return 0, err
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return 0, err
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return 0, fmt.Errorf("pprof heap: %s", resp.Status)
-	}
-	sc := bufio.NewScanner(resp.Body)
-	sc.Buffer(make([]byte, 64<<10), 4<<20)
-	for sc.Scan() {
-		if v, ok := strings.CutPrefix(sc.Text(), "# HeapAlloc = "); ok {
-			return strconv.ParseInt(strings.TrimSpace(v), 10, 64)
-		}
-	}
-	if err := sc.Err(); err != nil {
-		return 0, err
-	}
-	return 0, errors.New("pprof heap: no HeapAlloc line")
 }

@@ -1,0 +1,17 @@
+package main
+
+import "github.com/strata-kv/strata/bench/internal/probe"
+
+// The measurements this tool shares with bench/cmd/tradeoff.
+type (
+	memStatus = probe.MemStatus
+	diskUsage = probe.DiskUsage
+)
+
+var (
+	readMem     = probe.ReadMem
+	measureDisk = probe.MeasureDisk
+	waitGet     = probe.WaitGet
+	etcdIndex   = probe.EtcdIndex
+	liveHeap    = probe.LiveHeap
+)
