@@ -2,7 +2,6 @@ package main
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
@@ -15,7 +14,6 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -23,24 +21,6 @@ import (
 
 	"github.com/strata-kv/strata/internal/tlsutil/certtest"
 )
-
-// tlsLogBuffer collects a server's log lines.
-type tlsLogBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *tlsLogBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *tlsLogBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 // waitLog waits (up to 10 s) for substr in the log; it fails the test
 // with the log otherwise.
@@ -56,12 +36,12 @@ func waitLog(t *testing.T, log interface{ String() string }, substr string) {
 
 // startStrataLog is startStrata for any URL scheme; it returns the bound
 // client URL and the server's log (level info).
-func startStrataLog(t *testing.T, args ...string) (string, *tlsLogBuffer) {
+func startStrataLog(t *testing.T, args ...string) (string, *syncBuffer) {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	pr, pw := io.Pipe()
 	done := make(chan error, 1)
-	logs := &tlsLogBuffer{}
+	logs := &syncBuffer{}
 	full := append([]string{"--data-dir", t.TempDir(), "--log-level", "info"}, args...)
 	go func() {
 		err := run(ctx, full, pw, logs)
