@@ -46,13 +46,54 @@ type options struct {
 	maxWatchers, maxKeyDepth             int
 	raft                                 raftFlags // peer.go
 	tls                                  tlsFlags  // tls.go
+	configFile                           string
+	version, forceNewCluster             bool
+	maxSnapshots, maxWALs                uint
+
+	// notes are warnings found while parsing (unknown ETCD_* variables
+	// or config keys), logged once the logger exists; ignored lists the
+	// compatibility flags that were set (compat.go).
+	notes, ignored []string
 }
 
-func parseFlags(args []string, stderr io.Writer) (*options, error) {
+// parseFlags reads the configuration as etcd does: the command line, then
+// ETCD_<FLAG> variables from environ for flags not given (env.go); or,
+// when --config-file (or ETCD_CONFIG_FILE) names a file, that YAML file
+// alone (configfile.go), ignoring other flags and variables.
+func parseFlags(args, environ []string, stderr io.Writer) (*options, error) {
 	o, fs := newFlagSet(stderr)
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}
+	if o.version {
+		return o, nil
+	}
+	if fs.NArg() > 0 {
+		return nil, fmt.Errorf("unexpected argument %q", fs.Arg(0))
+	}
+	file := o.configFile
+	if file == "" {
+		for _, kv := range environ {
+			if v, ok := strings.CutPrefix(kv, "ETCD_CONFIG_FILE="); ok {
+				file = v
+			}
+		}
+	}
+	var notes []string
+	var err error
+	if file != "" {
+		o, fs = newFlagSet(stderr) // etcd: the file alone, over the defaults
+		o.configFile = file
+		if notes, err = applyConfigFile(fs, file); err != nil {
+			return nil, err
+		}
+	} else if notes, err = applyEnv(fs, environ); err != nil {
+		return nil, err
+	}
+	if o.ignored, err = checkCompat(fs); err != nil {
+		return nil, err
+	}
+	o.notes = notes
 	return o.finish(fs)
 }
 
@@ -91,13 +132,16 @@ func newFlagSet(stderr io.Writer) (*options, *flag.FlagSet) {
 	fs.BoolVar(&o.enablePprof, "enable-pprof", false, "serve runtime profiles under /debug/pprof/ on the client port")
 	// Accepted for etcd command-line compatibility; the v2 API is always on.
 	fs.Bool("enable-v2", true, "accepted for etcd compatibility (the v2 API is always enabled)")
+	fs.StringVar(&o.configFile, "config-file", "", "path to an etcd YAML configuration file (etcd's keys); when given, other flags and ETCD_* variables are ignored, as etcd")
+	fs.BoolVar(&o.version, "version", false, "print the version (etcd's four lines) and exit")
+	fs.BoolVar(&o.forceNewCluster, "force-new-cluster", false, "restart this member as a single-member cluster with all its data, removing every other member (recovery after losing quorum for good); remove the flag once it runs")
+	fs.UintVar(&o.maxSnapshots, "max-snapshots", 5, "maximum number of snapshot files kept (0 is unlimited)")
+	fs.UintVar(&o.maxWALs, "max-wals", 5, "maximum number of WAL segment files kept (0 is unlimited); segments a kept snapshot still needs are never removed")
+	registerCompat(fs) // compat.go
 	return o, fs
 }
 
 func (o *options) finish(fs *flag.FlagSet) (*options, error) {
-	if fs.NArg() > 0 {
-		return nil, fmt.Errorf("unexpected argument %q", fs.Arg(0))
-	}
 	if o.dataDir == "" {
 		o.dataDir = o.name + ".strata"
 	}
@@ -182,13 +226,26 @@ func main() {
 // run serves until ctx ends (SIGTERM/SIGINT in main), then shuts down
 // cleanly. The ready line names the bound addresses, so ":0" ports work.
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	o, err := parseFlags(args, stderr)
+	o, err := parseFlags(args, os.Environ(), stderr)
 	if err != nil {
 		return err
+	}
+	if o.version {
+		printVersion(stdout) // version.go
+		return nil
 	}
 	log, err := newLogger(stderr, o.logLevel, o.logFormat) // logging.go
 	if err != nil {
 		return err
+	}
+	if o.configFile != "" {
+		log.Info("loaded server configuration; other command-line flags and environment variables are ignored", "path", o.configFile)
+	}
+	for _, n := range o.notes {
+		log.Warn(n)
+	}
+	if len(o.ignored) > 0 {
+		log.Warn("etcd flags accepted for compatibility and ignored", "flags", strings.Join(o.ignored, " "))
 	}
 	clientListen, err := parseURLs("listen-client-urls", o.listenClient)
 	if err != nil {
