@@ -34,6 +34,10 @@ type Config struct {
 	// not bootstrap Peers, and the member waits for the leader to send it
 	// the log or a snapshot (it must have been added by a conf change).
 	Join bool
+	// ForceNewCluster restarts a member that has a log as the only voter
+	// of its cluster (etcd's --force-new-cluster; see force.go). Ignored
+	// on a first boot.
+	ForceNewCluster bool
 	// DataDir holds the WAL (DataDir/wal) and snapshots (DataDir/snap).
 	DataDir string
 	// SnapshotCount: take a snapshot every N applied entries (default 10000).

@@ -326,6 +326,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		SnapshotCount: o.snapshotCount, HistorySize: o.watchHistory, UnsafeNoFsync: o.unsafeNoFsync,
 		Logger: log, ClusterState: o.clusterState, PeerListeners: peerLns, PeerTLS: peerClientTLS,
 		HeartbeatInterval: o.raft.heartbeat(), ElectionTimeout: o.raft.election(), SnapshotCatchUpEntries: o.raft.catchUpEntries,
+		ForceNewCluster: o.forceNewCluster,
 	})
 	if err != nil {
 		for _, ln := range peerLns {
