@@ -287,6 +287,12 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return fmt.Errorf("--peer-cert-file: %w", err)
 	}
+	if err := reloadCerts(clientInfo, "cert-file", log, clientTLS, nil); err != nil {
+		return err
+	}
+	if err := reloadCerts(peerInfo, "peer-cert-file", log, peerServerTLS, peerClientTLS); err != nil {
+		return err
+	}
 	// Bind before touching the data dir, so a port in use fails fast.
 	var lns []net.Listener
 	defer func() {
