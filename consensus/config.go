@@ -3,6 +3,7 @@ package consensus
 import (
 	"errors"
 	"log/slog"
+	"math"
 	"time"
 
 	"go.etcd.io/raft/v3/raftpb"
@@ -48,6 +49,14 @@ type Config struct {
 	TickInterval           time.Duration // default 100ms
 	ElectionTicks          int           // default 10
 	HeartbeatTicks         int           // default 1
+	// MaxSnapshots is the number of snapshot files kept (default 3;
+	// negative: all). The WAL is kept back to the oldest kept one.
+	MaxSnapshots int
+	// MaxWALSegments, when positive, also releases the oldest WAL segments
+	// beyond this many, but never one holding an entry after the newest
+	// snapshot (etcd's --max-wals): older snapshots then cannot be
+	// restarted from, the newest always can.
+	MaxWALSegments int
 	// UnsafeNoFsync disables fsync of the WAL and snapshots: acknowledged
 	// writes can be lost on a machine crash. Test rigs only.
 	UnsafeNoFsync bool
@@ -72,7 +81,7 @@ const (
 	defaultTickInterval   = 100 * time.Millisecond
 	defaultElectionTicks  = 10
 	defaultHeartbeatTicks = 1
-	keepSnapshots         = 3       // snapshot files kept; the WAL is kept back to the oldest
+	keepSnapshots         = 3       // default MaxSnapshots
 	maxSizePerMsg         = 1 << 20 // raft append message size
 	maxCommittedPerReady  = 16 << 20
 	maxInflightMsgs       = 256
@@ -96,6 +105,12 @@ func (c *Config) withDefaults() (Config, error) {
 	}
 	if cfg.SnapshotCount == 0 {
 		cfg.SnapshotCount = defaultSnapshotCount
+	}
+	switch {
+	case cfg.MaxSnapshots == 0:
+		cfg.MaxSnapshots = keepSnapshots
+	case cfg.MaxSnapshots < 0:
+		cfg.MaxSnapshots = math.MaxInt
 	}
 	if cfg.SnapshotSpacing == 0 {
 		cfg.SnapshotSpacing = 10

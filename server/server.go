@@ -56,6 +56,8 @@ type Config struct {
 	// ForceNewCluster restarts the member as the only one of its cluster,
 	// with all its data (etcd's --force-new-cluster; consensus.Config).
 	ForceNewCluster bool
+	// MaxSnapshots and MaxWALSegments bound the files kept (consensus.Config).
+	MaxSnapshots, MaxWALSegments int
 }
 
 // Server is a running member.
@@ -135,6 +137,8 @@ func Start(cfg Config) (_ *Server, err error) {
 		Peers:                  peers,
 		Join:                   s.join,
 		ForceNewCluster:        cfg.ForceNewCluster,
+		MaxSnapshots:           cfg.MaxSnapshots,
+		MaxWALSegments:         cfg.MaxWALSegments,
 		DataDir:                s.dir.sub("member"),
 		SnapshotCount:          cfg.SnapshotCount,
 		SnapshotCatchUpEntries: cfg.SnapshotCatchUpEntries,

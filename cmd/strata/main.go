@@ -169,6 +169,15 @@ func (o *options) finish(fs *flag.FlagSet) (*options, error) {
 	return o, nil
 }
 
+// unlimitedIfZero maps etcd's "0 is unlimited" to consensus's "negative
+// is unlimited".
+func unlimitedIfZero(n uint) int {
+	if n == 0 {
+		return -1
+	}
+	return int(n)
+}
+
 // parseURLs checks a comma-separated URL list: http(s) scheme and host:port.
 func parseURLs(flagName, s string) ([]string, error) {
 	var out []string
@@ -332,7 +341,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		SnapshotCount: o.snapshotCount, HistorySize: o.watchHistory, UnsafeNoFsync: o.unsafeNoFsync,
 		Logger: log, ClusterState: o.clusterState, PeerListeners: peerLns, PeerTLS: peerClientTLS,
 		HeartbeatInterval: o.raft.heartbeat(), ElectionTimeout: o.raft.election(), SnapshotCatchUpEntries: o.raft.catchUpEntries,
-		ForceNewCluster: o.forceNewCluster,
+		ForceNewCluster: o.forceNewCluster, MaxSnapshots: unlimitedIfZero(o.maxSnapshots), MaxWALSegments: int(o.maxWALs),
 	})
 	if err != nil {
 		for _, ln := range peerLns {
