@@ -405,6 +405,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	lns = nil // owned by hs now
 	fmt.Fprintf(stdout, "strata: ready to serve client requests on %s (member %x, backend %s, data dir %s)\n",
 		strings.Join(bound, ","), srv.ID(), o.backend, o.dataDir)
+	if err := sdNotify("READY=1"); err != nil { // notify.go: Type=notify units
+		log.Warn("systemd readiness notification failed", "err", err)
+	}
 
 	var serveErr error
 	removed := false
