@@ -38,7 +38,7 @@ var ignoredFlags = []compatFlag{
 	{"log-outputs", "default", false, "logs go to stderr"},
 	{"debug", "false", true, "use --log-level debug"},
 	{"log-package-levels", "", false, "use --log-level"},
-	{"discovery-fallback", "proxy", false, "no proxy mode"},
+	{"discovery-fallback", "proxy", false, "no proxy mode: a failed discovery stops the member"},
 	{"discovery-proxy", "", false, "discovery URLs are dialled directly"},
 	{"proxy-failure-wait", "5000", false, "no proxy mode"},
 	{"proxy-refresh-interval", "30000", false, "no proxy mode"},

@@ -49,6 +49,9 @@ type options struct {
 	configFile                           string
 	version, forceNewCluster             bool
 	maxSnapshots, maxWALs                uint
+	discovery, discoverySRV              string // discovery.go
+	discoverySRVName                     string
+	initialClusterSet                    bool
 
 	// notes are warnings found while parsing (unknown ETCD_* variables
 	// or config keys), logged once the logger exists; ignored lists the
@@ -137,11 +140,15 @@ func newFlagSet(stderr io.Writer) (*options, *flag.FlagSet) {
 	fs.BoolVar(&o.forceNewCluster, "force-new-cluster", false, "restart this member as a single-member cluster with all its data, removing every other member (recovery after losing quorum for good); remove the flag once it runs")
 	fs.UintVar(&o.maxSnapshots, "max-snapshots", 5, "maximum number of snapshot files kept (0 is unlimited)")
 	fs.UintVar(&o.maxWALs, "max-wals", 5, "maximum number of WAL segment files kept (0 is unlimited); segments a kept snapshot still needs are never removed")
+	fs.StringVar(&o.discovery, "discovery", "", "discovery URL used to bootstrap the cluster (etcd's v2 discovery protocol: a /v2/keys directory, which a Strata can host)")
+	fs.StringVar(&o.discoverySRV, "discovery-srv", "", "DNS domain whose _etcd-server-ssl._tcp and _etcd-server._tcp SRV records list the cluster's peers, to bootstrap it")
+	fs.StringVar(&o.discoverySRVName, "discovery-srv-name", "", "suffix of the DNS SRV service names queried for --discovery-srv (_etcd-server-<name>._tcp)")
 	registerCompat(fs) // compat.go
 	return o, fs
 }
 
 func (o *options) finish(fs *flag.FlagSet) (*options, error) {
+	fs.Visit(func(f *flag.Flag) { o.initialClusterSet = o.initialClusterSet || f.Name == "initial-cluster" })
 	if o.dataDir == "" {
 		o.dataDir = o.name + ".strata"
 	}
@@ -266,6 +273,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	peerAdv, err := parseURLs("initial-advertise-peer-urls", o.advertisePeer)
 	if err != nil {
+		return err
+	}
+	if err := resolveBootstrap(ctx, o, log); err != nil { // discovery.go
 		return err
 	}
 	initial, err := parseInitialCluster(o.initialCluster)
