@@ -63,27 +63,20 @@ func startSRVResponder(t *testing.T, records map[string][]dns.SRV) *srvResponder
 	return r
 }
 
-// discoveryMembers describes n members advertising http://localhost:port
-// peer URLs, without --initial-cluster.
+// discoveryMembers is newTestCluster with http://localhost:port
+// advertised peer URLs and no --initial-cluster: a discovery finds it.
 func discoveryMembers(t *testing.T, n int, extra ...string) []*testMember {
 	t.Helper()
-	ports := freePorts(t, 2*n)
-	base := t.TempDir()
-	var ms []*testMember
-	for i := 0; i < n; i++ {
-		m := &testMember{
-			name:      fmt.Sprintf("m%d", i+1),
-			clientURL: fmt.Sprintf("http://127.0.0.1:%d", ports[2*i]),
-			peerURL:   fmt.Sprintf("http://localhost:%d", ports[2*i+1]),
+	ms := newTestCluster(t, n, extra...)
+	for _, m := range ms {
+		m.peerURL = strings.Replace(m.peerURL, "127.0.0.1", "localhost", 1)
+		m.args = setFlag(m.args, "--initial-advertise-peer-urls", m.peerURL)
+		for i := 0; i+1 < len(m.args); i++ {
+			if m.args[i] == "--initial-cluster" {
+				m.args = append(m.args[:i:i], m.args[i+2:]...)
+				break
+			}
 		}
-		m.dir = filepath.Join(base, m.name)
-		m.args = append([]string{
-			"--name", m.name, "--data-dir", m.dir,
-			"--listen-client-urls", m.clientURL, "--advertise-client-urls", m.clientURL,
-			"--listen-peer-urls", fmt.Sprintf("http://127.0.0.1:%d", ports[2*i+1]), "--initial-advertise-peer-urls", m.peerURL,
-			"--initial-cluster-token", "test-" + t.Name(),
-		}, extra...)
-		ms = append(ms, m)
 	}
 	return ms
 }
@@ -238,7 +231,7 @@ func TestDiscoveryV2(t *testing.T) {
 	for _, m := range es {
 		args := []string{"--enable-v2=true", "--discovery", edurl}
 		for i := 0; i+1 < len(m.args); i += 2 {
-			if m.args[i] != "--initial-cluster-token" {
+			if m.args[i] != "--initial-cluster-token" && m.args[i] != "--log-level" {
 				args = append(args, m.args[i], m.args[i+1])
 			}
 		}
