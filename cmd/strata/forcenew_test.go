@@ -130,3 +130,16 @@ func memberIDs(t *testing.T, m *testMember) []string {
 	}
 	return ids
 }
+
+// TestForceNewClusterOnNewDataDir: on a data dir without a log the flag
+// changes nothing, as etcd: the member bootstraps and serves.
+func TestForceNewClusterOnNewDataDir(t *testing.T) {
+	url := startStrata(t, "--force-new-cluster")
+	c := &http.Client{Timeout: 5 * time.Second}
+	if _, err := put(c, url, "/fresh", "v"); err != nil {
+		t.Fatal(err)
+	}
+	if n, code, err := get(c, url, "/fresh"); err != nil || code != 200 || n.Value != "v" {
+		t.Fatalf("GET /fresh: %+v %d %v", n, code, err)
+	}
+}
