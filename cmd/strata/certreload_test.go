@@ -89,7 +89,8 @@ func TestClientCertRotation(t *testing.T) {
 // files' change, for the peer port it serves and for the connections it
 // dials: after rotating m1's certificate (same CA), its peer port serves
 // the new one, and a member restarted afterwards (so m1 dials it anew and
-// is dialled anew) replicates with it.
+// is dialled anew) replicates with it; a certificate from a foreign CA is
+// presented (and refused) on m1's next dial, and a good one heals it.
 func TestPeerCertRotation(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs a 3-process cluster")
@@ -122,4 +123,20 @@ func TestPeerCertRotation(t *testing.T) {
 		t.Fatalf("/after-rotation = %q", got)
 	}
 	waitLog(t, memberStderr{ms[0]}, "tls: certificate reloaded")
+
+	// The dialling side re-reads too: rotated to a certificate of a CA
+	// the others do not trust, m1 is refused by m2 when it dials it anew,
+	// by that certificate's name; rotated back to a good one, it heals.
+	foreign := certtest.NewCA(t, "foreign CA")
+	rotate(t, foreign, certs[0], "m1-foreign", certtest.Both)
+	ms[1].kill9(t)
+	waitReady(t, ms[1].start(t))
+	waitLog(t, memberStderr{ms[1]}, "peer certificate [CN=m1-foreign,O=strata tests] is not signed by a CA in --peer-trusted-ca-file")
+	rotate(t, ca, certs[0], "m1-again", certtest.Both)
+	if code, _, err := doReq(c, "PUT", ms[1].clientURL+"/v2/keys/healed", "yes"); err != nil || code != 201 {
+		t.Fatalf("write after rotating back: %d %v", code, err)
+	}
+	if got := flatten(t, converge(t, ms))["/healed"]; got != "yes" {
+		t.Fatalf("/healed = %q", got)
+	}
 }
