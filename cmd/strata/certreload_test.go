@@ -130,9 +130,10 @@ func TestPeerCertRotation(t *testing.T) {
 	foreign := certtest.NewCA(t, "foreign CA")
 	rotate(t, foreign, certs[0], "m1-foreign", certtest.Both)
 	ms[1].kill9(t)
-	waitReady(t, ms[1].start(t))
+	ready := ms[1].start(t) // not ready while m1 leads: m2 cannot hear it
 	waitLog(t, memberStderr{ms[1]}, "peer certificate [CN=m1-foreign,O=strata tests] is not signed by a CA in --peer-trusted-ca-file")
 	rotate(t, ca, certs[0], "m1-again", certtest.Both)
+	waitReady(t, ready)
 	if code, _, err := doReq(c, "PUT", ms[1].clientURL+"/v2/keys/healed", "yes"); err != nil || code != 201 {
 		t.Fatalf("write after rotating back: %d %v", code, err)
 	}
