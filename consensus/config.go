@@ -3,6 +3,7 @@ package consensus
 import (
 	"errors"
 	"log/slog"
+	"math"
 	"time"
 
 	"go.etcd.io/raft/v3/raftpb"
@@ -34,6 +35,10 @@ type Config struct {
 	// not bootstrap Peers, and the member waits for the leader to send it
 	// the log or a snapshot (it must have been added by a conf change).
 	Join bool
+	// ForceNewCluster restarts a member that has a log as the only voter
+	// of its cluster (etcd's --force-new-cluster; see force.go). Ignored
+	// on a first boot.
+	ForceNewCluster bool
 	// DataDir holds the WAL (DataDir/wal) and snapshots (DataDir/snap).
 	DataDir string
 	// SnapshotCount: take a snapshot every N applied entries (default 10000).
@@ -44,6 +49,14 @@ type Config struct {
 	TickInterval           time.Duration // default 100ms
 	ElectionTicks          int           // default 10
 	HeartbeatTicks         int           // default 1
+	// MaxSnapshots is the number of snapshot files kept (default 3;
+	// negative: all). The WAL is kept back to the oldest kept one.
+	MaxSnapshots int
+	// MaxWALSegments, when positive, also releases the oldest WAL segments
+	// beyond this many, but never one holding an entry after the newest
+	// snapshot (etcd's --max-wals): older snapshots then cannot be
+	// restarted from, the newest always can.
+	MaxWALSegments int
 	// UnsafeNoFsync disables fsync of the WAL and snapshots: acknowledged
 	// writes can be lost on a machine crash. Test rigs only.
 	UnsafeNoFsync bool
@@ -68,7 +81,7 @@ const (
 	defaultTickInterval   = 100 * time.Millisecond
 	defaultElectionTicks  = 10
 	defaultHeartbeatTicks = 1
-	keepSnapshots         = 3       // snapshot files kept; the WAL is kept back to the oldest
+	keepSnapshots         = 3       // default MaxSnapshots
 	maxSizePerMsg         = 1 << 20 // raft append message size
 	maxCommittedPerReady  = 16 << 20
 	maxInflightMsgs       = 256
@@ -92,6 +105,12 @@ func (c *Config) withDefaults() (Config, error) {
 	}
 	if cfg.SnapshotCount == 0 {
 		cfg.SnapshotCount = defaultSnapshotCount
+	}
+	switch {
+	case cfg.MaxSnapshots == 0:
+		cfg.MaxSnapshots = keepSnapshots
+	case cfg.MaxSnapshots < 0:
+		cfg.MaxSnapshots = math.MaxInt
 	}
 	if cfg.SnapshotSpacing == 0 {
 		cfg.SnapshotSpacing = 10

@@ -87,6 +87,8 @@ type Node struct {
 
 	removedc    chan struct{} // closed once this member's own removal is applied
 	removedOnce sync.Once
+
+	forcing, fresh bool // force.go's first pass; it found no log
 }
 
 type confAt struct {
@@ -134,6 +136,11 @@ func Open(cfg Config, sm StateMachine) (*Node, error) {
 	// proposals, including entries of a previous run that commit after a
 	// restart: seeding from the clock keeps them from colliding.
 	n.reqID.Store(uint64(time.Now().UnixNano()))
+	if c.ForceNewCluster {
+		if err := n.forceNewCluster(); err != nil { // force.go
+			return nil, fmt.Errorf("force a new cluster from member %x in %s: %w", c.ID, c.DataDir, err)
+		}
+	}
 	if err := n.restore(); err != nil {
 		if n.wal != nil {
 			n.wal.Close()
@@ -200,6 +207,9 @@ func (n *Node) restore() error {
 	// The commit index is written without fdatasync (raft does not need
 	// it durable), so it may lag what was applied: applied implies committed.
 	hs.Commit = max(hs.Commit, applied)
+	if n.forcing {
+		hs.Commit = last // force.go: every entry this member holds is kept
+	}
 	if hs.Commit > last {
 		return fmt.Errorf("wal commit index %d is beyond its last entry %d", hs.Commit, last)
 	}
@@ -239,6 +249,10 @@ func (n *Node) restore() error {
 	n.stats.commit.Store(hs.Commit)
 
 	if sf == nil && raft.IsEmptyHardState(rec.HardState) && len(rec.Entries) == 0 {
+		if n.forcing {
+			n.fresh = true // no log: nothing to force
+			return nil
+		}
 		if c.Join {
 			// The leader sends the log (or a snapshot) once it has
 			// applied the conf change that added this member.

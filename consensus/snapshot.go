@@ -144,13 +144,18 @@ func (n *Node) finishSnapshot(res snapResult) error {
 			return nil
 		}
 	}
-	oldest, err := n.snaps.Purge(keepSnapshots)
+	oldest, err := n.snaps.Purge(n.cfg.MaxSnapshots)
 	if err != nil {
 		n.log.Error("consensus: purge snapshots", "err", err)
 		return nil
 	}
-	// Any kept snapshot must stay usable, so the WAL goes back to the oldest.
-	if err := n.wal.ReleaseTo(oldest); err != nil {
+	// Any kept snapshot must stay usable, so the WAL goes back to the
+	// oldest, unless MaxWALSegments asks for less (then to the newest).
+	release := oldest
+	if m := n.cfg.MaxWALSegments; m > 0 {
+		release = max(release, min(n.wal.ReleaseIndexToKeep(m), md.Index))
+	}
+	if err := n.wal.ReleaseTo(release); err != nil {
 		n.log.Error("consensus: release wal", "err", err)
 		return nil
 	}

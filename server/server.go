@@ -53,6 +53,11 @@ type Config struct {
 	// SnapshotCatchUpEntries: entries kept behind a snapshot for slow
 	// followers (default 5000).
 	SnapshotCatchUpEntries uint64
+	// ForceNewCluster restarts the member as the only one of its cluster,
+	// with all its data (etcd's --force-new-cluster; consensus.Config).
+	ForceNewCluster bool
+	// MaxSnapshots and MaxWALSegments bound the files kept (consensus.Config).
+	MaxSnapshots, MaxWALSegments int
 }
 
 // Server is a running member.
@@ -131,6 +136,9 @@ func Start(cfg Config) (_ *Server, err error) {
 		ID:                     s.id,
 		Peers:                  peers,
 		Join:                   s.join,
+		ForceNewCluster:        cfg.ForceNewCluster,
+		MaxSnapshots:           cfg.MaxSnapshots,
+		MaxWALSegments:         cfg.MaxWALSegments,
 		DataDir:                s.dir.sub("member"),
 		SnapshotCount:          cfg.SnapshotCount,
 		SnapshotCatchUpEntries: cfg.SnapshotCatchUpEntries,

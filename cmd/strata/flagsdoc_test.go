@@ -26,8 +26,27 @@ func flagsMarkdown() string {
 		}
 		fmt.Fprintf(&b, "| `--%s` | %s | %s |\n", f.Name, def, strings.ReplaceAll(f.Usage, "|", `\|`))
 	})
+	b.WriteString(flagsTrailer)
 	return b.String()
 }
+
+const flagsTrailer = `
+## Environment and config file, as etcd
+
+- Every flag can be set as ` + "`ETCD_<FLAG>`" + ` (upper case, dashes as underscores: ` + "`ETCD_INITIAL_CLUSTER`" + `);
+  the Strata-only flags (` + "`--backend`" + `, ` + "`--watch-history`" + `, ` + "`--max-key-bytes`" + `, ` + "`--log-format`" + `, ` + "`--restore`" + `,
+  ` + "`--read-header-timeout`" + `, ` + "`--idle-timeout`" + `, ` + "`--max-header-bytes`" + `, ` + "`--max-watchers`" + `, ` + "`--max-key-depth`" + `) also as
+  ` + "`STRATA_<FLAG>`" + `. A flag given on the command line and in the environment is an error naming both;
+  an empty variable counts as unset; an ` + "`ETCD_*`" + ` or ` + "`STRATA_*`" + ` variable that names no flag is warned about.
+- ` + "`--config-file`" + ` (or ` + "`ETCD_CONFIG_FILE`" + `) reads etcd's YAML configuration file: top-level keys are the flag
+  names, TLS settings sit under ` + "`client-transport-security`" + ` and ` + "`peer-transport-security`" + ` (` + "`cert-file`" + `,
+  ` + "`key-file`" + `, ` + "`trusted-ca-file`" + `, ` + "`client-cert-auth`" + `, ` + "`auto-tls`" + `). When it is given, every other flag and
+  ` + "`ETCD_*`" + ` variable is ignored, as etcd does. Unknown keys are warned about.
+- Flags marked "accepted for etcd compatibility and ignored" change nothing; a start that sets any logs
+  them once, on one line. etcd security settings Strata does not implement (CRL files, allowed CN/hostname,
+  cipher suites, host whitelist) are refused unless left at their defaults, rather than silently ignored.
+- ` + "`--proxy`" + `: etcd's v2 proxy mode is out of scope; only ` + "`off`" + ` is accepted.
+`
 
 func TestFlagsDocUpToDate(t *testing.T) {
 	const path = "../../docs/flags.md"

@@ -46,13 +46,57 @@ type options struct {
 	maxWatchers, maxKeyDepth             int
 	raft                                 raftFlags // peer.go
 	tls                                  tlsFlags  // tls.go
+	configFile                           string
+	version, forceNewCluster             bool
+	maxSnapshots, maxWALs                uint
+	discovery, discoverySRV              string // discovery.go
+	discoverySRVName                     string
+	initialClusterSet                    bool
+
+	// notes are warnings found while parsing (unknown ETCD_* variables
+	// or config keys), logged once the logger exists; ignored lists the
+	// compatibility flags that were set (compat.go).
+	notes, ignored []string
 }
 
-func parseFlags(args []string, stderr io.Writer) (*options, error) {
+// parseFlags reads the configuration as etcd does: the command line, then
+// ETCD_<FLAG> variables from environ for flags not given (env.go); or,
+// when --config-file (or ETCD_CONFIG_FILE) names a file, that YAML file
+// alone (configfile.go), ignoring other flags and variables.
+func parseFlags(args, environ []string, stderr io.Writer) (*options, error) {
 	o, fs := newFlagSet(stderr)
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}
+	if o.version {
+		return o, nil
+	}
+	if fs.NArg() > 0 {
+		return nil, fmt.Errorf("unexpected argument %q", fs.Arg(0))
+	}
+	file := o.configFile
+	if file == "" {
+		for _, kv := range environ {
+			if v, ok := strings.CutPrefix(kv, "ETCD_CONFIG_FILE="); ok {
+				file = v
+			}
+		}
+	}
+	var notes []string
+	var err error
+	if file != "" {
+		o, fs = newFlagSet(stderr) // etcd: the file alone, over the defaults
+		o.configFile = file
+		if notes, err = applyConfigFile(fs, file); err != nil {
+			return nil, err
+		}
+	} else if notes, err = applyEnv(fs, environ); err != nil {
+		return nil, err
+	}
+	if o.ignored, err = checkCompat(fs); err != nil {
+		return nil, err
+	}
+	o.notes = notes
 	return o.finish(fs)
 }
 
@@ -91,13 +135,20 @@ func newFlagSet(stderr io.Writer) (*options, *flag.FlagSet) {
 	fs.BoolVar(&o.enablePprof, "enable-pprof", false, "serve runtime profiles under /debug/pprof/ on the client port")
 	// Accepted for etcd command-line compatibility; the v2 API is always on.
 	fs.Bool("enable-v2", true, "accepted for etcd compatibility (the v2 API is always enabled)")
+	fs.StringVar(&o.configFile, "config-file", "", "path to an etcd YAML configuration file (etcd's keys); when given, other flags and ETCD_* variables are ignored, as etcd")
+	fs.BoolVar(&o.version, "version", false, "print the version (etcd's four lines) and exit")
+	fs.BoolVar(&o.forceNewCluster, "force-new-cluster", false, "restart this member as a single-member cluster with all its data, removing every other member (recovery after losing quorum for good); remove the flag once it runs")
+	fs.UintVar(&o.maxSnapshots, "max-snapshots", 5, "maximum number of snapshot files kept (0 is unlimited)")
+	fs.UintVar(&o.maxWALs, "max-wals", 5, "maximum number of WAL segment files kept (0 is unlimited); segments a kept snapshot still needs are never removed")
+	fs.StringVar(&o.discovery, "discovery", "", "discovery URL used to bootstrap the cluster (etcd's v2 discovery protocol: a /v2/keys directory, which a Strata can host)")
+	fs.StringVar(&o.discoverySRV, "discovery-srv", "", "DNS domain whose _etcd-server-ssl._tcp and _etcd-server._tcp SRV records list the cluster's peers, to bootstrap it")
+	fs.StringVar(&o.discoverySRVName, "discovery-srv-name", "", "suffix of the DNS SRV service names queried for --discovery-srv (_etcd-server-<name>._tcp)")
+	registerCompat(fs) // compat.go
 	return o, fs
 }
 
 func (o *options) finish(fs *flag.FlagSet) (*options, error) {
-	if fs.NArg() > 0 {
-		return nil, fmt.Errorf("unexpected argument %q", fs.Arg(0))
-	}
+	fs.Visit(func(f *flag.Flag) { o.initialClusterSet = o.initialClusterSet || f.Name == "initial-cluster" })
 	if o.dataDir == "" {
 		o.dataDir = o.name + ".strata"
 	}
@@ -123,6 +174,15 @@ func (o *options) finish(fs *flag.FlagSet) (*options, error) {
 		return nil, err
 	}
 	return o, nil
+}
+
+// unlimitedIfZero maps etcd's "0 is unlimited" to consensus's "negative
+// is unlimited".
+func unlimitedIfZero(n uint) int {
+	if n == 0 {
+		return -1
+	}
+	return int(n)
 }
 
 // parseURLs checks a comma-separated URL list: http(s) scheme and host:port.
@@ -182,13 +242,26 @@ func main() {
 // run serves until ctx ends (SIGTERM/SIGINT in main), then shuts down
 // cleanly. The ready line names the bound addresses, so ":0" ports work.
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	o, err := parseFlags(args, stderr)
+	o, err := parseFlags(args, os.Environ(), stderr)
 	if err != nil {
 		return err
+	}
+	if o.version {
+		printVersion(stdout) // version.go
+		return nil
 	}
 	log, err := newLogger(stderr, o.logLevel, o.logFormat) // logging.go
 	if err != nil {
 		return err
+	}
+	if o.configFile != "" {
+		log.Info("loaded server configuration; other command-line flags and environment variables are ignored", "path", o.configFile)
+	}
+	for _, n := range o.notes {
+		log.Warn(n)
+	}
+	if len(o.ignored) > 0 {
+		log.Warn("etcd flags accepted for compatibility and ignored", "flags", strings.Join(o.ignored, " "))
 	}
 	clientListen, err := parseURLs("listen-client-urls", o.listenClient)
 	if err != nil {
@@ -200,6 +273,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	peerAdv, err := parseURLs("initial-advertise-peer-urls", o.advertisePeer)
 	if err != nil {
+		return err
+	}
+	if err := resolveBootstrap(ctx, o, log); err != nil { // discovery.go
 		return err
 	}
 	initial, err := parseInitialCluster(o.initialCluster)
@@ -229,6 +305,12 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	peerClientTLS, err := peerInfo.ClientConfig()
 	if err != nil {
 		return fmt.Errorf("--peer-cert-file: %w", err)
+	}
+	if err := reloadCerts(clientInfo, "cert-file", log, clientTLS, nil); err != nil {
+		return err
+	}
+	if err := reloadCerts(peerInfo, "peer-cert-file", log, peerServerTLS, peerClientTLS); err != nil {
+		return err
 	}
 	// Bind before touching the data dir, so a port in use fails fast.
 	var lns []net.Listener
@@ -269,6 +351,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		SnapshotCount: o.snapshotCount, HistorySize: o.watchHistory, UnsafeNoFsync: o.unsafeNoFsync,
 		Logger: log, ClusterState: o.clusterState, PeerListeners: peerLns, PeerTLS: peerClientTLS,
 		HeartbeatInterval: o.raft.heartbeat(), ElectionTimeout: o.raft.election(), SnapshotCatchUpEntries: o.raft.catchUpEntries,
+		ForceNewCluster: o.forceNewCluster, MaxSnapshots: unlimitedIfZero(o.maxSnapshots), MaxWALSegments: int(o.maxWALs),
 	})
 	if err != nil {
 		for _, ln := range peerLns {
@@ -332,6 +415,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	lns = nil // owned by hs now
 	fmt.Fprintf(stdout, "strata: ready to serve client requests on %s (member %x, backend %s, data dir %s)\n",
 		strings.Join(bound, ","), srv.ID(), o.backend, o.dataDir)
+	if err := sdNotify("READY=1"); err != nil { // notify.go: Type=notify units
+		log.Warn("systemd readiness notification failed", "err", err)
+	}
 
 	var serveErr error
 	removed := false

@@ -85,6 +85,27 @@ func serverTLSFor(info tlsutil.Info, flagName, certFlag string, urls []string) (
 	return cfg, nil
 }
 
+// reloadCerts makes the configurations built from info (server and/or
+// dialling; nil ones are skipped) use info's certificate and key as the
+// files hold them at each new connection, so a rotated certificate needs
+// no restart, as etcd.
+func reloadCerts(info tlsutil.Info, certFlag string, log *slog.Logger, server, dial *tls.Config) error {
+	if server == nil && dial == nil || info.CertFile == "" {
+		return nil
+	}
+	kp, err := tlsutil.NewKeyPairFiles(info.CertFile, info.KeyFile, log)
+	if err != nil {
+		return fmt.Errorf("--%s: %w", certFlag, err)
+	}
+	if server != nil {
+		kp.ReloadServer(server)
+	}
+	if dial != nil {
+		kp.ReloadClient(dial)
+	}
+	return nil
+}
+
 func certKeyFlag(certFlag string) string {
 	return certFlag[:len(certFlag)-len("cert-file")] + "key-file"
 }

@@ -534,6 +534,16 @@ func (w *WAL) ReleaseTo(index uint64) error {
 	return nil
 }
 
+// ReleaseIndexToKeep returns the index whose ReleaseTo would leave keep
+// segments (0 when there are no more than that).
+func (w *WAL) ReleaseIndexToKeep(keep int) uint64 {
+	d := len(w.segs) - keep
+	if keep <= 0 || d <= 0 {
+		return 0
+	}
+	return w.segs[d].first - 1
+}
+
 // LastIndex returns the index of the last entry written.
 func (w *WAL) LastIndex() uint64 { return w.last }
 

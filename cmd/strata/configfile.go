@@ -1,0 +1,145 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"os"
+	"sort"
+	"strings"
+
+	"sigs.k8s.io/yaml"
+)
+
+// transportKeys maps the keys of etcd's client-transport-security and
+// peer-transport-security sections to flag names (without the "peer-"
+// prefix of the peer section, added by applyConfigFile).
+var transportKeys = map[string]string{
+	"cert-file": "cert-file", "key-file": "key-file", "trusted-ca-file": "trusted-ca-file",
+	"client-cert-auth": "client-cert-auth", "auto-tls": "auto-tls",
+	"crl-file": "crl-file", "allowed-cn": "cert-allowed-cn", "allowed-hostname": "cert-allowed-hostname",
+}
+
+// applyConfigFile sets flags from an etcd YAML configuration file (etcd's
+// --config-file): its top-level keys are the flag names (name, data-dir,
+// listen-client-urls, initial-cluster...), and TLS settings sit in
+// client-transport-security and peer-transport-security, as etcd's
+// embed.Config reads them. The YAML goes through JSON with
+// sigs.k8s.io/yaml, the library etcd uses, so values mean what they mean
+// to etcd. Lists (etcd writes URL lists as comma-separated strings) are
+// joined with commas. Keys that name no flag are returned as warnings
+// (etcd ignores them silently); security settings Strata lacks are
+// errors, as their flags are (refusedFlags).
+func applyConfigFile(fs *flag.FlagSet, path string) (warnings []string, err error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("--config-file: %w", err)
+	}
+	js, err := yaml.YAMLToJSON(b)
+	if err != nil {
+		return nil, fmt.Errorf("--config-file %s: %w", path, err)
+	}
+	var top map[string]any
+	dec := json.NewDecoder(bytes.NewReader(js))
+	dec.UseNumber()
+	if err := dec.Decode(&top); err != nil {
+		return nil, fmt.Errorf("--config-file %s: not a YAML mapping of etcd options: %w", path, err)
+	}
+	set := func(key, name string, v any) error {
+		if v == nil {
+			return nil // "key:" with no value: etcd keeps the default
+		}
+		f := fs.Lookup(name)
+		if f == nil || name == "config-file" || name == "version" {
+			warnings = append(warnings, fmt.Sprintf("--config-file %s: unknown key %q ignored", path, key))
+			return nil
+		}
+		s, err := configValue(v)
+		if err != nil {
+			return fmt.Errorf("--config-file %s: key %q: %w", path, key, err)
+		}
+		if err := fs.Set(name, s); err != nil {
+			return fmt.Errorf("--config-file %s: key %q: invalid value %q: %w", path, key, s, err)
+		}
+		return nil
+	}
+	keys := make([]string, 0, len(top))
+	for k := range top {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		v := top[k]
+		prefix, section := "", false
+		switch k {
+		case "client-transport-security":
+			prefix, section = "client-", true
+		case "peer-transport-security":
+			prefix, section = "peer-", true
+		}
+		if !section {
+			if err := set(k, k, v); err != nil {
+				return nil, err
+			}
+			continue
+		}
+		m, ok := v.(map[string]any)
+		if !ok {
+			if v == nil {
+				continue
+			}
+			return nil, fmt.Errorf("--config-file %s: key %q must be a mapping", path, k)
+		}
+		sub := make([]string, 0, len(m))
+		for sk := range m {
+			sub = append(sub, sk)
+		}
+		sort.Strings(sub)
+		for _, sk := range sub {
+			name, ok := transportKeys[sk]
+			if !ok {
+				warnings = append(warnings, fmt.Sprintf("--config-file %s: unknown key %q in %s ignored", path, sk, k))
+				continue
+			}
+			switch {
+			case prefix == "peer-":
+				name = "peer-" + name
+			case name == "crl-file" || name == "cert-allowed-hostname":
+				name = "client-" + name
+			case name == "cert-allowed-cn":
+				if m[sk] != nil && m[sk] != "" {
+					return nil, fmt.Errorf("--config-file %s: %s.%s: Strata does not implement this etcd security setting, and will not start without it rather than ignore it", path, k, sk)
+				}
+				continue
+			}
+			if err := set(k+"."+sk, name, m[sk]); err != nil {
+				return nil, err
+			}
+		}
+	}
+	return warnings, nil
+}
+
+// configValue renders a decoded YAML value as a flag value.
+func configValue(v any) (string, error) {
+	switch x := v.(type) {
+	case string:
+		return x, nil
+	case bool:
+		return fmt.Sprint(x), nil
+	case json.Number:
+		return x.String(), nil
+	case []any:
+		parts := make([]string, len(x))
+		for i, e := range x {
+			s, err := configValue(e)
+			if err != nil {
+				return "", err
+			}
+			parts[i] = s
+		}
+		return strings.Join(parts, ","), nil
+	}
+	return "", fmt.Errorf("unsupported value %v", v)
+}
