@@ -27,7 +27,6 @@ import (
 	"io"
 	"net/http"
 	"os"
-	"os/exec"
 	"os/signal"
 	"path/filepath"
 	"slices"
@@ -129,47 +128,33 @@ func logf(format string, args ...any) {
 	fmt.Fprintf(os.Stderr, "[%6s] %s\n", time.Since(start).Round(time.Second), fmt.Sprintf(format, args...))
 }
 
-// server is one server process and how to start it again.
-type server struct {
-	name, dir, log, url string
-	argv                []string
-	p                   *procs.Process
-}
-
-func newServer(o *options, bin, root, name string) (*server, error) {
-	cp, err := procs.FreePort()
-	if err != nil {
-		return nil, err
-	}
-	pp, err := procs.FreePort()
-	for err == nil && pp == cp {
-		pp, err = procs.FreePort()
-	}
-	if err != nil {
-		return nil, err
-	}
-	s := &server{name: name, dir: filepath.Join(root, name+"-data"), log: filepath.Join(root, name+".log"),
-		url: fmt.Sprintf("http://127.0.0.1:%d", cp)}
+// newServer prepares the etcd or Strata server o describes under root, with
+// fresh ports and o.extra flags last.
+func newServer(o *options, bin, root, name string) (*procs.Server, error) {
+	var s *procs.Server
+	var err error
 	if o.server == "etcd" {
-		s.argv = append(procs.EtcdArgs(o.etcdBin, s.dir, cp, pp), "--enable-pprof")
+		s, err = procs.NewEtcd(o.etcdBin, root, name)
 	} else {
-		peer := fmt.Sprintf("http://127.0.0.1:%d", pp)
-		s.argv = []string{bin, "--name", "strata", "--data-dir", s.dir, "--backend", o.server,
-			"--listen-client-urls", s.url, "--advertise-client-urls", s.url,
-			"--listen-peer-urls", peer, "--initial-advertise-peer-urls", peer,
-			"--log-level", "info", "--enable-pprof"}
+		s, err = procs.NewStrata(bin, root, name)
 	}
-	s.argv = append(s.argv, strings.Fields(o.extra)...)
+	if err != nil {
+		return nil, err
+	}
+	if o.server != "etcd" {
+		s.Argv = append(s.Argv, "--backend", o.server, "--log-level", "info")
+	}
+	s.Argv = append(s.Argv, "--enable-pprof")
+	s.Argv = append(s.Argv, strings.Fields(o.extra)...)
 	return s, nil
 }
 
-func (s *server) start(ctx context.Context) error {
-	p, err := procs.Start(s.name, s.argv, s.log)
-	if err != nil {
+// startReady starts s and waits until it accepts writes.
+func startReady(ctx context.Context, s *procs.Server) error {
+	if err := s.Start(); err != nil {
 		return err
 	}
-	s.p = p
-	return procs.WaitReady(ctx, p, s.url, 5*time.Minute)
+	return s.Ready(ctx, 5*time.Minute)
 }
 
 func run(ctx context.Context, o *options) error {
@@ -189,16 +174,15 @@ func run(ctx context.Context, o *options) error {
 			}
 		}()
 	}
-	bin := o.strataBin
-	if o.server != "etcd" && bin == "" {
-		bin = filepath.Join(root, "strata")
-		logf("building ./cmd/strata into %s", bin)
-		if out, err := exec.Command("go", "build", "-o", bin, "./cmd/strata").CombinedOutput(); err != nil {
-			return fmt.Errorf("build strata: %w\n%s", err, out)
+	bin := o.etcdBin
+	if o.server != "etcd" {
+		if o.strataBin == "" {
+			logf("building ./cmd/strata into %s", filepath.Join(root, "strata"))
 		}
-	}
-	if o.server == "etcd" {
-		bin = o.etcdBin
+		var err error
+		if bin, err = procs.StrataBinary(ctx, o.strataBin, procs.ModuleRoot(), root); err != nil {
+			return fmt.Errorf("build strata: %w", err)
+		}
 	}
 	res := &Result{Date: time.Now().UTC().Format(time.RFC3339), Server: o.server, Binary: bin,
 		Keys: o.keys, ValueSize: o.valueSize, Clients: o.clients}
@@ -211,32 +195,28 @@ func run(ctx context.Context, o *options) error {
 	if err != nil {
 		return err
 	}
-	for _, s := range []*server{small, big} {
-		os.RemoveAll(s.dir)
-		defer func() {
-			if s.p != nil {
-				s.p.Stop(30 * time.Second)
-			}
-		}()
+	for _, s := range []*procs.Server{small, big} {
+		os.RemoveAll(s.Dir)
+		defer s.Stop(30 * time.Second)
 	}
 
 	base := load.Config{ValueSize: o.valueSize, Prefix: "big", Timeout: 30 * time.Second}
 	logf("%s: starting the %d-key comparison server, logs in %s", o.server, o.smallKeys, root)
-	if err := small.start(ctx); err != nil {
+	if err := startReady(ctx, small); err != nil {
 		return err
 	}
 	cfg := base
-	cfg.Target, cfg.Clients, cfg.Keys = small.url, o.clients, o.smallKeys
+	cfg.Target, cfg.Clients, cfg.Keys = small.URL, o.clients, o.smallKeys
 	if err := load.Preload(ctx, cfg); err != nil {
 		return fmt.Errorf("load small: %w", err)
 	}
 
 	logf("%s: starting the big server and loading %d keys with %d clients", o.server, o.keys, o.clients)
-	if err := big.start(ctx); err != nil {
+	if err := startReady(ctx, big); err != nil {
 		return err
 	}
 	cfg = base
-	cfg.Target, cfg.Clients, cfg.Keys = big.url, o.clients, o.keys
+	cfg.Target, cfg.Clients, cfg.Keys = big.URL, o.clients, o.keys
 	t0 := time.Now()
 	var peak atomic.Int64
 	stopProg := make(chan struct{})
@@ -251,8 +231,8 @@ func run(ctx context.Context, o *options) error {
 				return
 			case <-tick.C:
 			}
-			idx, _ := etcdIndex(ctx, big.url)
-			m, _ := readMem(big.p.Pid())
+			idx, _ := etcdIndex(ctx, big.URL)
+			m, _ := readMem(big.Proc.Pid())
 			if m.RssAnon > peak.Load() {
 				peak.Store(m.RssAnon)
 			}
@@ -279,17 +259,17 @@ func run(ctx context.Context, o *options) error {
 
 	// Let a snapshot or compaction that the load started settle.
 	time.Sleep(o.settle)
-	m, err := readMem(big.p.Pid())
+	m, err := readMem(big.Proc.Pid())
 	if err != nil {
 		return err
 	}
 	res.RssAnon, res.VmRSS = m.RssAnon, m.VmRSS
-	if h, err := liveHeap(ctx, big.url); err == nil {
+	if h, err := liveHeap(ctx, big.URL); err == nil {
 		res.LiveHeap = h
 	} else {
 		logf("live heap: %v", err)
 	}
-	d, err := measureDisk(big.dir)
+	d, err := measureDisk(big.Dir)
 	if err != nil {
 		return err
 	}
@@ -298,7 +278,7 @@ func run(ctx context.Context, o *options) error {
 		mib(res.RssAnon), mib(res.VmRSS), mib(res.LiveHeap), mib(d.WAL), mib(d.Snap), mib(d.Store))
 
 	for r := range o.rounds {
-		pair := []*server{small, big}
+		pair := []*procs.Server{small, big}
 		if r%2 == 1 {
 			slices.Reverse(pair)
 		}
@@ -308,13 +288,13 @@ func run(ctx context.Context, o *options) error {
 				keys = o.smallKeys
 			}
 			cfg := base
-			cfg.Target, cfg.Clients, cfg.Keys, cfg.PutPercent = s.url, o.getClients, keys, 0
+			cfg.Target, cfg.Clients, cfg.Keys, cfg.PutPercent = s.URL, o.getClients, keys, 0
 			cfg.NoPreload, cfg.Duration, cfg.Warmup = true, o.getDur, time.Second
 			var prof chan error
 			if o.profileDir != "" && r == o.rounds-1 {
 				prof = make(chan error, 1)
 				path := filepath.Join(o.profileDir, fmt.Sprintf("%s-get-%dkeys.pprof", o.server, keys))
-				go func() { prof <- cpuProfile(ctx, s.url, path, time.Second+o.getDur/2) }()
+				go func() { prof <- cpuProfile(ctx, s.URL, path, time.Second+o.getDur/2) }()
 			}
 			lr, err := load.Run(ctx, cfg)
 			if prof != nil {
@@ -323,10 +303,10 @@ func run(ctx context.Context, o *options) error {
 				}
 			}
 			if err != nil {
-				return fmt.Errorf("GET round on %s: %w", s.name, err)
+				return fmt.Errorf("GET round on %s: %w", s.Name, err)
 			}
 			if lr.OK != lr.Requests {
-				return fmt.Errorf("GET round on %s: %d of %d requests failed (%s)", s.name, lr.Requests-lr.OK, lr.Requests, lr.FirstError)
+				return fmt.Errorf("GET round on %s: %d of %d requests failed (%s)", s.Name, lr.Requests-lr.OK, lr.Requests, lr.FirstError)
 			}
 			logf("GET x%d over %d keys: %.0f req/s, p99 %v", o.getClients, keys, lr.Throughput, lr.P99)
 			if s == small {
@@ -340,36 +320,31 @@ func run(ctx context.Context, o *options) error {
 	if res.GetSmall > 0 {
 		res.GetRatio = res.GetBig / res.GetSmall
 	}
-	small.p.Stop(30 * time.Second)
-	small.p = nil
+	small.Stop(30 * time.Second)
 
-	probe := fmt.Sprintf("%s/v2/keys/%s/k%d", big.url, base.Prefix, o.keys/2)
+	probe := fmt.Sprintf("%s/v2/keys/%s/k%d", big.URL, base.Prefix, o.keys/2)
 	for i := range o.restarts {
-		t1 := time.Now()
-		big.p.Stop(5 * time.Minute)
-		stopped := time.Since(t1)
+		stopped := big.Stop(5 * time.Minute)
 		if err := ctx.Err(); err != nil {
 			return err
 		}
-		p, err := procs.Start(big.name, big.argv, big.log)
-		if err != nil {
+		t2 := time.Now()
+		if err := big.Start(); err != nil {
 			return err
 		}
-		big.p = p
-		t2 := time.Now()
-		dur, err := waitGet(ctx, probe, t2, o.restartWait, p.Exited)
+		dur, err := waitGet(ctx, probe, t2, o.restartWait, big.Proc.Exited)
 		if err != nil {
-			return fmt.Errorf("restart %d: %w; log tail:\n%s", i+1, err, p.LogTail(2000))
+			return fmt.Errorf("restart %d: %w; log tail:\n%s", i+1, err, big.Proc.LogTail(2000))
 		}
 		res.StopSec = append(res.StopSec, stopped.Seconds())
 		res.RestartSec = append(res.RestartSec, dur.Seconds())
 		logf("restart %d: stopped in %.2f s, serving after %.2f s", i+1, stopped.Seconds(), dur.Seconds())
 	}
 	time.Sleep(2 * time.Second)
-	if m, err := readMem(big.p.Pid()); err == nil {
+	if m, err := readMem(big.Proc.Pid()); err == nil {
 		res.RssAnonAfterStart = m.RssAnon
 	}
-	if h, err := liveHeap(ctx, big.url); err == nil {
+	if h, err := liveHeap(ctx, big.URL); err == nil {
 		res.LiveHeapAfterStart = h
 	}
 	logf("after restart: RssAnon %s, live heap %s", mib(res.RssAnonAfterStart), mib(res.LiveHeapAfterStart))

@@ -28,11 +28,12 @@ import (
 	"io"
 	"os"
 	"os/signal"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/strata-kv/strata/bench/internal/procs"
 )
 
 func main() {
@@ -151,7 +152,7 @@ func parseFlags(args []string, stderr io.Writer) (*Options, error) {
 	}
 	o.StrataArgs, o.EtcdArgs = strings.Fields(strataArgs), strings.Fields(etcdArgs)
 	if o.Repo == "" {
-		o.Repo = findModuleRoot()
+		o.Repo = procs.ModuleRoot()
 	}
 	return o, nil
 }
@@ -203,24 +204,4 @@ func split(n, k int) []int {
 		}
 	}
 	return out
-}
-
-// findModuleRoot returns the nearest directory at or above the working
-// directory containing go.mod, or "." if none is found.
-func findModuleRoot() string {
-	dir, err := os.Getwd()
-	if err != nil {
-		return "."
-	}
-	for i := 0; i < 64; i++ {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			return dir
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			break
-		}
-		dir = parent
-	}
-	return "."
 }

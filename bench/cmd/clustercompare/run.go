@@ -11,9 +11,9 @@ import (
 	"slices"
 	"strings"
 	"sync"
-	"syscall"
 	"time"
 
+	"github.com/strata-kv/strata/bench/internal/procs"
 	"github.com/strata-kv/strata/bench/load"
 )
 
@@ -30,26 +30,16 @@ type sample struct {
 }
 
 func run(ctx context.Context, o *Options, stdout, stderr io.Writer) error {
-	if err := os.MkdirAll(o.DataRoot, 0o755); err != nil {
-		return fmt.Errorf("data root: %w", err)
-	}
-	if isTmpfs(o.DataRoot) {
-		fmt.Fprintf(stderr, "WARNING: %s is tmpfs; durable writes will not touch a disk\n", o.DataRoot)
-	}
-	tmp, err := os.MkdirTemp(o.DataRoot, "strata-clustercompare-")
+	tmp, cleanup, err := procs.RunDir(o.DataRoot, "strata-clustercompare-", o.Keep, stderr)
 	if err != nil {
-		return fmt.Errorf("temp dir: %w", err)
+		return err
 	}
 	var clusters []*cluster
 	defer func() {
 		for _, c := range clusters {
 			c.stop()
 		}
-		if o.Keep {
-			fmt.Fprintf(stderr, "kept data and logs in %s\n", tmp)
-		} else if rerr := os.RemoveAll(tmp); rerr != nil {
-			fmt.Fprintf(stderr, "clustercompare: remove %s: %v\n", tmp, rerr)
-		}
+		cleanup()
 	}()
 	if o.CPUProfile != "" {
 		if err := os.MkdirAll(o.CPUProfile, 0o755); err != nil {
@@ -145,7 +135,7 @@ func startEtcdCluster(ctx context.Context, o *Options, tmp, token string) (*clus
 	if _, err := os.Stat(o.EtcdBin); err != nil {
 		return nil, err
 	}
-	ports, err := freePorts(2 * o.Size)
+	ports, err := procs.FreePorts(2 * o.Size)
 	if err != nil {
 		return nil, err
 	}
@@ -160,11 +150,11 @@ func startEtcdCluster(ctx context.Context, o *Options, tmp, token string) (*clus
 }
 
 func startStrataCluster(ctx context.Context, o *Options, tmp, token string) (*cluster, error) {
-	bin, err := buildStrata(ctx, o, tmp)
+	bin, err := procs.StrataBinary(ctx, o.StrataBin, o.Repo, tmp)
 	if err != nil {
 		return nil, err
 	}
-	ports, err := freePorts(2 * o.Size)
+	ports, err := procs.FreePorts(2 * o.Size)
 	if err != nil {
 		return nil, err
 	}
@@ -370,12 +360,4 @@ func (p prefixWriter) Write(b []byte) (int, error) {
 		return 0, err
 	}
 	return len(b), nil
-}
-
-func isTmpfs(path string) bool {
-	var st syscall.Statfs_t
-	if err := syscall.Statfs(path, &st); err != nil {
-		return false
-	}
-	return st.Type == 0x01021994 // TMPFS_MAGIC
 }

@@ -24,10 +24,11 @@ import (
 	"io"
 	"os"
 	"os/signal"
-	"path/filepath"
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/strata-kv/strata/bench/internal/procs"
 )
 
 func main() {
@@ -117,29 +118,9 @@ func parseFlags(args []string, stderr io.Writer) (*Options, error) {
 		return nil, err
 	}
 	if o.Repo == "" {
-		o.Repo = findModuleRoot()
+		o.Repo = procs.ModuleRoot()
 	}
 	return o, nil
-}
-
-// findModuleRoot returns the nearest directory at or above the working
-// directory containing go.mod, or "." if none is found.
-func findModuleRoot() string {
-	dir, err := os.Getwd()
-	if err != nil {
-		return "."
-	}
-	for i := 0; i < 64; i++ {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			return dir
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			break
-		}
-		dir = parent
-	}
-	return "."
 }
 
 // expand replaces {name} placeholders in a space-separated template.

@@ -8,9 +8,9 @@ import (
 	"runtime"
 	"slices"
 	"strings"
-	"syscall"
 	"time"
 
+	"github.com/strata-kv/strata/bench/internal/procs"
 	"github.com/strata-kv/strata/bench/load"
 )
 
@@ -23,26 +23,16 @@ type sample struct {
 }
 
 func run(ctx context.Context, o *Options, stdout, stderr io.Writer) (err error) {
-	if err := os.MkdirAll(o.DataRoot, 0o755); err != nil {
-		return fmt.Errorf("data root: %w", err)
-	}
-	if isTmpfs(o.DataRoot) {
-		fmt.Fprintf(stderr, "WARNING: %s is tmpfs; durable writes will not touch a disk\n", o.DataRoot)
-	}
-	tmp, err := os.MkdirTemp(o.DataRoot, "strata-compare-")
+	tmp, cleanup, err := procs.RunDir(o.DataRoot, "strata-compare-", o.Keep, stderr)
 	if err != nil {
-		return fmt.Errorf("temp dir: %w", err)
+		return err
 	}
 	var servers []*server
 	defer func() {
 		for _, s := range servers {
 			s.stop()
 		}
-		if o.Keep {
-			fmt.Fprintf(stderr, "kept data and logs in %s\n", tmp)
-		} else if rerr := os.RemoveAll(tmp); rerr != nil {
-			fmt.Fprintf(stderr, "compare: remove %s: %v\n", tmp, rerr)
-		}
+		cleanup()
 	}()
 
 	// Start everything first, so the order of startup does not matter.
@@ -239,14 +229,6 @@ func (p prefixWriter) Write(b []byte) (int, error) {
 		return 0, err
 	}
 	return len(b), nil
-}
-
-func isTmpfs(path string) bool {
-	var st syscall.Statfs_t
-	if err := syscall.Statfs(path, &st); err != nil {
-		return false
-	}
-	return st.Type == 0x01021994 // TMPFS_MAGIC
 }
 
 func numCPU() int { return runtime.NumCPU() }

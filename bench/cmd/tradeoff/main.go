@@ -36,11 +36,12 @@ import (
 	"os"
 	"os/exec"
 	"os/signal"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/strata-kv/strata/bench/internal/procs"
 )
 
 func main() {
@@ -202,7 +203,7 @@ func parseFlags(args []string, stderr io.Writer) (*Options, error) {
 		return bad(errors.New("--keys, --value-size and --load-clients must be positive, --large not negative"))
 	}
 	if o.Repo == "" {
-		o.Repo = findModuleRoot()
+		o.Repo = procs.ModuleRoot()
 	}
 	return o, nil
 }
@@ -222,39 +223,6 @@ func mainErr(args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	return 0
-}
-
-// findModuleRoot returns the nearest directory at or above the working
-// directory holding go.mod, or ".".
-func findModuleRoot() string {
-	dir, err := os.Getwd()
-	if err != nil {
-		return "."
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			return dir
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			return "."
-		}
-		dir = parent
-	}
-}
-
-// buildStrata builds ./cmd/strata into tmp unless a binary was given.
-func buildStrata(ctx context.Context, o *Options, tmp string) (string, error) {
-	if o.StrataBin != "" {
-		return o.StrataBin, nil
-	}
-	bin := filepath.Join(tmp, "strata")
-	cmd := exec.CommandContext(ctx, "go", "build", "-o", bin, "./cmd/strata")
-	cmd.Dir = o.Repo
-	if out, err := cmd.CombinedOutput(); err != nil {
-		return "", fmt.Errorf("go build ./cmd/strata in %s: %w\n%s", o.Repo, err, out)
-	}
-	return bin, nil
 }
 
 func goVersion(bin string) string {

@@ -9,77 +9,49 @@ import (
 	"path/filepath"
 	"runtime"
 	"strconv"
-	"syscall"
 	"time"
 
 	"github.com/strata-kv/strata/bench/internal/procs"
 	"github.com/strata-kv/strata/bench/load"
 )
 
-// instance is one running (or stopped) server with a fixed command line,
-// so a restart reuses the same ports and data dir.
+// instance is one server under test; restarts reuse its ports and data dir.
 type instance struct {
-	spec
-	dir, log string
-	url      string
-	argv     []string
-	proc     *procs.Process
-}
-
-func (in *instance) start() error {
-	p, err := procs.Start(in.Name, in.argv, in.log)
-	if err != nil {
-		return err
-	}
-	in.proc = p
-	return nil
+	*procs.Server // named after its spec
 }
 
 // stop sends SIGTERM and waits up to a minute for a clean exit; it
 // reports how long the exit took and whether SIGKILL was needed.
 func (in *instance) stop() (time.Duration, bool) {
-	if in.proc == nil || in.proc.Exited() {
+	if in.Proc == nil || in.Proc.Exited() {
 		return 0, false
 	}
 	const grace = time.Minute
-	start := time.Now()
-	in.proc.Stop(grace)
-	d := time.Since(start)
-	in.proc = nil
+	d := in.Stop(grace)
 	return d, d >= grace
 }
 
 // newInstance prepares a server under root with fresh ports. extra flags
 // go to Strata only.
 func newInstance(o *Options, sp spec, bin, root string, extra ...string) (*instance, error) {
-	cp, err := procs.FreePort()
-	if err != nil {
-		return nil, err
-	}
-	pp, err := procs.FreePort()
-	if err != nil {
-		return nil, err
-	}
-	for pp == cp {
-		if pp, err = procs.FreePort(); err != nil {
+	if sp.Backend == "" {
+		s, err := procs.NewEtcd(o.EtcdBin, root, sp.Name)
+		if err != nil {
 			return nil, err
 		}
+		s.Argv = append(s.Argv, "--enable-pprof")
+		return &instance{s}, nil
 	}
-	in := &instance{spec: sp, dir: filepath.Join(root, sp.Name+"-data"), log: filepath.Join(root, sp.Name+".log"),
-		url: fmt.Sprintf("http://127.0.0.1:%d", cp)}
-	if sp.Backend == "" {
-		in.argv = append(procs.EtcdArgs(o.EtcdBin, in.dir, cp, pp), "--enable-pprof")
-		return in, nil
+	s, err := procs.NewStrata(bin, root, sp.Name)
+	if err != nil {
+		return nil, err
 	}
-	peer := fmt.Sprintf("http://127.0.0.1:%d", pp)
-	in.argv = []string{bin, "--name", "strata", "--data-dir", in.dir, "--backend", sp.Backend,
-		"--listen-client-urls", in.url, "--advertise-client-urls", in.url,
-		"--listen-peer-urls", peer, "--initial-advertise-peer-urls", peer, "--log-level", "warn", "--enable-pprof"}
+	s.Argv = append(s.Argv, "--backend", sp.Backend, "--log-level", "warn", "--enable-pprof")
 	if sp.NoFsync {
-		in.argv = append(in.argv, "--unsafe-no-fsync")
+		s.Argv = append(s.Argv, "--unsafe-no-fsync")
 	}
-	in.argv = append(in.argv, extra...)
-	return in, nil
+	s.Argv = append(s.Argv, extra...)
+	return &instance{s}, nil
 }
 
 // Results is everything one run measured.
@@ -167,14 +139,7 @@ func (p *progress) logf(format string, args ...any) {
 
 func run(ctx context.Context, o *Options, stdout, stderr io.Writer) error {
 	pr := &progress{w: stderr, start: time.Now()}
-	if err := os.MkdirAll(o.DataRoot, 0o755); err != nil {
-		return err
-	}
-	var st syscall.Statfs_t
-	if syscall.Statfs(o.DataRoot, &st) == nil && st.Type == 0x01021994 {
-		fmt.Fprintf(stderr, "WARNING: %s is tmpfs: fsyncs cost nothing and disk usage is RAM\n", o.DataRoot)
-	}
-	tmp, err := os.MkdirTemp(o.DataRoot, "strata-tradeoff-")
+	tmp, cleanup, err := procs.RunDir(o.DataRoot, "strata-tradeoff-", o.Keep, stderr)
 	if err != nil {
 		return err
 	}
@@ -183,15 +148,11 @@ func run(ctx context.Context, o *Options, stdout, stderr io.Writer) error {
 		for _, in := range live {
 			in.stop()
 		}
-		if o.Keep {
-			fmt.Fprintf(stderr, "kept data and logs in %s\n", tmp)
-		} else {
-			os.RemoveAll(tmp)
-		}
+		cleanup()
 	}()
 
 	pr.logf("building strata in %s", o.Repo)
-	bin, err := buildStrata(ctx, o, tmp)
+	bin, err := procs.StrataBinary(ctx, o.StrataBin, o.Repo, tmp)
 	if err != nil {
 		return err
 	}
@@ -215,11 +176,11 @@ func run(ctx context.Context, o *Options, stdout, stderr io.Writer) error {
 			return err
 		}
 		pr.logf("%s: starting", sp.Name)
-		if err := in.start(); err != nil {
+		if err := in.Start(); err != nil {
 			return err
 		}
 		live = append(live, in)
-		if err := procs.WaitReady(ctx, in.proc, in.url, o.StartupMax); err != nil {
+		if err := in.Ready(ctx, o.StartupMax); err != nil {
 			return fmt.Errorf("%s: %w", sp.Name, err)
 		}
 		fp := Footprint{Server: sp.Name}
@@ -231,14 +192,14 @@ func run(ctx context.Context, o *Options, stdout, stderr io.Writer) error {
 		// Let background work settle (badger's memtable flush, etcd's
 		// snapshot) so the footprint is the resting one.
 		time.Sleep(2 * time.Second)
-		if fp.Mem, err = readMem(in.proc.Pid()); err != nil {
+		if fp.Mem, err = readMem(in.Proc.Pid()); err != nil {
 			return fmt.Errorf("%s: %w", sp.Name, err)
 		}
 		// RSS first: the GC liveHeap forces would lower it.
-		if fp.Heap, err = liveHeap(ctx, in.url); err != nil {
+		if fp.Heap, err = liveHeap(ctx, in.URL); err != nil {
 			return fmt.Errorf("%s: %w", sp.Name, err)
 		}
-		if fp.Disk, err = measureDisk(in.dir); err != nil {
+		if fp.Disk, err = measureDisk(in.Dir); err != nil {
 			return fmt.Errorf("%s: %w", sp.Name, err)
 		}
 		pr.logf("%s: %d keys in %.1fs; RSS %s (anon %s), live heap %s, disk %s/key", sp.Name, o.Keys, secs,
@@ -260,7 +221,7 @@ func run(ctx context.Context, o *Options, stdout, stderr io.Writer) error {
 					in := live[(i+r)%len(live)]
 					n++
 					cfg := base
-					cfg.Target, cfg.Clients, cfg.NoPreload = in.url, c, true
+					cfg.Target, cfg.Clients, cfg.NoPreload = in.URL, c, true
 					cfg.Duration, cfg.Warmup = o.Duration, o.Warmup
 					if w == "put" {
 						cfg.PutPercent = 100
@@ -291,17 +252,17 @@ func run(ctx context.Context, o *Options, stdout, stderr io.Writer) error {
 		d, killed := in.stop()
 		fp.StopSeconds, fp.StopKilled = d.Seconds(), killed
 		start := time.Now()
-		if err := in.start(); err != nil {
+		if err := in.Start(); err != nil {
 			return err
 		}
-		rd, err := waitGet(ctx, in.url+probe, start, o.StartupMax, in.proc.Exited)
+		rd, err := waitGet(ctx, in.URL+probe, start, o.StartupMax, in.Proc.Exited)
 		if err != nil {
-			return fmt.Errorf("%s restart: %w; log tail:\n%s", in.Name, err, in.proc.LogTail(1500))
+			return fmt.Errorf("%s restart: %w; log tail:\n%s", in.Name, err, in.Proc.LogTail(1500))
 		}
 		fp.RestartSeconds = rd.Seconds()
 		time.Sleep(500 * time.Millisecond)
-		fp.MemAfter, _ = readMem(in.proc.Pid())
-		fp.HeapAfter, _ = liveHeap(ctx, in.url)
+		fp.MemAfter, _ = readMem(in.Proc.Pid())
+		fp.HeapAfter, _ = liveHeap(ctx, in.URL)
 		pr.logf("%s: stop %.2fs, restart to first GET %.3fs, RSS after %s, live heap %s", in.Name, fp.StopSeconds, fp.RestartSeconds, mib(fp.MemAfter.VmRSS), mib(fp.HeapAfter))
 		in.stop()
 	}
@@ -339,8 +300,8 @@ func run(ctx context.Context, o *Options, stdout, stderr io.Writer) error {
 // (from X-Etcd-Index) every 5 s, and returns the seconds it took.
 func fill(ctx context.Context, pr *progress, in *instance, base load.Config, clients int) (float64, error) {
 	cfg := base
-	cfg.Target, cfg.Clients = in.url, clients
-	idx0, _ := etcdIndex(ctx, in.url)
+	cfg.Target, cfg.Clients = in.URL, clients
+	idx0, _ := etcdIndex(ctx, in.URL)
 	done := make(chan struct{})
 	go func() {
 		t := time.NewTicker(5 * time.Second)
@@ -350,7 +311,7 @@ func fill(ctx context.Context, pr *progress, in *instance, base load.Config, cli
 			case <-done:
 				return
 			case <-t.C:
-				if idx, err := etcdIndex(ctx, in.url); err == nil {
+				if idx, err := etcdIndex(ctx, in.URL); err == nil {
 					pr.logf("%s: loading, %d/%d keys", in.Name, idx-idx0, cfg.Keys)
 				}
 			}
@@ -380,20 +341,20 @@ func largePhase(ctx context.Context, o *Options, pr *progress, sp spec, bin, tmp
 		return lr
 	}
 	// The restart uses the default settings; later flags win.
-	restartArgv := append([]string(nil), in.argv...)
-	in.argv = append(in.argv, "--snapshot-count", strconv.Itoa(o.Large))
+	restartArgv := append([]string(nil), in.Argv...)
+	in.Argv = append(in.Argv, "--snapshot-count", strconv.Itoa(o.Large))
 	if sp.Backend != "" {
-		in.argv = append(in.argv, "--unsafe-no-fsync", "--log-level", "debug")
+		in.Argv = append(in.Argv, "--unsafe-no-fsync", "--log-level", "debug")
 	} else {
-		restartArgv = in.argv // etcd has no fsync-off mode; keep its snapshot
+		restartArgv = in.Argv // etcd has no fsync-off mode; keep its snapshot
 	}
 	defer in.stop()
 	pr.logf("%s: large phase, loading %d keys (%d clients)", sp.Name, o.Large, o.LoadClients)
-	if err := in.start(); err != nil {
+	if err := in.Start(); err != nil {
 		lr.Error = err.Error()
 		return lr
 	}
-	if err := procs.WaitReady(ctx, in.proc, in.url, o.StartupMax); err != nil {
+	if err := in.Ready(ctx, o.StartupMax); err != nil {
 		lr.Error = err.Error()
 		return lr
 	}
@@ -406,7 +367,7 @@ func largePhase(ctx context.Context, o *Options, pr *progress, sp spec, bin, tmp
 		// The snapshot runs off the raft loop; wait for its log line.
 		deadline := time.Now().Add(5 * time.Minute)
 		for {
-			idx, d, ok, err := lastSnapshot(in.log)
+			idx, d, ok, err := lastSnapshot(in.Log)
 			if err != nil {
 				lr.Error = err.Error()
 				return lr
@@ -415,36 +376,36 @@ func largePhase(ctx context.Context, o *Options, pr *progress, sp spec, bin, tmp
 				lr.SnapshotIndex, lr.SnapshotSeconds = idx, d.Seconds()
 				break
 			}
-			if time.Now().After(deadline) || in.proc.Exited() {
+			if time.Now().After(deadline) || in.Proc.Exited() {
 				lr.Error = "no snapshot logged after the load"
 				return lr
 			}
 			time.Sleep(200 * time.Millisecond)
 		}
-		lr.SnapshotBytes = newestSnapSize(in.dir)
+		lr.SnapshotBytes = newestSnapSize(in.Dir)
 		pr.logf("%s: snapshot at index %d took %.2fs (%s)", sp.Name, lr.SnapshotIndex, lr.SnapshotSeconds, mib(lr.SnapshotBytes))
 	}
 	time.Sleep(2 * time.Second)
-	lr.Mem, _ = readMem(in.proc.Pid())
-	lr.Heap, _ = liveHeap(ctx, in.url)
+	lr.Mem, _ = readMem(in.Proc.Pid())
+	lr.Heap, _ = liveHeap(ctx, in.URL)
 	d, _ := in.stop()
 	lr.StopSeconds = d.Seconds()
-	lr.Disk, _ = measureDisk(in.dir)
-	in.argv = restartArgv
+	lr.Disk, _ = measureDisk(in.Dir)
+	in.Argv = restartArgv
 	start := time.Now()
-	if err := in.start(); err != nil {
+	if err := in.Start(); err != nil {
 		lr.Error = err.Error()
 		return lr
 	}
-	rd, err := waitGet(ctx, fmt.Sprintf("%s/v2/keys/big/k%d", in.url, o.Large-1), start, 5*time.Minute, in.proc.Exited)
+	rd, err := waitGet(ctx, fmt.Sprintf("%s/v2/keys/big/k%d", in.URL, o.Large-1), start, 5*time.Minute, in.Proc.Exited)
 	if err != nil {
-		lr.Error = fmt.Sprintf("restart: %v; log tail: %s", err, in.proc.LogTail(800))
+		lr.Error = fmt.Sprintf("restart: %v; log tail: %s", err, in.Proc.LogTail(800))
 		return lr
 	}
 	lr.RestartSeconds = rd.Seconds()
 	time.Sleep(500 * time.Millisecond)
-	lr.MemAfter, _ = readMem(in.proc.Pid())
-	lr.HeapAfter, _ = liveHeap(ctx, in.url)
+	lr.MemAfter, _ = readMem(in.Proc.Pid())
+	lr.HeapAfter, _ = liveHeap(ctx, in.URL)
 	pr.logf("%s: loaded: RSS %s (anon %s), live heap %s; stop %.2fs, restart to first GET %.2fs, RSS %s (anon %s), live heap %s after restart",
 		sp.Name, mib(lr.Mem.VmRSS), mib(lr.Mem.RssAnon), mib(lr.Heap), lr.StopSeconds, lr.RestartSeconds, mib(lr.MemAfter.VmRSS), mib(lr.MemAfter.RssAnon), mib(lr.HeapAfter))
 	return lr

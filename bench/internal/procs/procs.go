@@ -9,7 +9,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -144,60 +143,4 @@ func WaitReady(ctx context.Context, p *Process, baseURL string, timeout time.Dur
 		}
 	}
 	return fmt.Errorf("procs: %s never became ready (last: %s)", baseURL, last)
-}
-
-// FreePort returns a loopback TCP port that was free a moment ago.
-func FreePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, fmt.Errorf("procs: find free port: %w", err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
-}
-
-// EtcdArgs returns the command line for a single-member etcd with the v2 API
-// enabled, listening only on loopback.
-func EtcdArgs(bin, dataDir string, clientPort, peerPort int) []string {
-	client := fmt.Sprintf("http://127.0.0.1:%d", clientPort)
-	peer := fmt.Sprintf("http://127.0.0.1:%d", peerPort)
-	return []string{bin,
-		"--enable-v2=true",
-		"--name", "default",
-		"--data-dir", dataDir,
-		"--listen-client-urls", client,
-		"--advertise-client-urls", client,
-		"--listen-peer-urls", peer,
-		"--initial-advertise-peer-urls", peer,
-		"--initial-cluster", "default=" + peer,
-		"--log-level", "warn",
-	}
-}
-
-// StartEtcd starts etcd at bin with a data directory under dir and waits
-// until it accepts writes. The returned URL is the client endpoint.
-func StartEtcd(ctx context.Context, bin, dir, logPath string) (*Process, string, error) {
-	cp, err := FreePort()
-	if err != nil {
-		return nil, "", err
-	}
-	pp, err := FreePort()
-	if err != nil {
-		return nil, "", err
-	}
-	for pp == cp {
-		if pp, err = FreePort(); err != nil {
-			return nil, "", err
-		}
-	}
-	p, err := Start("etcd", EtcdArgs(bin, dir, cp, pp), logPath)
-	if err != nil {
-		return nil, "", err
-	}
-	u := fmt.Sprintf("http://127.0.0.1:%d", cp)
-	if err := WaitReady(ctx, p, u, 30*time.Second); err != nil {
-		p.Stop(2 * time.Second)
-		return nil, "", err
-	}
-	return p, u, nil
 }
