@@ -150,7 +150,8 @@ func startEtcdCluster(ctx context.Context, o *Options, tmp, token string) (*clus
 }
 
 func startStrataCluster(ctx context.Context, o *Options, tmp, token string) (*cluster, error) {
-	bin, err := procs.StrataBinary(ctx, o.StrataBin, o.Repo, tmp)
+	// Not tmp/strata: that is the members' root.
+	bin, err := procs.StrataBinary(ctx, o.StrataBin, o.Repo, filepath.Join(tmp, "bin"))
 	if err != nil {
 		return nil, err
 	}

@@ -31,11 +31,15 @@ func ModuleRoot() string {
 }
 
 // StrataBinary returns prebuilt if it is set; otherwise it builds
-// ./cmd/strata of the module at repo into dir/strata. The build gets five
-// minutes and is killed, with everything it spawned, when ctx is done.
+// ./cmd/strata of the module at repo into dir/strata (dir is created if
+// missing). The build gets five minutes and is killed, with everything it
+// spawned, when ctx is done.
 func StrataBinary(ctx context.Context, prebuilt, repo, dir string) (string, error) {
 	if prebuilt != "" {
 		return prebuilt, nil
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return "", fmt.Errorf("build strata: %w", err)
 	}
 	bin := filepath.Join(dir, "strata")
 	bctx, cancel := context.WithTimeout(ctx, 5*time.Minute)
