@@ -15,7 +15,7 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/strata-kv/strata/bench/load"
+	"github.com/strata-kv/strata/internal/loadclient"
 )
 
 // Operations measured by bench.
@@ -28,15 +28,16 @@ const (
 
 var opNames = [numOps]string{"put", "get", "watch"}
 
-// benchMaxDuration caps a run limited only by --requests.
-const benchMaxDuration = load.MaxDuration
+// benchMaxDuration caps a run limited only by --requests (bench/load caps
+// its runs the same).
+const benchMaxDuration = 10 * time.Minute
 
 // opWindow is what one operation did in one interval. For watch, requests
 // and ok count events received, errors count broken watch streams, and the
 // histogram holds notification latencies.
 type opWindow struct {
 	requests, ok, errors int64
-	hist                 load.Histogram
+	hist                 loadclient.Histogram
 }
 
 func (w *opWindow) merge(o *opWindow) {
@@ -149,7 +150,7 @@ type progressPrinter interface {
 
 // benchClient is one connection's worth of load.
 type benchClient struct {
-	conn *load.Conn
+	conn *loadclient.Conn
 	rng  *rand.Rand
 	rec  recorder
 }
@@ -161,7 +162,7 @@ func runBench(ctx context.Context, cfg *benchConfig, prog progressPrinter) (*ben
 	}
 	clients := make([]*benchClient, cfg.clients)
 	for i := range clients {
-		conn, err := load.NewConn(cfg.endpoints[i%len(cfg.endpoints)], cfg.timeout, cfg.tls, cfg.user)
+		conn, err := loadclient.NewConn(cfg.endpoints[i%len(cfg.endpoints)], cfg.timeout, cfg.tls, cfg.user)
 		if err != nil {
 			return nil, err
 		}

@@ -15,6 +15,7 @@ import (
 
 	"github.com/strata-kv/strata/bench/internal/procs"
 	"github.com/strata-kv/strata/bench/load"
+	"github.com/strata-kv/strata/internal/loadclient"
 )
 
 // sample is one measured run of one cluster.
@@ -112,7 +113,7 @@ func run(ctx context.Context, o *Options, stdout, stderr io.Writer) error {
 					s.Round = r + 1
 					samples = append(samples, s)
 					fmt.Fprintf(stderr, "    => %.0f req/s  p50 %sms  p99 %sms  failed %d\n",
-						s.RPS, load.Ms(s.P50), load.Ms(s.P99), s.Failed)
+						s.RPS, loadclient.Ms(s.P50), loadclient.Ms(s.P99), s.Failed)
 				}
 			}
 		}
@@ -235,7 +236,7 @@ func measure(ctx context.Context, o *Options, c *cluster, mode Mode, clients int
 	}
 	wg.Wait()
 	pw.Wait()
-	h := &load.Histogram{}
+	h := &loadclient.Histogram{}
 	for i, r := range results {
 		if errs[i] != nil {
 			return s, fmt.Errorf("load on %s: %w", urls[i], errs[i])

@@ -12,6 +12,7 @@ import (
 
 	"github.com/strata-kv/strata/bench/internal/procs"
 	"github.com/strata-kv/strata/bench/load"
+	"github.com/strata-kv/strata/internal/loadclient"
 )
 
 // sample is one measured run.
@@ -111,7 +112,7 @@ func run(ctx context.Context, o *Options, stdout, stderr io.Writer) (err error) 
 					return fmt.Errorf("%s %s: %w", s.Name, sc.Name, err)
 				}
 				fmt.Fprintf(stderr, "    => %.0f req/s  p50 %sms  p99 %sms  non2xx %d  errors %d\n",
-					res.Throughput, load.Ms(res.P50), load.Ms(res.P99), res.Non2xx, res.Errors)
+					res.Throughput, loadclient.Ms(res.P50), loadclient.Ms(res.P99), res.Non2xx, res.Errors)
 				if res.Errors+res.Non2xx > 0 && res.FirstError != "" {
 					fmt.Fprintf(stderr, "    first error: %s\n", res.FirstError)
 				}

@@ -7,7 +7,7 @@
 //	go run ./bench/cmd/plot --metric p99_ms --style bar --only etcd,strata runs.csv > p99.svg
 //
 // Input is the CSV written by compare --csv, tradeoff --csv or v2load --csv
-// (the load.CSVHeader columns; several files may be given). A label of the
+// (the loadclient.CSVHeader columns; several files may be given). A label of the
 // form <series>/<scenario>/r<N> puts the run on the <series> line; any other
 // label (v2load --label) is the series name itself. The SVG is written by
 // hand: no dependencies, and it renders in browsers and on GitHub.

@@ -42,6 +42,7 @@ import (
 	"time"
 
 	"github.com/strata-kv/strata/bench/load"
+	"github.com/strata-kv/strata/internal/loadclient"
 )
 
 type config struct {
@@ -425,7 +426,7 @@ func (r *report) row() string {
 			cells = append(cells, "-", "-", "-", "-")
 			continue
 		}
-		cells = append(cells, fmt.Sprintf("%.0f", res.Throughput), load.Ms(res.P50), load.Ms(res.P99), load.Ms(res.P999))
+		cells = append(cells, fmt.Sprintf("%.0f", res.Throughput), loadclient.Ms(res.P50), loadclient.Ms(res.P99), loadclient.Ms(res.P999))
 	}
 	cells = append(cells, kib(r.top.RssAnonKiB), kib(r.top.VmRSSKiB), num(r.top.FDs), num(r.top.Goroutines))
 	return "| " + strings.Join(cells, " | ") + " |\n"
@@ -464,7 +465,7 @@ func (r *report) write(w io.Writer) {
 		}
 		fmt.Fprintf(w, "%s         %d clients: %.0f req/s, %d ok, %d non-2xx, %d errors; ms p50 %s p99 %s p99.9 %s max %s\n",
 			x.name, x.res.Clients, x.res.Throughput, x.res.OK, x.res.Non2xx, x.res.Errors,
-			load.Ms(x.res.P50), load.Ms(x.res.P99), load.Ms(x.res.P999), load.Ms(x.res.Max))
+			loadclient.Ms(x.res.P50), loadclient.Ms(x.res.P99), loadclient.Ms(x.res.P999), loadclient.Ms(x.res.Max))
 	}
 	src := r.goroutineSource
 	if src == "" {

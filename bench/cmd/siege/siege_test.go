@@ -9,6 +9,7 @@ import (
 
 	"github.com/strata-kv/strata/bench/internal/procs"
 	"github.com/strata-kv/strata/bench/load"
+	"github.com/strata-kv/strata/internal/loadclient"
 )
 
 func TestSlowStream(t *testing.T) {
@@ -122,7 +123,7 @@ func TestValidateAndRow(t *testing.T) {
 			t.Errorf("%s: accepted", name)
 		}
 	}
-	r := &report{cfg: config{Label: "x"}, get: &load.Result{Throughput: 1234.4, P50: time.Millisecond, P99: 2 * time.Millisecond, P999: 3 * time.Millisecond},
+	r := &report{cfg: config{Label: "x"}, get: &load.Result{Summary: loadclient.Summary{Throughput: 1234.4, P50: time.Millisecond, P99: 2 * time.Millisecond, P999: 3 * time.Millisecond}},
 		top: sample{RssAnonKiB: 1024, VmRSSKiB: 2048, FDs: 10, Goroutines: 20}}
 	if got, want := r.row(), "| x | 1234 | 1.000 | 2.000 | 3.000 | - | - | - | - | 1.0 MiB | 2.0 MiB | 10 | 20 |\n"; got != want {
 		t.Fatalf("row:\n%s\nwant\n%s", got, want)

@@ -13,6 +13,7 @@ import (
 
 	"github.com/strata-kv/strata/bench/internal/procs"
 	"github.com/strata-kv/strata/bench/load"
+	"github.com/strata-kv/strata/internal/loadclient"
 )
 
 // instance is one server under test; restarts reuse its ports and data dir.
@@ -232,7 +233,7 @@ func run(ctx context.Context, o *Options, stdout, stderr io.Writer) error {
 					}
 					eta := time.Duration(total-n) * (o.Duration + o.Warmup)
 					pr.logf("[%d/%d eta %v] %-22s %s%-3d %8.0f req/s  p99 %s ms  failed %d",
-						n, total, eta.Round(time.Second), in.Name, w, c, lr.Throughput, load.Ms(lr.P99), lr.Errors+lr.Non2xx)
+						n, total, eta.Round(time.Second), in.Name, w, c, lr.Throughput, loadclient.Ms(lr.P99), lr.Errors+lr.Non2xx)
 					res.Samples = append(res.Samples, sample{server: in.Name, workload: w, clients: c, round: r + 1, res: lr})
 				}
 			}

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/strata-kv/strata/bench/load"
+	"github.com/strata-kv/strata/internal/loadclient"
 )
 
 func TestParseStatus(t *testing.T) {
@@ -120,7 +121,7 @@ func TestParseSpecs(t *testing.T) {
 
 func TestAggregate(t *testing.T) {
 	res := func(rps float64, p99ms int, failed int64) *load.Result {
-		return &load.Result{Throughput: rps, P99: time.Duration(p99ms) * time.Millisecond, Non2xx: failed}
+		return &load.Result{Summary: loadclient.Summary{Throughput: rps, P99: time.Duration(p99ms) * time.Millisecond, Non2xx: failed}}
 	}
 	r := &Results{order: []string{"a"}, Samples: []sample{
 		{"a", "put", 1, 1, res(100, 3, 0)}, {"a", "put", 1, 2, res(300, 1, 1)}, {"a", "put", 1, 3, res(200, 2, 0)},
