@@ -24,8 +24,6 @@ import (
 	"encoding/json"
 	"flag"
 	"fmt"
-	"io"
-	"net/http"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -35,6 +33,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/strata-kv/strata/bench/internal/probe"
 	"github.com/strata-kv/strata/bench/internal/procs"
 	"github.com/strata-kv/strata/bench/load"
 )
@@ -231,8 +230,8 @@ func run(ctx context.Context, o *options) error {
 				return
 			case <-tick.C:
 			}
-			idx, _ := etcdIndex(ctx, big.URL)
-			m, _ := readMem(big.Proc.Pid())
+			idx, _ := probe.EtcdIndex(ctx, big.URL)
+			m, _ := probe.ReadMem(big.Proc.Pid())
 			if m.RssAnon > peak.Load() {
 				peak.Store(m.RssAnon)
 			}
@@ -259,17 +258,17 @@ func run(ctx context.Context, o *options) error {
 
 	// Let a snapshot or compaction that the load started settle.
 	time.Sleep(o.settle)
-	m, err := readMem(big.Proc.Pid())
+	m, err := probe.ReadMem(big.Proc.Pid())
 	if err != nil {
 		return err
 	}
 	res.RssAnon, res.VmRSS = m.RssAnon, m.VmRSS
-	if h, err := liveHeap(ctx, big.URL); err == nil {
+	if h, err := probe.LiveHeap(ctx, big.URL); err == nil {
 		res.LiveHeap = h
 	} else {
 		logf("live heap: %v", err)
 	}
-	d, err := measureDisk(big.Dir)
+	d, err := probe.MeasureDisk(big.Dir)
 	if err != nil {
 		return err
 	}
@@ -294,7 +293,7 @@ func run(ctx context.Context, o *options) error {
 			if o.profileDir != "" && r == o.rounds-1 {
 				prof = make(chan error, 1)
 				path := filepath.Join(o.profileDir, fmt.Sprintf("%s-get-%dkeys.pprof", o.server, keys))
-				go func() { prof <- cpuProfile(ctx, s.URL, path, time.Second+o.getDur/2) }()
+				go func() { prof <- probe.CPUProfile(ctx, s.URL, time.Second+o.getDur/2, path) }()
 			}
 			lr, err := load.Run(ctx, cfg)
 			if prof != nil {
@@ -316,13 +315,13 @@ func run(ctx context.Context, o *options) error {
 			}
 		}
 	}
-	res.GetSmall, res.GetBig = median(res.GetSmallRounds), median(res.GetBigRounds)
+	res.GetSmall, res.GetBig = load.Median(res.GetSmallRounds), load.Median(res.GetBigRounds)
 	if res.GetSmall > 0 {
 		res.GetRatio = res.GetBig / res.GetSmall
 	}
 	small.Stop(30 * time.Second)
 
-	probe := fmt.Sprintf("%s/v2/keys/%s/k%d", big.URL, base.Prefix, o.keys/2)
+	probeURL := fmt.Sprintf("%s/v2/keys/%s/k%d", big.URL, base.Prefix, o.keys/2)
 	for i := range o.restarts {
 		stopped := big.Stop(5 * time.Minute)
 		if err := ctx.Err(); err != nil {
@@ -332,7 +331,7 @@ func run(ctx context.Context, o *options) error {
 		if err := big.Start(); err != nil {
 			return err
 		}
-		dur, err := waitGet(ctx, probe, t2, o.restartWait, big.Proc.Exited)
+		dur, err := probe.WaitGet(ctx, probeURL, t2, o.restartWait, big.Proc.Exited)
 		if err != nil {
 			return fmt.Errorf("restart %d: %w; log tail:\n%s", i+1, err, big.Proc.LogTail(2000))
 		}
@@ -341,10 +340,10 @@ func run(ctx context.Context, o *options) error {
 		logf("restart %d: stopped in %.2f s, serving after %.2f s", i+1, stopped.Seconds(), dur.Seconds())
 	}
 	time.Sleep(2 * time.Second)
-	if m, err := readMem(big.Proc.Pid()); err == nil {
+	if m, err := probe.ReadMem(big.Proc.Pid()); err == nil {
 		res.RssAnonAfterStart = m.RssAnon
 	}
-	if h, err := liveHeap(ctx, big.URL); err == nil {
+	if h, err := probe.LiveHeap(ctx, big.URL); err == nil {
 		res.LiveHeapAfterStart = h
 	}
 	logf("after restart: RssAnon %s, live heap %s", mib(res.RssAnonAfterStart), mib(res.LiveHeapAfterStart))
@@ -371,50 +370,9 @@ func run(ctx context.Context, o *options) error {
 	return nil
 }
 
-func median(xs []float64) float64 {
-	if len(xs) == 0 {
-		return 0
-	}
-	s := slices.Clone(xs)
-	slices.Sort(s)
-	if len(s)%2 == 1 {
-		return s[len(s)/2]
-	}
-	return (s[len(s)/2-1] + s[len(s)/2]) / 2
-}
-
 func mib(b int64) string {
 	if b >= 10<<30 {
 		return fmt.Sprintf("%.1f GiB", float64(b)/(1<<30))
 	}
 	return fmt.Sprintf("%.0f MiB", float64(b)/(1<<20))
-}
-
-// cpuProfile saves a CPU profile of the server taken over d, starting now.
-func cpuProfile(ctx context.Context, base, path string, d time.Duration) error {
-	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-		return err
-	}
-	secs := max(1, int(d/time.Second))
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, fmt.Sprintf("%s/debug/pprof/profile?seconds=%d", base, secs), nil)
-	if err != nil {
-		return err
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return fmt.Errorf("cpu profile: %w", err)
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("cpu profile: %s", resp.Status)
-	}
-	f, err := os.Create(path)
-	if err != nil {
-		return err
-	}
-	if _, err := io.Copy(f, resp.Body); err != nil {
-		f.Close()
-		return fmt.Errorf("cpu profile %s: %w", path, err)
-	}
-	return f.Close()
 }

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"net/http"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -13,6 +12,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/strata-kv/strata/bench/internal/probe"
 	"github.com/strata-kv/strata/bench/internal/procs"
 	"github.com/strata-kv/strata/bench/load"
 	"github.com/strata-kv/strata/internal/loadclient"
@@ -252,39 +252,15 @@ func measure(ctx context.Context, o *Options, c *cluster, mode Mode, clients int
 	return s, nil
 }
 
-// cpuProfile waits out the warmup, then fetches a CPU profile of base
-// covering the measured phase and writes it to path.
+// cpuProfile waits out the warmup, then takes a CPU profile of base
+// covering the measured phase.
 func cpuProfile(ctx context.Context, base string, warmup, d time.Duration, path string) error {
 	select {
 	case <-time.After(warmup):
 	case <-ctx.Done():
 		return ctx.Err()
 	}
-	secs := int(d / time.Second)
-	if secs < 1 {
-		secs = 1
-	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, fmt.Sprintf("%s/debug/pprof/profile?seconds=%d", base, secs), nil)
-	if err != nil {
-		return err
-	}
-	resp, err := (&http.Client{Timeout: time.Duration(secs+30) * time.Second}).Do(req)
-	if err != nil {
-		return err
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("HTTP %d (is --enable-pprof on?)", resp.StatusCode)
-	}
-	f, err := os.Create(path)
-	if err != nil {
-		return err
-	}
-	if _, err := io.Copy(f, resp.Body); err != nil {
-		f.Close()
-		return err
-	}
-	return f.Close()
+	return probe.CPUProfile(ctx, base, d, path)
 }
 
 // agg is the median summary of one system × scenario.

@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/strata-kv/strata/bench/internal/probe"
 	"github.com/strata-kv/strata/bench/internal/procs"
 	"github.com/strata-kv/strata/bench/load"
 	"github.com/strata-kv/strata/internal/loadclient"
@@ -78,17 +79,17 @@ type Results struct {
 
 // Footprint is the state of a server holding Keys keys.
 type Footprint struct {
-	Server      string    `json:"server"`
-	LoadSeconds float64   `json:"load_s"`
-	Mem         memStatus `json:"mem"`
-	Heap        int64     `json:"live_heap"` // after a GC, see liveHeap
-	Disk        diskUsage `json:"disk"`
-	StopSeconds float64   `json:"stop_s"`
-	StopKilled  bool      `json:"stop_killed,omitempty"`
+	Server      string          `json:"server"`
+	LoadSeconds float64         `json:"load_s"`
+	Mem         probe.MemStatus `json:"mem"`
+	Heap        int64           `json:"live_heap"` // after a GC, see probe.LiveHeap
+	Disk        probe.DiskUsage `json:"disk"`
+	StopSeconds float64         `json:"stop_s"`
+	StopKilled  bool            `json:"stop_killed,omitempty"`
 	// RestartSeconds is from starting the process to the first 200 GET.
-	RestartSeconds float64   `json:"restart_s"`
-	MemAfter       memStatus `json:"mem_after_restart"`
-	HeapAfter      int64     `json:"live_heap_after_restart"`
+	RestartSeconds float64         `json:"restart_s"`
+	MemAfter       probe.MemStatus `json:"mem_after_restart"`
+	HeapAfter      int64           `json:"live_heap_after_restart"`
 }
 
 // Throughput is the median of the rounds of one server × workload × clients.
@@ -106,20 +107,20 @@ type Throughput struct {
 
 // LargeResult is the large phase of one backend.
 type LargeResult struct {
-	Server          string    `json:"server"`
-	Keys            int       `json:"keys"`
-	LoadSeconds     float64   `json:"load_s"`
-	SnapshotIndex   uint64    `json:"snapshot_index"`
-	SnapshotSeconds float64   `json:"snapshot_s"`
-	SnapshotBytes   int64     `json:"snapshot_bytes"`
-	Mem             memStatus `json:"mem_loaded"`
-	Heap            int64     `json:"live_heap_loaded"`
-	Disk            diskUsage `json:"disk"`
-	StopSeconds     float64   `json:"stop_s"`
-	RestartSeconds  float64   `json:"restart_s"`
-	MemAfter        memStatus `json:"mem_after_restart"`
-	HeapAfter       int64     `json:"live_heap_after_restart"`
-	Error           string    `json:"error,omitempty"`
+	Server          string          `json:"server"`
+	Keys            int             `json:"keys"`
+	LoadSeconds     float64         `json:"load_s"`
+	SnapshotIndex   uint64          `json:"snapshot_index"`
+	SnapshotSeconds float64         `json:"snapshot_s"`
+	SnapshotBytes   int64           `json:"snapshot_bytes"`
+	Mem             probe.MemStatus `json:"mem_loaded"`
+	Heap            int64           `json:"live_heap_loaded"`
+	Disk            probe.DiskUsage `json:"disk"`
+	StopSeconds     float64         `json:"stop_s"`
+	RestartSeconds  float64         `json:"restart_s"`
+	MemAfter        probe.MemStatus `json:"mem_after_restart"`
+	HeapAfter       int64           `json:"live_heap_after_restart"`
+	Error           string          `json:"error,omitempty"`
 }
 
 type sample struct {
@@ -193,14 +194,14 @@ func run(ctx context.Context, o *Options, stdout, stderr io.Writer) error {
 		// Let background work settle (badger's memtable flush, etcd's
 		// snapshot) so the footprint is the resting one.
 		time.Sleep(2 * time.Second)
-		if fp.Mem, err = readMem(in.Proc.Pid()); err != nil {
+		if fp.Mem, err = probe.ReadMem(in.Proc.Pid()); err != nil {
 			return fmt.Errorf("%s: %w", sp.Name, err)
 		}
-		// RSS first: the GC liveHeap forces would lower it.
-		if fp.Heap, err = liveHeap(ctx, in.URL); err != nil {
+		// RSS first: the GC probe.LiveHeap forces would lower it.
+		if fp.Heap, err = probe.LiveHeap(ctx, in.URL); err != nil {
 			return fmt.Errorf("%s: %w", sp.Name, err)
 		}
-		if fp.Disk, err = measureDisk(in.Dir); err != nil {
+		if fp.Disk, err = probe.MeasureDisk(in.Dir); err != nil {
 			return fmt.Errorf("%s: %w", sp.Name, err)
 		}
 		pr.logf("%s: %d keys in %.1fs; RSS %s (anon %s), live heap %s, disk %s/key", sp.Name, o.Keys, secs,
@@ -247,7 +248,7 @@ func run(ctx context.Context, o *Options, stdout, stderr io.Writer) error {
 	}
 
 	// Phase 3: restart each server holding o.Keys keys.
-	probe := fmt.Sprintf("/v2/keys/bench/k%d", o.Keys-1)
+	probePath := fmt.Sprintf("/v2/keys/bench/k%d", o.Keys-1)
 	for _, in := range live {
 		fp := res.byName[in.Name]
 		d, killed := in.stop()
@@ -256,14 +257,14 @@ func run(ctx context.Context, o *Options, stdout, stderr io.Writer) error {
 		if err := in.Start(); err != nil {
 			return err
 		}
-		rd, err := waitGet(ctx, in.URL+probe, start, o.StartupMax, in.Proc.Exited)
+		rd, err := probe.WaitGet(ctx, in.URL+probePath, start, o.StartupMax, in.Proc.Exited)
 		if err != nil {
 			return fmt.Errorf("%s restart: %w; log tail:\n%s", in.Name, err, in.Proc.LogTail(1500))
 		}
 		fp.RestartSeconds = rd.Seconds()
 		time.Sleep(500 * time.Millisecond)
-		fp.MemAfter, _ = readMem(in.Proc.Pid())
-		fp.HeapAfter, _ = liveHeap(ctx, in.URL)
+		fp.MemAfter, _ = probe.ReadMem(in.Proc.Pid())
+		fp.HeapAfter, _ = probe.LiveHeap(ctx, in.URL)
 		pr.logf("%s: stop %.2fs, restart to first GET %.3fs, RSS after %s, live heap %s", in.Name, fp.StopSeconds, fp.RestartSeconds, mib(fp.MemAfter.VmRSS), mib(fp.HeapAfter))
 		in.stop()
 	}
@@ -302,7 +303,7 @@ func run(ctx context.Context, o *Options, stdout, stderr io.Writer) error {
 func fill(ctx context.Context, pr *progress, in *instance, base load.Config, clients int) (float64, error) {
 	cfg := base
 	cfg.Target, cfg.Clients = in.URL, clients
-	idx0, _ := etcdIndex(ctx, in.URL)
+	idx0, _ := probe.EtcdIndex(ctx, in.URL)
 	done := make(chan struct{})
 	go func() {
 		t := time.NewTicker(5 * time.Second)
@@ -312,7 +313,7 @@ func fill(ctx context.Context, pr *progress, in *instance, base load.Config, cli
 			case <-done:
 				return
 			case <-t.C:
-				if idx, err := etcdIndex(ctx, in.URL); err == nil {
+				if idx, err := probe.EtcdIndex(ctx, in.URL); err == nil {
 					pr.logf("%s: loading, %d/%d keys", in.Name, idx-idx0, cfg.Keys)
 				}
 			}
@@ -387,26 +388,26 @@ func largePhase(ctx context.Context, o *Options, pr *progress, sp spec, bin, tmp
 		pr.logf("%s: snapshot at index %d took %.2fs (%s)", sp.Name, lr.SnapshotIndex, lr.SnapshotSeconds, mib(lr.SnapshotBytes))
 	}
 	time.Sleep(2 * time.Second)
-	lr.Mem, _ = readMem(in.Proc.Pid())
-	lr.Heap, _ = liveHeap(ctx, in.URL)
+	lr.Mem, _ = probe.ReadMem(in.Proc.Pid())
+	lr.Heap, _ = probe.LiveHeap(ctx, in.URL)
 	d, _ := in.stop()
 	lr.StopSeconds = d.Seconds()
-	lr.Disk, _ = measureDisk(in.Dir)
+	lr.Disk, _ = probe.MeasureDisk(in.Dir)
 	in.Argv = restartArgv
 	start := time.Now()
 	if err := in.Start(); err != nil {
 		lr.Error = err.Error()
 		return lr
 	}
-	rd, err := waitGet(ctx, fmt.Sprintf("%s/v2/keys/big/k%d", in.URL, o.Large-1), start, 5*time.Minute, in.Proc.Exited)
+	rd, err := probe.WaitGet(ctx, fmt.Sprintf("%s/v2/keys/big/k%d", in.URL, o.Large-1), start, 5*time.Minute, in.Proc.Exited)
 	if err != nil {
 		lr.Error = fmt.Sprintf("restart: %v; log tail: %s", err, in.Proc.LogTail(800))
 		return lr
 	}
 	lr.RestartSeconds = rd.Seconds()
 	time.Sleep(500 * time.Millisecond)
-	lr.MemAfter, _ = readMem(in.Proc.Pid())
-	lr.HeapAfter, _ = liveHeap(ctx, in.URL)
+	lr.MemAfter, _ = probe.ReadMem(in.Proc.Pid())
+	lr.HeapAfter, _ = probe.LiveHeap(ctx, in.URL)
 	pr.logf("%s: loaded: RSS %s (anon %s), live heap %s; stop %.2fs, restart to first GET %.2fs, RSS %s (anon %s), live heap %s after restart",
 		sp.Name, mib(lr.Mem.VmRSS), mib(lr.Mem.RssAnon), mib(lr.Heap), lr.StopSeconds, lr.RestartSeconds, mib(lr.MemAfter.VmRSS), mib(lr.MemAfter.RssAnon), mib(lr.HeapAfter))
 	return lr
