@@ -203,6 +203,21 @@ func newClient(cfg *Config, id int) *client {
 	}
 }
 
+// newClients makes cfg.Clients clients; each dials on its first request.
+func newClients(cfg *Config) []*client {
+	clients := make([]*client, cfg.Clients)
+	for i := range clients {
+		clients[i] = newClient(cfg, i)
+	}
+	return clients
+}
+
+func closeClients(clients []*client) {
+	for _, cl := range clients {
+		cl.closeConns()
+	}
+}
+
 func (c *client) closeConns() {
 	c.tr.CloseIdleConnections()
 	if c.raw != nil {
@@ -362,15 +377,8 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
-	clients := make([]*client, c.Clients)
-	for i := range clients {
-		clients[i] = newClient(&c, i)
-	}
-	defer func() {
-		for _, cl := range clients {
-			cl.closeConns()
-		}
-	}()
+	clients := newClients(&c)
+	defer closeClients(clients)
 
 	if c.PutPercent < 100 && !c.NoPreload {
 		if err := preload(ctx, clients); err != nil {
@@ -441,15 +449,8 @@ func Preload(ctx context.Context, cfg Config) error {
 	if err != nil {
 		return err
 	}
-	clients := make([]*client, c.Clients)
-	for i := range clients {
-		clients[i] = newClient(&c, i)
-	}
-	defer func() {
-		for _, cl := range clients {
-			cl.closeConns()
-		}
-	}()
+	clients := newClients(&c)
+	defer closeClients(clients)
 	return preload(ctx, clients)
 }
 

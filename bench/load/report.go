@@ -73,3 +73,19 @@ func (r *Result) WriteJSON(w io.Writer) error {
 	}
 	return nil
 }
+
+// PrefixLines returns a writer for Config.Progress that writes each line
+// (Run writes one per call) to w after prefix.
+func PrefixLines(w io.Writer, prefix string) io.Writer { return prefixWriter{w, prefix} }
+
+type prefixWriter struct {
+	w      io.Writer
+	prefix string
+}
+
+func (p prefixWriter) Write(b []byte) (int, error) {
+	if _, err := io.WriteString(p.w, p.prefix+string(b)); err != nil {
+		return 0, err
+	}
+	return len(b), nil
+}

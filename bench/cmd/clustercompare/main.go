@@ -21,40 +21,21 @@
 package main
 
 import (
-	"context"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"os"
-	"os/signal"
 	"strconv"
 	"strings"
-	"syscall"
 	"time"
 
+	"github.com/strata-kv/strata/bench/internal/command"
 	"github.com/strata-kv/strata/bench/internal/procs"
 )
 
 func main() {
-	os.Exit(mainErr(os.Args[1:], os.Stdout, os.Stderr))
-}
-
-func mainErr(args []string, stdout, stderr io.Writer) int {
-	opts, err := parseFlags(args, stderr)
-	if err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return 0
-		}
-		return 2
-	}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	if err := run(ctx, opts, stdout, stderr); err != nil {
-		fmt.Fprintf(stderr, "clustercompare: %v\n", err)
-		return 1
-	}
-	return 0
+	os.Exit(command.Main("clustercompare", os.Args[1:], os.Stdout, os.Stderr, parseFlags, run))
 }
 
 // Mode says which members the clients of a run talk to.

@@ -209,7 +209,7 @@ func measure(ctx context.Context, o *Options, c *cluster, mode Mode, clients int
 			Prefix: "bench", Duration: o.Duration, Warmup: o.Warmup, NoPreload: true,
 		}
 		if !o.Quiet && i == 0 { // one progress line per second, from the first group
-			cfg.Progress = prefixWriter{w: stderr, prefix: fmt.Sprintf("    (%d of %d clients, on %s) ", sizes[0], clients, urls[0])}
+			cfg.Progress = load.PrefixLines(stderr, fmt.Sprintf("    (%d of %d clients, on %s) ", sizes[0], clients, urls[0]))
 		}
 		wg.Add(1)
 		go func(i int) {
@@ -325,17 +325,4 @@ func writeMarkdown(w io.Writer, o *Options, systems []string, samples []sample, 
 		}
 	}
 	fmt.Fprintln(w)
-}
-
-// prefixWriter indents progress lines.
-type prefixWriter struct {
-	w      io.Writer
-	prefix string
-}
-
-func (p prefixWriter) Write(b []byte) (int, error) {
-	if _, err := io.WriteString(p.w, p.prefix+string(b)); err != nil {
-		return 0, err
-	}
-	return len(b), nil
 }

@@ -102,7 +102,7 @@ func run(ctx context.Context, o *Options, stdout, stderr io.Writer) (err error) 
 				cfg := base
 				cfg.Target, cfg.Clients, cfg.PutPercent, cfg.NoPreload = s.URL, sc.Clients, sc.PutPercent, true
 				if !o.Quiet {
-					cfg.Progress = prefixWriter{w: stderr, prefix: "    "}
+					cfg.Progress = load.PrefixLines(stderr, "    ")
 				}
 				res, err := load.Run(ctx, cfg)
 				if ctx.Err() != nil {
@@ -217,19 +217,6 @@ func writeSamplesCSV(path string, samples []sample) error {
 		return fmt.Errorf("csv %s: %w", path, err)
 	}
 	return nil
-}
-
-// prefixWriter indents progress lines.
-type prefixWriter struct {
-	w      io.Writer
-	prefix string
-}
-
-func (p prefixWriter) Write(b []byte) (int, error) {
-	if _, err := io.WriteString(p.w, p.prefix+string(b)); err != nil {
-		return 0, err
-	}
-	return len(b), nil
 }
 
 func numCPU() int { return runtime.NumCPU() }

@@ -28,24 +28,22 @@
 package main
 
 import (
-	"context"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"os"
 	"os/exec"
-	"os/signal"
 	"strconv"
 	"strings"
-	"syscall"
 	"time"
 
+	"github.com/strata-kv/strata/bench/internal/command"
 	"github.com/strata-kv/strata/bench/internal/procs"
 )
 
 func main() {
-	os.Exit(mainErr(os.Args[1:], os.Stdout, os.Stderr))
+	os.Exit(command.Main("tradeoff", os.Args[1:], os.Stdout, os.Stderr, parseFlags, run))
 }
 
 // Options configure a run.
@@ -206,23 +204,6 @@ func parseFlags(args []string, stderr io.Writer) (*Options, error) {
 		o.Repo = procs.ModuleRoot()
 	}
 	return o, nil
-}
-
-func mainErr(args []string, stdout, stderr io.Writer) int {
-	o, err := parseFlags(args, stderr)
-	if err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return 0
-		}
-		return 2
-	}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	if err := run(ctx, o, stdout, stderr); err != nil {
-		fmt.Fprintf(stderr, "tradeoff: %v\n", err)
-		return 1
-	}
-	return 0
 }
 
 func goVersion(bin string) string {
