@@ -157,97 +157,115 @@ func startReady(ctx context.Context, s *procs.Server) error {
 }
 
 func run(ctx context.Context, o *options) error {
-	root := o.dataRoot
-	if root == "" {
-		var err error
-		if root, err = os.MkdirTemp("", "bigload-"); err != nil {
-			return err
-		}
-	} else if err := os.MkdirAll(root, 0o755); err != nil {
+	root, cleanup, err := dataRoot(o)
+	if err != nil {
 		return err
 	}
-	if !o.keep {
-		defer func() {
-			for _, n := range []string{"big-data", "small-data"} {
-				os.RemoveAll(filepath.Join(root, n))
-			}
-		}()
-	}
+	defer cleanup()
 	bin := o.etcdBin
 	if o.server != "etcd" {
 		if o.strataBin == "" {
 			logf("building ./cmd/strata into %s", filepath.Join(root, "strata"))
 		}
-		var err error
 		if bin, err = procs.StrataBinary(ctx, o.strataBin, procs.ModuleRoot(), root); err != nil {
 			return fmt.Errorf("build strata: %w", err)
 		}
 	}
-	res := &Result{Date: time.Now().UTC().Format(time.RFC3339), Server: o.server, Binary: bin,
-		Keys: o.keys, ValueSize: o.valueSize, Clients: o.clients}
-
-	small, err := newServer(o, bin, root, "small")
-	if err != nil {
+	r := &bigRun{o: o, base: load.Config{ValueSize: o.valueSize, Prefix: "big", Timeout: 30 * time.Second},
+		res: &Result{Date: time.Now().UTC().Format(time.RFC3339), Server: o.server, Binary: bin,
+			Keys: o.keys, ValueSize: o.valueSize, Clients: o.clients}}
+	if r.small, err = newServer(o, bin, root, "small"); err != nil {
 		return err
 	}
-	big, err := newServer(o, bin, root, "big")
-	if err != nil {
+	if r.big, err = newServer(o, bin, root, "big"); err != nil {
 		return err
 	}
-	for _, s := range []*procs.Server{small, big} {
+	for _, s := range []*procs.Server{r.small, r.big} {
 		os.RemoveAll(s.Dir)
 		defer s.Stop(30 * time.Second)
 	}
-
-	base := load.Config{ValueSize: o.valueSize, Prefix: "big", Timeout: 30 * time.Second}
 	logf("%s: starting the %d-key comparison server, logs in %s", o.server, o.smallKeys, root)
-	if err := startReady(ctx, small); err != nil {
+	for _, phase := range []func(context.Context) error{r.loadSmall, r.loadBig, r.measureLoaded, r.getRounds, r.restart} {
+		if err := phase(ctx); err != nil {
+			return err
+		}
+	}
+	return r.res.write(o.jsonPath)
+}
+
+// dataRoot returns the directory for data dirs and logs (o.dataRoot, or a
+// new temp dir) and a cleanup that removes the data dirs unless o.keep.
+func dataRoot(o *options) (string, func(), error) {
+	root := o.dataRoot
+	if root == "" {
+		var err error
+		if root, err = os.MkdirTemp("", "bigload-"); err != nil {
+			return "", nil, err
+		}
+	} else if err := os.MkdirAll(root, 0o755); err != nil {
+		return "", nil, err
+	}
+	return root, func() {
+		if o.keep {
+			return
+		}
+		for _, n := range []string{"big-data", "small-data"} {
+			os.RemoveAll(filepath.Join(root, n))
+		}
+	}, nil
+}
+
+// bigRun is one run's servers and what it measured so far.
+type bigRun struct {
+	o          *options
+	base       load.Config
+	small, big *procs.Server
+	res        *Result
+}
+
+// loadSmall starts the comparison server and fills it.
+func (r *bigRun) loadSmall(ctx context.Context) error {
+	if err := startReady(ctx, r.small); err != nil {
 		return err
 	}
-	cfg := base
-	cfg.Target, cfg.Clients, cfg.Keys = small.URL, o.clients, o.smallKeys
+	cfg := r.base
+	cfg.Target, cfg.Clients, cfg.Keys = r.small.URL, r.o.clients, r.o.smallKeys
 	if err := load.Preload(ctx, cfg); err != nil {
 		return fmt.Errorf("load small: %w", err)
 	}
+	return nil
+}
 
+// loadBig starts the big server and fills it, logging progress and
+// tracking the peak RssAnon.
+func (r *bigRun) loadBig(ctx context.Context) error {
+	o, res := r.o, r.res
 	logf("%s: starting the big server and loading %d keys with %d clients", o.server, o.keys, o.clients)
-	if err := startReady(ctx, big); err != nil {
+	if err := startReady(ctx, r.big); err != nil {
 		return err
 	}
-	cfg = base
-	cfg.Target, cfg.Clients, cfg.Keys = big.URL, o.clients, o.keys
+	cfg := r.base
+	cfg.Target, cfg.Clients, cfg.Keys = r.big.URL, o.clients, o.keys
 	t0 := time.Now()
 	var peak atomic.Int64
-	stopProg := make(chan struct{})
-	progDone := make(chan struct{})
+	stop := make(chan struct{})
+	done := make(chan struct{})
 	go func() {
-		defer close(progDone)
+		defer close(done)
 		tick := time.NewTicker(o.progress)
 		defer tick.Stop()
 		for {
 			select {
-			case <-stopProg:
+			case <-stop:
 				return
 			case <-tick.C:
 			}
-			idx, _ := probe.EtcdIndex(ctx, big.URL)
-			m, _ := probe.ReadMem(big.Proc.Pid())
-			if m.RssAnon > peak.Load() {
-				peak.Store(m.RssAnon)
-			}
-			el := time.Since(t0)
-			rate := float64(idx) / el.Seconds()
-			eta := time.Duration(0)
-			if rate > 0 && int(idx) < o.keys {
-				eta = time.Duration(float64(o.keys-int(idx))/rate) * time.Second
-			}
-			logf("load: index %d of ~%d (%.0f/s), RssAnon %s VmRSS %s, ETA %s",
-				idx, o.keys, rate, mib(m.RssAnon), mib(m.VmRSS), eta.Round(time.Second))
+			r.logLoad(ctx, t0, &peak)
 		}
 	}()
-	err = load.Preload(ctx, cfg)
-	close(stopProg)
-	<-progDone
+	err := load.Preload(ctx, cfg)
+	close(stop)
+	<-done
 	if err != nil {
 		return fmt.Errorf("load big: %w", err)
 	}
@@ -255,63 +273,73 @@ func run(ctx context.Context, o *options) error {
 	res.LoadRate = float64(o.keys) / res.LoadSec
 	res.PeakRssAnon = peak.Load()
 	logf("loaded %d keys in %.1f s (%.0f/s)", o.keys, res.LoadSec, res.LoadRate)
+	return nil
+}
 
+// logLoad prints one progress line of the big load and raises peak.
+func (r *bigRun) logLoad(ctx context.Context, t0 time.Time, peak *atomic.Int64) {
+	idx, _ := probe.EtcdIndex(ctx, r.big.URL)
+	m, _ := probe.ReadMem(r.big.Proc.Pid())
+	if m.RssAnon > peak.Load() {
+		peak.Store(m.RssAnon)
+	}
+	rate := float64(idx) / time.Since(t0).Seconds()
+	eta := time.Duration(0)
+	if rate > 0 && int(idx) < r.o.keys {
+		eta = time.Duration(float64(r.o.keys-int(idx))/rate) * time.Second
+	}
+	logf("load: index %d of ~%d (%.0f/s), RssAnon %s VmRSS %s, ETA %s",
+		idx, r.o.keys, rate, mib(m.RssAnon), mib(m.VmRSS), eta.Round(time.Second))
+}
+
+// measureLoaded records the big server's memory and disk once the load
+// has settled.
+func (r *bigRun) measureLoaded(ctx context.Context) error {
+	res := r.res
 	// Let a snapshot or compaction that the load started settle.
-	time.Sleep(o.settle)
-	m, err := probe.ReadMem(big.Proc.Pid())
+	time.Sleep(r.o.settle)
+	m, err := probe.ReadMem(r.big.Proc.Pid())
 	if err != nil {
 		return err
 	}
 	res.RssAnon, res.VmRSS = m.RssAnon, m.VmRSS
-	if h, err := probe.LiveHeap(ctx, big.URL); err == nil {
+	if h, err := probe.LiveHeap(ctx, r.big.URL); err == nil {
 		res.LiveHeap = h
 	} else {
 		logf("live heap: %v", err)
 	}
-	d, err := probe.MeasureDisk(big.Dir)
+	d, err := probe.MeasureDisk(r.big.Dir)
 	if err != nil {
 		return err
 	}
 	res.DiskWAL, res.DiskSnap, res.DiskStore = d.WAL, d.Snap, d.Store
 	logf("loaded: RssAnon %s, VmRSS %s, live heap %s, disk: wal %s, snap %s, store %s",
 		mib(res.RssAnon), mib(res.VmRSS), mib(res.LiveHeap), mib(d.WAL), mib(d.Snap), mib(d.Store))
+	return nil
+}
 
-	for r := range o.rounds {
-		pair := []*procs.Server{small, big}
-		if r%2 == 1 {
+// getRounds runs the GET rounds, alternating the two servers, then stops
+// the small one.
+func (r *bigRun) getRounds(ctx context.Context) error {
+	o, res := r.o, r.res
+	for round := range o.rounds {
+		pair := []*procs.Server{r.small, r.big}
+		if round%2 == 1 {
 			slices.Reverse(pair)
 		}
 		for _, s := range pair {
 			keys := o.keys
-			if s == small {
+			if s == r.small {
 				keys = o.smallKeys
 			}
-			cfg := base
-			cfg.Target, cfg.Clients, cfg.Keys, cfg.PutPercent = s.URL, o.getClients, keys, 0
-			cfg.NoPreload, cfg.Duration, cfg.Warmup = true, o.getDur, time.Second
-			var prof chan error
-			if o.profileDir != "" && r == o.rounds-1 {
-				prof = make(chan error, 1)
-				path := filepath.Join(o.profileDir, fmt.Sprintf("%s-get-%dkeys.pprof", o.server, keys))
-				go func() { prof <- probe.CPUProfile(ctx, s.URL, time.Second+o.getDur/2, path) }()
-			}
-			lr, err := load.Run(ctx, cfg)
-			if prof != nil {
-				if perr := <-prof; perr != nil {
-					logf("profile: %v", perr)
-				}
-			}
+			rps, err := r.getRound(ctx, s, keys, o.profileDir != "" && round == o.rounds-1)
 			if err != nil {
-				return fmt.Errorf("GET round on %s: %w", s.Name, err)
+				return err
 			}
-			if lr.OK != lr.Requests {
-				return fmt.Errorf("GET round on %s: %d of %d requests failed (%s)", s.Name, lr.Requests-lr.OK, lr.Requests, lr.FirstError)
-			}
-			logf("GET x%d over %d keys: %.0f req/s, p99 %v", o.getClients, keys, lr.Throughput, lr.P99)
-			if s == small {
-				res.GetSmallRounds = append(res.GetSmallRounds, lr.Throughput)
+			if s == r.small {
+				res.GetSmallRounds = append(res.GetSmallRounds, rps)
 			} else {
-				res.GetBigRounds = append(res.GetBigRounds, lr.Throughput)
+				res.GetBigRounds = append(res.GetBigRounds, rps)
 			}
 		}
 	}
@@ -319,9 +347,44 @@ func run(ctx context.Context, o *options) error {
 	if res.GetSmall > 0 {
 		res.GetRatio = res.GetBig / res.GetSmall
 	}
-	small.Stop(30 * time.Second)
+	r.small.Stop(30 * time.Second)
+	return nil
+}
 
-	probeURL := fmt.Sprintf("%s/v2/keys/%s/k%d", big.URL, base.Prefix, o.keys/2)
+// getRound runs one GET round on s over keys and returns its req/s; with
+// profile it also saves a CPU profile of s taken during the round.
+func (r *bigRun) getRound(ctx context.Context, s *procs.Server, keys int, profile bool) (float64, error) {
+	o := r.o
+	cfg := r.base
+	cfg.Target, cfg.Clients, cfg.Keys, cfg.PutPercent = s.URL, o.getClients, keys, 0
+	cfg.NoPreload, cfg.Duration, cfg.Warmup = true, o.getDur, time.Second
+	var prof chan error
+	if profile {
+		prof = make(chan error, 1)
+		path := filepath.Join(o.profileDir, fmt.Sprintf("%s-get-%dkeys.pprof", o.server, keys))
+		go func() { prof <- probe.CPUProfile(ctx, s.URL, time.Second+o.getDur/2, path) }()
+	}
+	lr, err := load.Run(ctx, cfg)
+	if prof != nil {
+		if perr := <-prof; perr != nil {
+			logf("profile: %v", perr)
+		}
+	}
+	if err != nil {
+		return 0, fmt.Errorf("GET round on %s: %w", s.Name, err)
+	}
+	if lr.OK != lr.Requests {
+		return 0, fmt.Errorf("GET round on %s: %d of %d requests failed (%s)", s.Name, lr.Requests-lr.OK, lr.Requests, lr.FirstError)
+	}
+	logf("GET x%d over %d keys: %.0f req/s, p99 %v", o.getClients, keys, lr.Throughput, lr.P99)
+	return lr.Throughput, nil
+}
+
+// restart times o.restarts restarts of the big server, then records its
+// memory.
+func (r *bigRun) restart(ctx context.Context) error {
+	o, res, big := r.o, r.res, r.big
+	probeURL := fmt.Sprintf("%s/v2/keys/%s/k%d", big.URL, r.base.Prefix, o.keys/2)
 	for i := range o.restarts {
 		stopped := big.Stop(5 * time.Minute)
 		if err := ctx.Err(); err != nil {
@@ -347,7 +410,11 @@ func run(ctx context.Context, o *options) error {
 		res.LiveHeapAfterStart = h
 	}
 	logf("after restart: RssAnon %s, live heap %s", mib(res.RssAnonAfterStart), mib(res.LiveHeapAfterStart))
+	return nil
+}
 
+// write prints res as a markdown table row and, with a path, as JSON.
+func (res *Result) write(jsonPath string) error {
 	fmt.Println("| server | keys | load (s) | keys/s | peak RssAnon loading | RssAnon | VmRSS | live heap | disk: wal / snap / store | GET x16 small | GET x16 big | ratio | restart (s) | RssAnon after restart |")
 	fmt.Println("|---|---:|---:|---:|---:|---:|---:|---:|---|---:|---:|---:|---|---:|")
 	rs := make([]string, len(res.RestartSec))
@@ -358,14 +425,15 @@ func run(ctx context.Context, o *options) error {
 		res.Server, res.Keys, res.LoadSec, res.LoadRate, mib(res.PeakRssAnon), mib(res.RssAnon), mib(res.VmRSS), mib(res.LiveHeap),
 		mib(res.DiskWAL), mib(res.DiskSnap), mib(res.DiskStore), res.GetSmall, res.GetBig, res.GetRatio,
 		strings.Join(rs, " / "), mib(res.RssAnonAfterStart))
-	if o.jsonPath != "" {
-		b, err := json.MarshalIndent(res, "", "  ")
-		if err != nil {
-			return err
-		}
-		if err := os.WriteFile(o.jsonPath, append(b, '\n'), 0o644); err != nil {
-			return fmt.Errorf("write %s: %w", o.jsonPath, err)
-		}
+	if jsonPath == "" {
+		return nil
+	}
+	b, err := json.MarshalIndent(res, "", "  ")
+	if err != nil {
+		return err
+	}
+	if err := os.WriteFile(jsonPath, append(b, '\n'), 0o644); err != nil {
+		return fmt.Errorf("write %s: %w", jsonPath, err)
 	}
 	return nil
 }
