@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -140,24 +141,44 @@ func (p *progress) logf(format string, args ...any) {
 }
 
 func run(ctx context.Context, o *Options, stdout, stderr io.Writer) error {
-	pr := &progress{w: stderr, start: time.Now()}
+	tr := &tradeoffRun{o: o, pr: &progress{w: stderr, start: time.Now()},
+		base: load.Config{Keys: o.Keys, ValueSize: o.ValueSize, Prefix: "bench"}}
 	tmp, cleanup, err := procs.RunDir(o.DataRoot, "strata-tradeoff-", o.Keep, stderr)
 	if err != nil {
 		return err
 	}
-	var live []*instance
+	tr.tmp = tmp
 	defer func() {
-		for _, in := range live {
+		for _, in := range tr.live {
 			in.stop()
 		}
 		cleanup()
 	}()
-
-	pr.logf("building strata in %s", o.Repo)
-	bin, err := procs.StrataBinary(ctx, o.StrataBin, o.Repo, tmp)
-	if err != nil {
+	tr.pr.logf("building strata in %s", o.Repo)
+	if tr.bin, err = procs.StrataBinary(ctx, o.StrataBin, o.Repo, tmp); err != nil {
 		return err
 	}
+	tr.res = newResults(o, tr.bin)
+	for _, phase := range []func(context.Context) error{tr.footprints, tr.throughput, tr.restarts, tr.large} {
+		if err := phase(ctx); err != nil {
+			return err
+		}
+	}
+	writeMarkdown(stdout, o, tr.res)
+	if o.JSONPath != "" {
+		b, err := json.MarshalIndent(tr.res, "", "  ")
+		if err != nil {
+			return err
+		}
+		if err := os.WriteFile(o.JSONPath, append(b, '\n'), 0o644); err != nil {
+			return err
+		}
+	}
+	tr.pr.logf("done")
+	return nil
+}
+
+func newResults(o *Options, bin string) *Results {
 	res := &Results{
 		Date: time.Now().UTC().Format("2006-01-02 15:04 MST"), CPUs: runtime.NumCPU(),
 		GoVersion: goVersion(bin), Keys: o.Keys, ValueSize: o.ValueSize, Rounds: o.Rounds,
@@ -169,51 +190,77 @@ func run(ctx context.Context, o *Options, stdout, stderr io.Writer) error {
 			res.EtcdVersion = etcdVersion(o.EtcdBin)
 		}
 	}
+	return res
+}
 
-	// Phase 1: start every server and fill it.
-	base := load.Config{Keys: o.Keys, ValueSize: o.ValueSize, Prefix: "bench"}
-	for _, sp := range o.Servers {
-		in, err := newInstance(o, sp, bin, tmp)
-		if err != nil {
-			return err
-		}
-		pr.logf("%s: starting", sp.Name)
-		if err := in.Start(); err != nil {
-			return err
-		}
-		live = append(live, in)
-		if err := in.Ready(ctx, o.StartupMax); err != nil {
-			return fmt.Errorf("%s: %w", sp.Name, err)
-		}
-		fp := Footprint{Server: sp.Name}
-		secs, err := fill(ctx, pr, in, base, o.LoadClients)
+// tradeoffRun is one run's servers and results.
+type tradeoffRun struct {
+	o        *Options
+	pr       *progress
+	base     load.Config // the --keys key space
+	bin, tmp string
+	res      *Results
+	live     []*instance // servers of phases 1-3, stopped at the end
+}
+
+// footprints (phase 1) starts every server and fills it.
+func (tr *tradeoffRun) footprints(ctx context.Context) error {
+	res := tr.res
+	for _, sp := range tr.o.Servers {
+		fp, err := tr.footprint(ctx, sp)
 		if err != nil {
 			return fmt.Errorf("%s: %w", sp.Name, err)
 		}
-		fp.LoadSeconds = secs
-		// Let background work settle (badger's memtable flush, etcd's
-		// snapshot) so the footprint is the resting one.
-		time.Sleep(2 * time.Second)
-		if fp.Mem, err = probe.ReadMem(in.Proc.Pid()); err != nil {
-			return fmt.Errorf("%s: %w", sp.Name, err)
-		}
-		// RSS first: the GC probe.LiveHeap forces would lower it.
-		if fp.Heap, err = probe.LiveHeap(ctx, in.URL); err != nil {
-			return fmt.Errorf("%s: %w", sp.Name, err)
-		}
-		if fp.Disk, err = probe.MeasureDisk(in.Dir); err != nil {
-			return fmt.Errorf("%s: %w", sp.Name, err)
-		}
-		pr.logf("%s: %d keys in %.1fs; RSS %s (anon %s), live heap %s, disk %s/key", sp.Name, o.Keys, secs,
-			mib(fp.Mem.VmRSS), mib(fp.Mem.RssAnon), mib(fp.Heap), perKey(fp.Disk.Total(), o.Keys))
 		res.Footprint = append(res.Footprint, fp)
 		res.order = append(res.order, sp.Name)
 	}
 	for i := range res.Footprint {
 		res.byName[res.Footprint[i].Server] = &res.Footprint[i]
 	}
+	return nil
+}
 
-	// Phase 2: throughput, servers rotated each round.
+// footprint starts the server of sp, fills it and measures it at rest.
+func (tr *tradeoffRun) footprint(ctx context.Context, sp spec) (Footprint, error) {
+	o := tr.o
+	fp := Footprint{Server: sp.Name}
+	in, err := newInstance(o, sp, tr.bin, tr.tmp)
+	if err != nil {
+		return fp, err
+	}
+	tr.pr.logf("%s: starting", sp.Name)
+	if err := in.Start(); err != nil {
+		return fp, err
+	}
+	tr.live = append(tr.live, in)
+	if err := in.Ready(ctx, o.StartupMax); err != nil {
+		return fp, err
+	}
+	if fp.LoadSeconds, err = fill(ctx, tr.pr, in, tr.base, o.LoadClients); err != nil {
+		return fp, err
+	}
+	// Let background work settle (badger's memtable flush, etcd's
+	// snapshot) so the footprint is the resting one.
+	time.Sleep(2 * time.Second)
+	if fp.Mem, err = probe.ReadMem(in.Proc.Pid()); err != nil {
+		return fp, err
+	}
+	// RSS first: the GC LiveHeap forces would lower it.
+	if fp.Heap, err = probe.LiveHeap(ctx, in.URL); err != nil {
+		return fp, err
+	}
+	if fp.Disk, err = probe.MeasureDisk(in.Dir); err != nil {
+		return fp, err
+	}
+	tr.pr.logf("%s: %d keys in %.1fs; RSS %s (anon %s), live heap %s, disk %s/key", sp.Name, o.Keys, fp.LoadSeconds,
+		mib(fp.Mem.VmRSS), mib(fp.Mem.RssAnon), mib(fp.Heap), perKey(fp.Disk.Total(), o.Keys))
+	return fp, nil
+}
+
+// throughput (phase 2) runs every workload × client count on every server,
+// the server order rotated each round, then aggregates and writes the CSV.
+func (tr *tradeoffRun) throughput(ctx context.Context) error {
+	o, res, live := tr.o, tr.res, tr.live
 	total := o.Rounds * len(o.Workloads) * len(o.Clients) * len(live)
 	n := 0
 	for r := 0; r < o.Rounds; r++ {
@@ -222,7 +269,7 @@ func run(ctx context.Context, o *Options, stdout, stderr io.Writer) error {
 				for i := range live {
 					in := live[(i+r)%len(live)]
 					n++
-					cfg := base
+					cfg := tr.base
 					cfg.Target, cfg.Clients, cfg.NoPreload = in.URL, c, true
 					cfg.Duration, cfg.Warmup = o.Duration, o.Warmup
 					if w == "put" {
@@ -233,7 +280,7 @@ func run(ctx context.Context, o *Options, stdout, stderr io.Writer) error {
 						return fmt.Errorf("%s %s%d: %w", in.Name, w, c, err)
 					}
 					eta := time.Duration(total-n) * (o.Duration + o.Warmup)
-					pr.logf("[%d/%d eta %v] %-22s %s%-3d %8.0f req/s  p99 %s ms  failed %d",
+					tr.pr.logf("[%d/%d eta %v] %-22s %s%-3d %8.0f req/s  p99 %s ms  failed %d",
 						n, total, eta.Round(time.Second), in.Name, w, c, lr.Throughput, loadclient.Ms(lr.P99), lr.Errors+lr.Non2xx)
 					res.Samples = append(res.Samples, sample{server: in.Name, workload: w, clients: c, round: r + 1, res: lr})
 				}
@@ -242,15 +289,18 @@ func run(ctx context.Context, o *Options, stdout, stderr io.Writer) error {
 	}
 	res.aggregate(o)
 	if o.CSVPath != "" {
-		if err := writeCSV(o.CSVPath, res.Samples); err != nil {
-			return err
-		}
+		return writeCSV(o.CSVPath, res.Samples)
 	}
+	return nil
+}
 
-	// Phase 3: restart each server holding o.Keys keys.
+// restarts (phase 3) restarts each server holding o.Keys keys, timing
+// its stop and its way back to the first GET, then stops it for good.
+func (tr *tradeoffRun) restarts(ctx context.Context) error {
+	o := tr.o
 	probePath := fmt.Sprintf("/v2/keys/bench/k%d", o.Keys-1)
-	for _, in := range live {
-		fp := res.byName[in.Name]
+	for _, in := range tr.live {
+		fp := tr.res.byName[in.Name]
 		d, killed := in.stop()
 		fp.StopSeconds, fp.StopKilled = d.Seconds(), killed
 		start := time.Now()
@@ -265,36 +315,29 @@ func run(ctx context.Context, o *Options, stdout, stderr io.Writer) error {
 		time.Sleep(500 * time.Millisecond)
 		fp.MemAfter, _ = probe.ReadMem(in.Proc.Pid())
 		fp.HeapAfter, _ = probe.LiveHeap(ctx, in.URL)
-		pr.logf("%s: stop %.2fs, restart to first GET %.3fs, RSS after %s, live heap %s", in.Name, fp.StopSeconds, fp.RestartSeconds, mib(fp.MemAfter.VmRSS), mib(fp.HeapAfter))
+		tr.pr.logf("%s: stop %.2fs, restart to first GET %.3fs, RSS after %s, live heap %s", in.Name, fp.StopSeconds, fp.RestartSeconds, mib(fp.MemAfter.VmRSS), mib(fp.HeapAfter))
 		in.stop()
 	}
-	live = nil
+	tr.live = nil
+	return nil
+}
 
-	// Phase 4: large store, one backend at a time (nothing else running).
-	if o.Large > 0 {
-		for _, sp := range o.LargeServers {
-			lr := largePhase(ctx, o, pr, sp, bin, tmp)
-			if lr.Error != "" {
-				pr.logf("%s large: %s", sp.Name, lr.Error)
-			}
-			res.Large = append(res.Large, lr)
-			if ctx.Err() != nil {
-				return ctx.Err()
-			}
+// large (phase 4) runs the large store phase, one backend at a time with
+// nothing else running.
+func (tr *tradeoffRun) large(ctx context.Context) error {
+	if tr.o.Large <= 0 {
+		return nil
+	}
+	for _, sp := range tr.o.LargeServers {
+		lr := largePhase(ctx, tr.o, tr.pr, sp, tr.bin, tr.tmp)
+		if lr.Error != "" {
+			tr.pr.logf("%s large: %s", sp.Name, lr.Error)
+		}
+		tr.res.Large = append(tr.res.Large, lr)
+		if ctx.Err() != nil {
+			return ctx.Err()
 		}
 	}
-
-	writeMarkdown(stdout, o, res)
-	if o.JSONPath != "" {
-		b, err := json.MarshalIndent(res, "", "  ")
-		if err != nil {
-			return err
-		}
-		if err := os.WriteFile(o.JSONPath, append(b, '\n'), 0o644); err != nil {
-			return err
-		}
-	}
-	pr.logf("done")
 	return nil
 }
 
@@ -366,25 +409,10 @@ func largePhase(ctx context.Context, o *Options, pr *progress, sp spec, bin, tmp
 		return lr
 	}
 	if sp.Backend != "" {
-		// The snapshot runs off the raft loop; wait for its log line.
-		deadline := time.Now().Add(5 * time.Minute)
-		for {
-			idx, d, ok, err := lastSnapshot(in.Log)
-			if err != nil {
-				lr.Error = err.Error()
-				return lr
-			}
-			if ok && idx >= uint64(o.Large) {
-				lr.SnapshotIndex, lr.SnapshotSeconds = idx, d.Seconds()
-				break
-			}
-			if time.Now().After(deadline) || in.Proc.Exited() {
-				lr.Error = "no snapshot logged after the load"
-				return lr
-			}
-			time.Sleep(200 * time.Millisecond)
+		if err := waitSnapshot(in, o.Large, &lr); err != nil {
+			lr.Error = err.Error()
+			return lr
 		}
-		lr.SnapshotBytes = newestSnapSize(in.Dir)
 		pr.logf("%s: snapshot at index %d took %.2fs (%s)", sp.Name, lr.SnapshotIndex, lr.SnapshotSeconds, mib(lr.SnapshotBytes))
 	}
 	time.Sleep(2 * time.Second)
@@ -411,4 +439,26 @@ func largePhase(ctx context.Context, o *Options, pr *progress, sp spec, bin, tmp
 	pr.logf("%s: loaded: RSS %s (anon %s), live heap %s; stop %.2fs, restart to first GET %.2fs, RSS %s (anon %s), live heap %s after restart",
 		sp.Name, mib(lr.Mem.VmRSS), mib(lr.Mem.RssAnon), mib(lr.Heap), lr.StopSeconds, lr.RestartSeconds, mib(lr.MemAfter.VmRSS), mib(lr.MemAfter.RssAnon), mib(lr.HeapAfter))
 	return lr
+}
+
+// waitSnapshot waits (up to five minutes) for the log line of a snapshot
+// at index large or later, and records it in lr. The snapshot runs off the
+// raft loop, so it may finish after the load.
+func waitSnapshot(in *instance, large int, lr *LargeResult) error {
+	deadline := time.Now().Add(5 * time.Minute)
+	for {
+		idx, d, ok, err := lastSnapshot(in.Log)
+		if err != nil {
+			return err
+		}
+		if ok && idx >= uint64(large) {
+			lr.SnapshotIndex, lr.SnapshotSeconds = idx, d.Seconds()
+			lr.SnapshotBytes = newestSnapSize(in.Dir)
+			return nil
+		}
+		if time.Now().After(deadline) || in.Proc.Exited() {
+			return errors.New("no snapshot logged after the load")
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
 }
