@@ -35,9 +35,33 @@ func run(ctx context.Context, o *Options, stdout, stderr io.Writer) (err error) 
 		}
 		cleanup()
 	}()
+	servers, notes, err := startServers(ctx, o, tmp, stderr)
+	if err != nil {
+		return err
+	}
+	base := load.Config{Keys: o.Keys, ValueSize: o.ValueSize, Prefix: "bench", Duration: o.Duration, Warmup: o.Warmup}
+	preload(ctx, base, servers, stderr)
+	samples, err := rounds(ctx, o, base, servers, stderr)
+	if err != nil {
+		return err
+	}
+	if o.CSVPath != "" {
+		if err := writeSamplesCSV(o.CSVPath, samples); err != nil {
+			return err
+		}
+	}
+	for _, s := range servers {
+		if s.dead != "" {
+			notes = append(notes, fmt.Sprintf("%s: %s", s.Name, s.dead))
+		}
+	}
+	writeMarkdown(stdout, o, servers, samples, notes)
+	return nil
+}
 
-	// Start everything first, so the order of startup does not matter.
-	var notes []string
+// startServers starts every server first, so the order of startup does
+// not matter; a server that does not start is a note, not an error.
+func startServers(ctx context.Context, o *Options, tmp string, stderr io.Writer) (servers []*server, notes []string, err error) {
 	if o.EtcdBin != "" {
 		fmt.Fprintf(stderr, "starting etcd (%s)...\n", o.EtcdBin)
 		if s, err := startEtcd(ctx, o, tmp); err != nil {
@@ -59,20 +83,21 @@ func run(ctx context.Context, o *Options, stdout, stderr io.Writer) (err error) 
 	if !o.NoCeiling {
 		s, err := startCeiling()
 		if err != nil {
-			return err
+			return servers, notes, err
 		}
 		servers = append(servers, s)
 	}
 	if len(servers) == 0 {
-		return fmt.Errorf("no server to benchmark:\n%s", strings.Join(notes, "\n"))
+		return nil, notes, fmt.Errorf("no server to benchmark:\n%s", strings.Join(notes, "\n"))
 	}
-	if err := ctx.Err(); err != nil {
-		return err
-	}
+	return servers, notes, ctx.Err()
+}
 
-	base := load.Config{Keys: o.Keys, ValueSize: o.ValueSize, Prefix: "bench", Duration: o.Duration, Warmup: o.Warmup}
+// preload writes the key space into every server; one that fails is
+// marked dead.
+func preload(ctx context.Context, base load.Config, servers []*server, stderr io.Writer) {
 	for _, s := range servers {
-		fmt.Fprintf(stderr, "%s at %s: preloading %d keys...\n", s.Name, s.URL, o.Keys)
+		fmt.Fprintf(stderr, "%s at %s: preloading %d keys...\n", s.Name, s.URL, base.Keys)
 		cfg := base
 		cfg.Target, cfg.Clients = s.URL, 8
 		if err := load.Preload(ctx, cfg); err != nil {
@@ -80,7 +105,12 @@ func run(ctx context.Context, o *Options, stdout, stderr io.Writer) (err error) 
 			fmt.Fprintf(stderr, "%s: %s\n", s.Name, s.dead)
 		}
 	}
+}
 
+// rounds runs every scenario on every live server, o.Rounds times. The
+// server order rotates each round so no server always runs first (or
+// right after a write-heavy neighbour).
+func rounds(ctx context.Context, o *Options, base load.Config, servers []*server, stderr io.Writer) ([]sample, error) {
 	total := o.Rounds * len(o.Scenarios) * len(servers)
 	perRun := o.Warmup + o.Duration
 	var samples []sample
@@ -88,8 +118,6 @@ func run(ctx context.Context, o *Options, stdout, stderr io.Writer) (err error) 
 	n := 0
 	for r := 0; r < o.Rounds; r++ {
 		for _, sc := range o.Scenarios {
-			// Rotate the server order each round so no server always runs
-			// first (or right after a write-heavy neighbour).
 			for i := range servers {
 				s := servers[(i+r)%len(servers)]
 				n++
@@ -99,22 +127,12 @@ func run(ctx context.Context, o *Options, stdout, stderr io.Writer) (err error) 
 				eta := time.Duration(total-n+1) * perRun
 				fmt.Fprintf(stderr, "[%d/%d round %d/%d, eta %v] %-16s %s\n",
 					n, total, r+1, o.Rounds, eta.Round(time.Second), s.Name, sc.Describe())
-				cfg := base
-				cfg.Target, cfg.Clients, cfg.PutPercent, cfg.NoPreload = s.URL, sc.Clients, sc.PutPercent, true
-				if !o.Quiet {
-					cfg.Progress = load.PrefixLines(stderr, "    ")
-				}
-				res, err := load.Run(ctx, cfg)
+				res, err := measure(ctx, o, base, s, sc, stderr)
 				if ctx.Err() != nil {
-					return fmt.Errorf("interrupted after %v", time.Since(start).Round(time.Second))
+					return nil, fmt.Errorf("interrupted after %v", time.Since(start).Round(time.Second))
 				}
 				if err != nil {
-					return fmt.Errorf("%s %s: %w", s.Name, sc.Name, err)
-				}
-				fmt.Fprintf(stderr, "    => %.0f req/s  p50 %sms  p99 %sms  non2xx %d  errors %d\n",
-					res.Throughput, loadclient.Ms(res.P50), loadclient.Ms(res.P99), res.Non2xx, res.Errors)
-				if res.Errors+res.Non2xx > 0 && res.FirstError != "" {
-					fmt.Fprintf(stderr, "    first error: %s\n", res.FirstError)
+					return nil, fmt.Errorf("%s %s: %w", s.Name, sc.Name, err)
 				}
 				samples = append(samples, sample{Round: r + 1, Server: s.Name, Scenario: sc, Res: res})
 				if !s.alive() {
@@ -123,19 +141,26 @@ func run(ctx context.Context, o *Options, stdout, stderr io.Writer) (err error) 
 			}
 		}
 	}
+	return samples, nil
+}
 
-	if o.CSVPath != "" {
-		if err := writeSamplesCSV(o.CSVPath, samples); err != nil {
-			return err
-		}
+// measure runs scenario sc once against s.
+func measure(ctx context.Context, o *Options, base load.Config, s *server, sc Scenario, stderr io.Writer) (*load.Result, error) {
+	cfg := base
+	cfg.Target, cfg.Clients, cfg.PutPercent, cfg.NoPreload = s.URL, sc.Clients, sc.PutPercent, true
+	if !o.Quiet {
+		cfg.Progress = load.PrefixLines(stderr, "    ")
 	}
-	for _, s := range servers {
-		if s.dead != "" {
-			notes = append(notes, fmt.Sprintf("%s: %s", s.Name, s.dead))
-		}
+	res, err := load.Run(ctx, cfg)
+	if err != nil {
+		return nil, err
 	}
-	writeMarkdown(stdout, o, servers, samples, notes)
-	return nil
+	fmt.Fprintf(stderr, "    => %.0f req/s  p50 %sms  p99 %sms  non2xx %d  errors %d\n",
+		res.Throughput, loadclient.Ms(res.P50), loadclient.Ms(res.P99), res.Non2xx, res.Errors)
+	if res.Errors+res.Non2xx > 0 && res.FirstError != "" {
+		fmt.Fprintf(stderr, "    first error: %s\n", res.FirstError)
+	}
+	return res, nil
 }
 
 // agg is the median summary of one server × scenario.
