@@ -48,7 +48,31 @@ func run(ctx context.Context, o *Options, stdout, stderr io.Writer) error {
 		}
 	}
 
-	var notes []string
+	clusters, notes, err := startClusters(ctx, o, tmp, stderr)
+	if err != nil {
+		return err
+	}
+	samples, err := rounds(ctx, o, clusters, stderr)
+	if err != nil {
+		return err
+	}
+	for _, c := range clusters {
+		if c.alive() {
+			continue
+		}
+		notes = append(notes, fmt.Sprintf("%s: %s", c.System, c.dead))
+	}
+	systems := make([]string, len(clusters))
+	for i, c := range clusters {
+		systems[i] = c.System
+	}
+	writeMarkdown(stdout, o, systems, samples, notes)
+	return nil
+}
+
+// startClusters starts each system's cluster; one that does not start is
+// a note, not an error.
+func startClusters(ctx context.Context, o *Options, tmp string, stderr io.Writer) (clusters []*cluster, notes []string, err error) {
 	token := fmt.Sprintf("bench-%d", time.Now().UnixNano())
 	if o.EtcdBin != "" {
 		fmt.Fprintf(stderr, "starting a %d-member etcd cluster (%s)...\n", o.Size, o.EtcdBin)
@@ -71,7 +95,7 @@ func run(ctx context.Context, o *Options, stdout, stderr io.Writer) error {
 		}
 	}
 	if len(clusters) == 0 {
-		return fmt.Errorf("no cluster to benchmark:\n%s", strings.Join(notes, "\n"))
+		return nil, notes, fmt.Errorf("no cluster to benchmark:\n%s", strings.Join(notes, "\n"))
 	}
 	for _, c := range clusters {
 		var urls []string
@@ -81,6 +105,12 @@ func run(ctx context.Context, o *Options, stdout, stderr io.Writer) error {
 		fmt.Fprintf(stderr, "%s cluster up: %s\n", c.System, strings.Join(urls, " "))
 	}
 
+	return clusters, notes, nil
+}
+
+// rounds measures every client count × mode on every live cluster,
+// o.Rounds times, the cluster that goes first alternating.
+func rounds(ctx context.Context, o *Options, clusters []*cluster, stderr io.Writer) ([]sample, error) {
 	total := o.Rounds * len(o.Clients) * len(o.Modes) * len(clusters)
 	perRun := o.Warmup + o.Duration
 	var samples []sample
@@ -103,7 +133,7 @@ func run(ctx context.Context, o *Options, stdout, stderr io.Writer) error {
 					}
 					s, err := measure(ctx, o, c, mode, nc, profile, stderr)
 					if ctx.Err() != nil {
-						return fmt.Errorf("interrupted")
+						return nil, fmt.Errorf("interrupted")
 					}
 					if err != nil {
 						c.dead = err.Error()
@@ -118,18 +148,7 @@ func run(ctx context.Context, o *Options, stdout, stderr io.Writer) error {
 			}
 		}
 	}
-	for _, c := range clusters {
-		if c.alive() {
-			continue
-		}
-		notes = append(notes, fmt.Sprintf("%s: %s", c.System, c.dead))
-	}
-	systems := make([]string, len(clusters))
-	for i, c := range clusters {
-		systems[i] = c.System
-	}
-	writeMarkdown(stdout, o, systems, samples, notes)
-	return nil
+	return samples, nil
 }
 
 func startEtcdCluster(ctx context.Context, o *Options, tmp, token string) (*cluster, error) {
