@@ -26,7 +26,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"strconv"
 	"strings"
 	"time"
 
@@ -116,8 +115,8 @@ func parseFlags(args []string, stderr io.Writer) (*Options, error) {
 		return fail(fmt.Errorf("--cluster must be odd and 1..7, not %d", o.Size))
 	}
 	var err error
-	if o.Clients, err = parseClients(clients); err != nil {
-		return fail(err)
+	if o.Clients, err = command.ParseClients(clients); err != nil {
+		return fail(fmt.Errorf("--clients: %w", err))
 	}
 	if o.Modes, err = parseModes(modes); err != nil {
 		return fail(err)
@@ -136,25 +135,6 @@ func parseFlags(args []string, stderr io.Writer) (*Options, error) {
 		o.Repo = procs.ModuleRoot()
 	}
 	return o, nil
-}
-
-func parseClients(s string) ([]int, error) {
-	var out []int
-	for _, f := range strings.Split(s, ",") {
-		f = strings.TrimSpace(f)
-		if f == "" {
-			continue
-		}
-		n, err := strconv.Atoi(f)
-		if err != nil || n < 1 || n > 4096 {
-			return nil, fmt.Errorf("--clients: bad client count %q (want 1..4096)", f)
-		}
-		out = append(out, n)
-	}
-	if len(out) == 0 {
-		return nil, fmt.Errorf("--clients: no client counts in %q", s)
-	}
-	return out, nil
 }
 
 func parseModes(s string) ([]Mode, error) {

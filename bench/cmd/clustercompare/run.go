@@ -7,7 +7,6 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
-	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -282,33 +281,15 @@ func cpuProfile(ctx context.Context, base string, warmup, d time.Duration, path 
 	return probe.CPUProfile(ctx, base, d, path)
 }
 
-// agg is the median summary of one system × scenario.
-type agg struct {
-	n              int
-	rps, p50, p99  float64 // req/s, ms, ms (medians)
-	rpsMin, rpsMax float64
-	failed         int64
-}
-
-func aggregate(samples []sample, system string, mode Mode, clients int) (agg, bool) {
-	var rps, p50, p99 []float64
-	var a agg
+// aggregate is the median summary of one system × scenario.
+func aggregate(samples []sample, system string, mode Mode, clients int) (load.Medians, bool) {
+	var r load.Rounds
 	for _, s := range samples {
-		if s.System != system || s.Mode != mode || s.Clients != clients {
-			continue
+		if s.System == system && s.Mode == mode && s.Clients == clients {
+			r.Add(s.RPS, s.P50, s.P99, s.Failed)
 		}
-		rps = append(rps, s.RPS)
-		p50 = append(p50, float64(s.P50)/float64(time.Millisecond))
-		p99 = append(p99, float64(s.P99)/float64(time.Millisecond))
-		a.failed += s.Failed
 	}
-	if len(rps) == 0 {
-		return a, false
-	}
-	a.n = len(rps)
-	a.rps, a.p50, a.p99 = load.Median(rps), load.Median(p50), load.Median(p99)
-	a.rpsMin, a.rpsMax = slices.Min(rps), slices.Max(rps)
-	return a, true
+	return r.Medians()
 }
 
 // writeMarkdown prints the table: one row per client count × mode × system,
@@ -329,11 +310,11 @@ func writeMarkdown(w io.Writer, o *Options, systems []string, samples []sample, 
 					continue
 				}
 				ratio := "–"
-				if haveEtcd && etcd.rps > 0 {
-					ratio = fmt.Sprintf("%.2f", a.rps/etcd.rps)
+				if haveEtcd && etcd.RPS > 0 {
+					ratio = fmt.Sprintf("%.2f", a.RPS/etcd.RPS)
 				}
 				fmt.Fprintf(w, "| %d | %s | %s | %.0f | %.0f–%.0f | %.3f | %.3f | %s | %d |\n",
-					nc, mode.Describe(), sys, a.rps, a.rpsMin, a.rpsMax, a.p50, a.p99, ratio, a.failed)
+					nc, mode.Describe(), sys, a.RPS, a.RPSMin, a.RPSMax, a.P50ms, a.P99ms, ratio, a.Failed)
 			}
 		}
 	}

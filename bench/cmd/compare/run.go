@@ -6,7 +6,6 @@ import (
 	"io"
 	"os"
 	"runtime"
-	"slices"
 	"strings"
 	"time"
 
@@ -163,33 +162,15 @@ func measure(ctx context.Context, o *Options, base load.Config, s *server, sc Sc
 	return res, nil
 }
 
-// agg is the median summary of one server × scenario.
-type agg struct {
-	n              int
-	rps, p50, p99  float64 // req/s, ms, ms (medians)
-	rpsMin, rpsMax float64
-	failures       int64
-}
-
-func aggregate(samples []sample, server string, sc Scenario) (agg, bool) {
-	var rps, p50, p99 []float64
-	var a agg
+// aggregate is the median summary of one server × scenario.
+func aggregate(samples []sample, server string, sc Scenario) (load.Medians, bool) {
+	var r load.Rounds
 	for _, s := range samples {
-		if s.Server != server || s.Scenario != sc {
-			continue
+		if s.Server == server && s.Scenario == sc {
+			r.Add(s.Res.Throughput, s.Res.P50, s.Res.P99, s.Res.Errors+s.Res.Non2xx)
 		}
-		rps = append(rps, s.Res.Throughput)
-		p50 = append(p50, float64(s.Res.P50)/float64(time.Millisecond))
-		p99 = append(p99, float64(s.Res.P99)/float64(time.Millisecond))
-		a.failures += s.Res.Errors + s.Res.Non2xx
 	}
-	if len(rps) == 0 {
-		return a, false
-	}
-	a.n = len(rps)
-	a.rps, a.p50, a.p99 = load.Median(rps), load.Median(p50), load.Median(p99)
-	a.rpsMin, a.rpsMax = slices.Min(rps), slices.Max(rps)
-	return a, true
+	return r.Medians()
 }
 
 func writeMarkdown(w io.Writer, o *Options, servers []*server, samples []sample, notes []string) {
@@ -207,11 +188,11 @@ func writeMarkdown(w io.Writer, o *Options, servers []*server, samples []sample,
 				continue
 			}
 			ratio := "–"
-			if haveEtcd && etcd.rps > 0 {
-				ratio = fmt.Sprintf("%.2f", a.rps/etcd.rps)
+			if haveEtcd && etcd.RPS > 0 {
+				ratio = fmt.Sprintf("%.2f", a.RPS/etcd.RPS)
 			}
 			fmt.Fprintf(w, "| %s | %s | %.0f | %.0f–%.0f | %.3f | %.3f | %s | %d |\n",
-				sc.Describe(), s.Name, a.rps, a.rpsMin, a.rpsMax, a.p50, a.p99, ratio, a.failures)
+				sc.Describe(), s.Name, a.RPS, a.RPSMin, a.RPSMax, a.P50ms, a.P99ms, ratio, a.Failed)
 		}
 	}
 	if len(notes) > 0 {

@@ -34,7 +34,6 @@ import (
 	"io"
 	"os"
 	"os/exec"
-	"strconv"
 	"strings"
 	"time"
 
@@ -119,24 +118,6 @@ func validName(s string) bool {
 	return true
 }
 
-func parseInts(s string) ([]int, error) {
-	var out []int
-	for _, f := range strings.Split(s, ",") {
-		if f = strings.TrimSpace(f); f == "" {
-			continue
-		}
-		n, err := strconv.Atoi(f)
-		if err != nil || n < 1 || n > 4096 {
-			return nil, fmt.Errorf("bad client count %q (want 1..4096)", f)
-		}
-		out = append(out, n)
-	}
-	if len(out) == 0 {
-		return nil, errors.New("no client counts")
-	}
-	return out, nil
-}
-
 func parseFlags(args []string, stderr io.Writer) (*Options, error) {
 	fs := flag.NewFlagSet("tradeoff", flag.ContinueOnError)
 	fs.SetOutput(stderr)
@@ -182,8 +163,8 @@ func parseFlags(args []string, stderr io.Writer) (*Options, error) {
 			return bad(fmt.Errorf("--large-servers: %s: the large phase always loads without fsync and restarts with it", s.Name))
 		}
 	}
-	if o.Clients, err = parseInts(*clients); err != nil {
-		return bad(err)
+	if o.Clients, err = command.ParseClients(*clients); err != nil {
+		return bad(fmt.Errorf("--clients: %w", err))
 	}
 	for _, w := range strings.Split(*workloads, ",") {
 		switch w = strings.TrimSpace(w); w {

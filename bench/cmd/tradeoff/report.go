@@ -4,9 +4,7 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"slices"
 	"strings"
-	"time"
 
 	"github.com/strata-kv/strata/bench/load"
 )
@@ -18,22 +16,18 @@ func (r *Results) aggregate(o *Options) {
 	for _, srv := range r.order {
 		for _, w := range o.Workloads {
 			for _, c := range o.Clients {
-				var rps, p50, p99 []float64
-				t := Throughput{Server: srv, Workload: w, Clients: c}
+				var rounds load.Rounds
 				for _, s := range r.Samples {
-					if s.server != srv || s.workload != w || s.clients != c {
-						continue
+					if s.server == srv && s.workload == w && s.clients == c {
+						rounds.Add(s.res.Throughput, s.res.P50, s.res.P99, s.res.Errors+s.res.Non2xx)
 					}
-					rps = append(rps, s.res.Throughput)
-					p50 = append(p50, float64(s.res.P50)/float64(time.Millisecond))
-					p99 = append(p99, float64(s.res.P99)/float64(time.Millisecond))
-					t.Failed += s.res.Errors + s.res.Non2xx
 				}
-				if len(rps) == 0 {
+				m, ok := rounds.Medians()
+				if !ok {
 					continue
 				}
-				t.RPS, t.RPSMin, t.RPSMax = load.Median(rps), slices.Min(rps), slices.Max(rps)
-				t.P50ms, t.P99ms = load.Median(p50), load.Median(p99)
+				t := Throughput{Server: srv, Workload: w, Clients: c, RPS: m.RPS, RPSMin: m.RPSMin, RPSMax: m.RPSMax,
+					P50ms: m.P50ms, P99ms: m.P99ms, Failed: m.Failed}
 				r.Throughput = append(r.Throughput, t)
 			}
 		}

@@ -11,6 +11,8 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"strconv"
+	"strings"
 	"syscall"
 )
 
@@ -34,4 +36,25 @@ func Main[O any](name string, args []string, stdout, stderr io.Writer,
 		return 1
 	}
 	return 0
+}
+
+// ParseClients parses a comma-separated list of client counts, each
+// 1..4096 ("1,16,64"); empty items are skipped, and at least one count
+// must remain.
+func ParseClients(s string) ([]int, error) {
+	var out []int
+	for _, f := range strings.Split(s, ",") {
+		if f = strings.TrimSpace(f); f == "" {
+			continue
+		}
+		n, err := strconv.Atoi(f)
+		if err != nil || n < 1 || n > 4096 {
+			return nil, fmt.Errorf("bad client count %q (want 1..4096)", f)
+		}
+		out = append(out, n)
+	}
+	if len(out) == 0 {
+		return nil, fmt.Errorf("no client counts in %q", s)
+	}
+	return out, nil
 }

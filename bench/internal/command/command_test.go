@@ -36,3 +36,15 @@ func TestMainExitCodes(t *testing.T) {
 		}
 	}
 }
+
+func TestParseClients(t *testing.T) {
+	got, err := ParseClients(" 1, 16,,64 ")
+	if err != nil || len(got) != 3 || got[0] != 1 || got[1] != 16 || got[2] != 64 {
+		t.Fatalf("ParseClients = %v, %v; want [1 16 64]", got, err)
+	}
+	for _, bad := range []string{"", " , ", "0", "4097", "x", "1,-2"} {
+		if got, err := ParseClients(bad); err == nil {
+			t.Errorf("%q: %v, no error", bad, got)
+		}
+	}
+}
