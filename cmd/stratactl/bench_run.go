@@ -468,17 +468,23 @@ type ackEntry struct {
 	seen  int
 }
 
+// entry returns the entry of index idx, adding it if needed; b.mu held.
+func (b *ackBook) entry(idx uint64) *ackEntry {
+	e := b.m[idx]
+	if e == nil {
+		e = &ackEntry{}
+		b.m[idx] = e
+	}
+	return e
+}
+
 func (b *ackBook) acked(idx uint64, at time.Time) {
 	if idx == 0 {
 		return
 	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	e := b.m[idx]
-	if e == nil {
-		e = &ackEntry{}
-		b.m[idx] = e
-	}
+	e := b.entry(idx)
 	e.ack = at
 	for _, r := range e.early {
 		b.rec.record(opWatch, true, max(0, r.Sub(at)), "")
@@ -494,11 +500,7 @@ func (b *ackBook) acked(idx uint64, at time.Time) {
 func (b *ackBook) received(idx uint64, at time.Time) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	e := b.m[idx]
-	if e == nil {
-		e = &ackEntry{}
-		b.m[idx] = e
-	}
+	e := b.entry(idx)
 	e.seen++
 	if e.ack.IsZero() {
 		e.early = append(e.early, at) // recorded when the ack arrives
