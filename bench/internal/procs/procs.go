@@ -29,8 +29,8 @@ type Process struct {
 }
 
 // Start runs argv in a new process group with stdout and stderr appended to
-// logPath. The child receives SIGKILL if this process dies (Linux
-// Pdeathsig), so a crashed benchmark does not leave servers behind.
+// logPath. On Linux the child receives SIGKILL if this process dies
+// (Pdeathsig), so a crashed benchmark does not leave servers behind.
 func Start(name string, argv []string, logPath string) (*Process, error) {
 	if len(argv) == 0 {
 		return nil, errors.New("procs: empty command line")
@@ -41,7 +41,7 @@ func Start(name string, argv []string, logPath string) (*Process, error) {
 	}
 	cmd := exec.Command(argv[0], argv[1:]...)
 	cmd.Stdout, cmd.Stderr = f, f
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	cmd.SysProcAttr = groupAttr()
 	if err := cmd.Start(); err != nil {
 		f.Close()
 		return nil, fmt.Errorf("procs: start %s (%s): %w", name, argv[0], err)
