@@ -4,7 +4,6 @@ import (
 	"context"
 	"net/http"
 	"os"
-	"path/filepath"
 	"strconv"
 	"testing"
 	"time"
@@ -26,12 +25,12 @@ func startEtcd(t *testing.T) string {
 	dir := t.TempDir()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	p, u, err := procs.StartEtcd(ctx, etcdBin, filepath.Join(dir, "data"), filepath.Join(dir, "etcd.log"))
+	e, err := procs.StartEtcd(ctx, etcdBin, dir)
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { p.Stop(5 * time.Second) })
-	return u
+	t.Cleanup(func() { e.Stop(5 * time.Second) })
+	return e.URL
 }
 
 func etcdIndex(t *testing.T, base string) int64 {

@@ -11,7 +11,6 @@ package load
 import (
 	"context"
 	"crypto/tls"
-	"encoding/base64"
 	"errors"
 	"fmt"
 	"io"
@@ -24,6 +23,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/strata-kv/strata/internal/loadclient"
 )
 
 // MaxDuration bounds every run: a run limited only by request count still
@@ -69,7 +70,7 @@ type Config struct {
 	// Seed makes the key/op sequence reproducible (0 = random).
 	Seed uint64
 	// NetHTTP uses net/http's client instead of the lighter raw HTTP/1.1
-	// client (see rawConn); both keep one connection per client.
+	// client (loadclient.Conn); both keep one connection per client.
 	NetHTTP bool
 	// User, "name:password", sends HTTP basic auth with every request
 	// (etcd's v2 auth); empty sends none.
@@ -136,41 +137,12 @@ func (c *Config) withDefaults() (Config, error) {
 	return cfg, nil
 }
 
-// Result summarises the measured phase of a run (warmup and preload excluded).
+// Result summarises the measured phase of a run (warmup and preload
+// excluded); its JSON is the Summary's fields.
 type Result struct {
-	Target     string `json:"target"`
-	Clients    int    `json:"clients"`
-	PutPercent int    `json:"put_percent"`
-	ValueSize  int    `json:"value_size"`
-	Keys       int    `json:"keys"`
-
-	// Requests is the number of requests attempted in the measured phase:
-	// OK + Non2xx + Errors.
-	Requests int64 `json:"requests"`
-	// OK counts 2xx responses; only these contribute to latency figures.
-	OK int64 `json:"ok"`
-	// Non2xx counts responses with a status outside 200..299.
-	Non2xx int64 `json:"non2xx"`
-	// Errors counts transport failures (connection errors, timeouts).
-	Errors int64 `json:"errors"`
-	// Status counts non-2xx responses by HTTP status code.
-	Status map[int]int64 `json:"status,omitempty"`
-	// FirstError is the text of the first transport error, if any.
-	FirstError string `json:"first_error,omitempty"`
-
-	Elapsed time.Duration `json:"elapsed_ns"`
-	// Throughput is OK / Elapsed in requests per second.
-	Throughput float64 `json:"req_per_sec"`
-
-	Mean time.Duration `json:"mean_ns"`
-	P50  time.Duration `json:"p50_ns"`
-	P90  time.Duration `json:"p90_ns"`
-	P99  time.Duration `json:"p99_ns"`
-	P999 time.Duration `json:"p999_ns"`
-	Max  time.Duration `json:"max_ns"`
-
+	loadclient.Summary
 	// Hist holds the latencies of successful requests.
-	Hist *Histogram `json:"-"`
+	Hist *loadclient.Histogram `json:"-"`
 }
 
 // Op is a single request kind.
@@ -185,13 +157,13 @@ const (
 // client is one connection's worth of load.
 type client struct {
 	cfg   *Config
-	raw   *rawConn // nil when Config.NetHTTP
-	path  string   // "/v2/keys/<prefix>/k"
+	raw   *loadclient.Conn // nil when Config.NetHTTP
+	path  string           // "/v2/keys/<prefix>/k"
 	http  *http.Client
 	tr    *http.Transport
 	rng   *rand.Rand
 	body  string // pre-encoded form body
-	hist  Histogram
+	hist  loadclient.Histogram
 	stats counters
 }
 
@@ -216,12 +188,9 @@ func newClient(cfg *Config, id int) *client {
 		ForceAttemptHTTP2:   false,
 		TLSClientConfig:     cfg.TLS,
 	}
-	var raw *rawConn
+	var raw *loadclient.Conn
 	if !cfg.NetHTTP {
-		raw, _ = newRawConn(cfg.Target, cfg.Timeout, cfg.TLS) // validated in withDefaults
-		if cfg.User != "" {
-			raw.authz = "Basic " + base64.StdEncoding.EncodeToString([]byte(cfg.User))
-		}
+		raw, _ = loadclient.NewConn(cfg.Target, cfg.Timeout, cfg.TLS, cfg.User) // validated in withDefaults
 	}
 	return &client{
 		cfg:  cfg,
@@ -234,10 +203,25 @@ func newClient(cfg *Config, id int) *client {
 	}
 }
 
+// newClients makes cfg.Clients clients; each dials on its first request.
+func newClients(cfg *Config) []*client {
+	clients := make([]*client, cfg.Clients)
+	for i := range clients {
+		clients[i] = newClient(cfg, i)
+	}
+	return clients
+}
+
+func closeClients(clients []*client) {
+	for _, cl := range clients {
+		cl.closeConns()
+	}
+}
+
 func (c *client) closeConns() {
 	c.tr.CloseIdleConnections()
 	if c.raw != nil {
-		c.raw.close()
+		c.raw.Close()
 	}
 }
 
@@ -250,12 +234,14 @@ func (c *client) do(ctx context.Context, op Op, key int) (int, error) {
 	if c.raw != nil {
 		p := c.path + strconv.Itoa(key)
 		if op == OpPut {
-			return c.raw.do(ctx, "PUT", p, c.body)
+			code, _, err := c.raw.Do(ctx, "PUT", p, c.body)
+			return code, err
 		}
 		if c.cfg.Quorum {
 			p += "?quorum=true"
 		}
-		return c.raw.do(ctx, "GET", p, "")
+		code, _, err := c.raw.Do(ctx, "GET", p, "")
+		return code, err
 	}
 	var req *http.Request
 	var err error
@@ -391,15 +377,8 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
-	clients := make([]*client, c.Clients)
-	for i := range clients {
-		clients[i] = newClient(&c, i)
-	}
-	defer func() {
-		for _, cl := range clients {
-			cl.closeConns()
-		}
-	}()
+	clients := newClients(&c)
+	defer closeClients(clients)
 
 	if c.PutPercent < 100 && !c.NoPreload {
 		if err := preload(ctx, clients); err != nil {
@@ -428,10 +407,10 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	}
 	elapsed, _ := run("measure", c.Duration, c.Requests)
 
-	res := &Result{
+	res := &Result{Hist: &loadclient.Histogram{}, Summary: loadclient.Summary{
 		Target: c.Target, Clients: c.Clients, PutPercent: c.PutPercent,
-		ValueSize: c.ValueSize, Keys: c.Keys, Elapsed: elapsed, Hist: &Histogram{},
-	}
+		ValueSize: c.ValueSize, Keys: c.Keys, Elapsed: elapsed,
+	}}
 	for _, cl := range clients {
 		res.Hist.Merge(&cl.hist)
 		res.Requests += cl.stats.requests
@@ -470,15 +449,8 @@ func Preload(ctx context.Context, cfg Config) error {
 	if err != nil {
 		return err
 	}
-	clients := make([]*client, c.Clients)
-	for i := range clients {
-		clients[i] = newClient(&c, i)
-	}
-	defer func() {
-		for _, cl := range clients {
-			cl.closeConns()
-		}
-	}()
+	clients := newClients(&c)
+	defer closeClients(clients)
 	return preload(ctx, clients)
 }
 

@@ -6,15 +6,10 @@ import (
 	"fmt"
 	"io"
 	"sort"
-	"strconv"
 	"strings"
-	"time"
-)
 
-// Ms formats d as milliseconds with three decimals, e.g. "1.234".
-func Ms(d time.Duration) string {
-	return strconv.FormatFloat(float64(d)/float64(time.Millisecond), 'f', 3, 64)
-}
+	"github.com/strata-kv/strata/internal/loadclient"
+)
 
 // WriteTable writes a human-readable summary of r.
 func (r *Result) WriteTable(w io.Writer) error {
@@ -41,32 +36,16 @@ func (r *Result) WriteTable(w io.Writer) error {
 	}
 	fmt.Fprintf(&b, "throughput  %.1f req/s\n", r.Throughput)
 	fmt.Fprintf(&b, "latency ms  mean %s  p50 %s  p90 %s  p99 %s  p99.9 %s  max %s\n",
-		Ms(r.Mean), Ms(r.P50), Ms(r.P90), Ms(r.P99), Ms(r.P999), Ms(r.Max))
+		loadclient.Ms(r.Mean), loadclient.Ms(r.P50), loadclient.Ms(r.P90), loadclient.Ms(r.P99), loadclient.Ms(r.P999), loadclient.Ms(r.Max))
 	_, err := io.WriteString(w, b.String())
 	return err
 }
 
-// CSVHeader is the header row written by WriteCSV.
-var CSVHeader = []string{"label", "target", "clients", "put_percent", "value_size", "keys",
-	"requests", "ok", "non2xx", "errors", "elapsed_s", "req_per_sec",
-	"mean_ms", "p50_ms", "p90_ms", "p99_ms", "p999_ms", "max_ms"}
-
-// CSVRow returns r as a CSV record matching CSVHeader.
-func (r *Result) CSVRow(label string) []string {
-	i := strconv.Itoa
-	i64 := func(v int64) string { return strconv.FormatInt(v, 10) }
-	return []string{label, r.Target, i(r.Clients), i(r.PutPercent), i(r.ValueSize), i(r.Keys),
-		i64(r.Requests), i64(r.OK), i64(r.Non2xx), i64(r.Errors),
-		strconv.FormatFloat(r.Elapsed.Seconds(), 'f', 3, 64),
-		strconv.FormatFloat(r.Throughput, 'f', 1, 64),
-		Ms(r.Mean), Ms(r.P50), Ms(r.P90), Ms(r.P99), Ms(r.P999), Ms(r.Max)}
-}
-
-// WriteCSV writes a header and one row per result; labels[i] names results[i]
+// WriteCSV writes loadclient.CSVHeader and one row per result; labels[i] names results[i]
 // (missing labels are empty).
 func WriteCSV(w io.Writer, labels []string, results ...*Result) error {
 	cw := csv.NewWriter(w)
-	if err := cw.Write(CSVHeader); err != nil {
+	if err := cw.Write(loadclient.CSVHeader); err != nil {
 		return fmt.Errorf("write csv: %w", err)
 	}
 	for i, r := range results {
@@ -93,4 +72,20 @@ func (r *Result) WriteJSON(w io.Writer) error {
 		return fmt.Errorf("write json: %w", err)
 	}
 	return nil
+}
+
+// PrefixLines returns a writer for Config.Progress that writes each line
+// (Run writes one per call) to w after prefix.
+func PrefixLines(w io.Writer, prefix string) io.Writer { return prefixWriter{w, prefix} }
+
+type prefixWriter struct {
+	w      io.Writer
+	prefix string
+}
+
+func (p prefixWriter) Write(b []byte) (int, error) {
+	if _, err := io.WriteString(p.w, p.prefix+string(b)); err != nil {
+		return 0, err
+	}
+	return len(b), nil
 }

@@ -10,7 +10,7 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"github.com/strata-kv/strata/bench/load"
+	"github.com/strata-kv/strata/internal/loadclient"
 )
 
 // benchCSVHeader is the header of bench --csv: one row per second (the
@@ -18,7 +18,7 @@ import (
 var benchCSVHeader = []string{"elapsed_s", "interval_s", "op", "requests", "ok", "errors",
 	"req_per_sec", "mean_ms", "p50_ms", "p90_ms", "p99_ms", "p999_ms", "max_ms"}
 
-func ms(d time.Duration) string { return load.Ms(d) }
+func ms(d time.Duration) string { return loadclient.Ms(d) }
 
 func perSec(n int64, d time.Duration) float64 {
 	if d <= 0 {
@@ -53,7 +53,7 @@ func (r *benchResult) requestTotal() *opWindow {
 	return t
 }
 
-// appendSummary appends the whole run as one row of load.CSVHeader (the
+// appendSummary appends the whole run as one row of loadclient.CSVHeader (the
 // columns bench/cmd/plot reads), with a header if the file is empty.
 func (r *benchResult) appendSummary(f *os.File, label string) error {
 	st, err := f.Stat()
@@ -61,7 +61,7 @@ func (r *benchResult) appendSummary(f *os.File, label string) error {
 		return err
 	}
 	t := r.requestTotal()
-	lr := &load.Result{
+	sum := &loadclient.Summary{
 		Target: strings.Join(r.cfg.endpoints, ","), Clients: r.cfg.clients, PutPercent: r.cfg.putPercent,
 		ValueSize: r.cfg.valueSize, Keys: r.cfg.keys,
 		Requests: t.requests, OK: t.ok, Errors: t.errors, Elapsed: r.elapsed,
@@ -71,9 +71,9 @@ func (r *benchResult) appendSummary(f *os.File, label string) error {
 	}
 	cw := csv.NewWriter(f)
 	if st.Size() == 0 {
-		_ = cw.Write(load.CSVHeader)
+		_ = cw.Write(loadclient.CSVHeader)
 	}
-	_ = cw.Write(lr.CSVRow(label))
+	_ = cw.Write(sum.CSVRow(label))
 	cw.Flush()
 	return cw.Error()
 }
@@ -132,7 +132,7 @@ func histBounds(maxv time.Duration) []time.Duration {
 
 // writeHistogram draws one bar per 1-2-5 latency bucket, from the first
 // non-empty one to the one holding the maximum.
-func writeHistogram(w io.Writer, h *load.Histogram) {
+func writeHistogram(w io.Writer, h *loadclient.Histogram) {
 	if h.Count() == 0 {
 		fmt.Fprintln(w, "  (no samples)")
 		return

@@ -15,7 +15,7 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/strata-kv/strata/bench/load"
+	"github.com/strata-kv/strata/internal/loadclient"
 )
 
 // Operations measured by bench.
@@ -28,15 +28,16 @@ const (
 
 var opNames = [numOps]string{"put", "get", "watch"}
 
-// benchMaxDuration caps a run limited only by --requests.
-const benchMaxDuration = load.MaxDuration
+// benchMaxDuration caps a run limited only by --requests (bench/load caps
+// its runs the same).
+const benchMaxDuration = 10 * time.Minute
 
 // opWindow is what one operation did in one interval. For watch, requests
 // and ok count events received, errors count broken watch streams, and the
 // histogram holds notification latencies.
 type opWindow struct {
 	requests, ok, errors int64
-	hist                 load.Histogram
+	hist                 loadclient.Histogram
 }
 
 func (w *opWindow) merge(o *opWindow) {
@@ -149,30 +150,91 @@ type progressPrinter interface {
 
 // benchClient is one connection's worth of load.
 type benchClient struct {
-	conn *load.Conn
+	conn *loadclient.Conn
 	rng  *rand.Rand
 	rec  recorder
 }
 
 func runBench(ctx context.Context, cfg *benchConfig, prog progressPrinter) (*benchResult, error) {
-	seed := cfg.seed
-	if seed == 0 {
-		seed = rand.Uint64()
-	}
-	clients := make([]*benchClient, cfg.clients)
-	for i := range clients {
-		conn, err := load.NewConn(cfg.endpoints[i%len(cfg.endpoints)], cfg.timeout, cfg.tls, cfg.user)
-		if err != nil {
-			return nil, err
-		}
-		clients[i] = &benchClient{conn: conn, rng: rand.New(rand.NewPCG(seed, uint64(i)))}
+	clients, err := dialBench(ctx, cfg)
+	if err != nil {
+		return nil, err
 	}
 	defer func() {
 		for _, cl := range clients {
 			cl.conn.Close()
 		}
 	}()
-	// Every endpoint must answer before the run starts.
+	br := &benchRun{cfg: cfg, keyPath: "/v2/keys" + cfg.prefix + "/k", body: "value=" + strings.Repeat("x", cfg.valueSize)}
+	if cfg.quorum {
+		br.getSuffix = "?quorum=true"
+	}
+	if cfg.putPercent < 100 && !cfg.noPreload {
+		if prog != nil {
+			prog.preload(cfg.keys)
+		}
+		if err := benchPreload(ctx, clients, br.keyPath, br.body, cfg.keys); err != nil {
+			return nil, err
+		}
+	}
+	var watchWG sync.WaitGroup
+	wctx, stopWatchers := context.WithCancel(ctx)
+	defer stopWatchers()
+	if cfg.watchers > 0 {
+		if br.acks, err = startWatchers(ctx, wctx, cfg, clients[0].conn, &watchWG); err != nil {
+			return nil, err
+		}
+	}
+	br.start = time.Now()
+	limit := cfg.duration
+	if limit == 0 {
+		limit = benchMaxDuration
+	}
+	br.deadline = br.start.Add(limit)
+	var wg sync.WaitGroup
+	for _, cl := range clients {
+		wg.Add(1)
+		go func() { defer wg.Done(); br.drive(ctx, cl) }()
+	}
+	res := &benchResult{cfg: cfg}
+	col := newCollector(res, clients, br.acks, br.start)
+	col.untilDone(&wg, prog)
+	if br.acks != nil {
+		// Give the watchers a moment for the last events.
+		grace := time.Now().Add(2 * time.Second)
+		for ctx.Err() == nil && time.Now().Before(grace) && br.acks.pending() {
+			time.Sleep(10 * time.Millisecond)
+		}
+		stopWatchers()
+		watchWG.Wait()
+	}
+	end := time.Now()
+	col.collect(end)
+	res.elapsed = end.Sub(br.start)
+	if prog != nil {
+		prog.done()
+	}
+	if err := ctx.Err(); err != nil {
+		fmt.Fprintln(stderr, "bench: interrupted")
+	}
+	return res, nil
+}
+
+// dialBench makes the clients, dealt over the endpoints in turn, and
+// checks that every endpoint answers GET /version before the run starts.
+func dialBench(ctx context.Context, cfg *benchConfig) ([]*benchClient, error) {
+	seed := cfg.seed
+	if seed == 0 {
+		seed = rand.Uint64()
+	}
+	clients := make([]*benchClient, cfg.clients)
+	for i := range clients {
+		conn, err := loadclient.NewConn(cfg.endpoints[i%len(cfg.endpoints)], cfg.timeout, cfg.tls, cfg.user)
+		if err != nil {
+			return nil, err
+		}
+		clients[i] = &benchClient{conn: conn, rng: rand.New(rand.NewPCG(seed, uint64(i)))}
+	}
 	for i, ep := range cfg.endpoints {
 		if i >= len(clients) {
 			break
@@ -184,110 +246,125 @@ func runBench(ctx context.Context, cfg *benchConfig, prog progressPrinter) (*ben
 			err = fmt.Errorf("GET /version: %s", http.StatusText(code))
 		}
 		if err != nil {
+			for _, cl := range clients {
+				cl.conn.Close()
+			}
 			return nil, &connectError{endpoint: ep, err: err}
 		}
 	}
-	keyPath := "/v2/keys" + cfg.prefix + "/k"
-	body := "value=" + strings.Repeat("x", cfg.valueSize)
-	getSuffix := ""
-	if cfg.quorum {
-		getSuffix = "?quorum=true"
-	}
+	return clients, nil
+}
 
-	if cfg.putPercent < 100 && !cfg.noPreload {
-		if prog != nil {
-			prog.preload(cfg.keys)
-		}
-		if err := benchPreload(ctx, clients, keyPath, body, cfg.keys); err != nil {
-			return nil, err
-		}
+// startWatchers starts cfg.watchers watchers, dealt over the endpoints,
+// from the index after the last write so far (read over conn): no event
+// of the run can be missed by a watcher that connects late.
+func startWatchers(ctx, wctx context.Context, cfg *benchConfig, conn *loadclient.Conn, wg *sync.WaitGroup) (*ackBook, error) {
+	code, idx, err := conn.Do(ctx, "GET", "/v2/keys/", "")
+	if err != nil || code != http.StatusOK {
+		return nil, fmt.Errorf("reading the etcd index before watching: status %d, %v", code, err)
 	}
-
-	var acks *ackBook
-	var watchWG sync.WaitGroup
-	wctx, stopWatchers := context.WithCancel(ctx)
-	defer stopWatchers()
-	if cfg.watchers > 0 {
-		// Watch from the index after the last write so far: no event of
-		// the run can be missed by a watcher that connects late.
-		code, idx, err := clients[0].conn.Do(ctx, "GET", "/v2/keys/", "")
-		if err != nil || code != http.StatusOK {
-			return nil, fmt.Errorf("reading the etcd index before watching: status %d, %v", code, err)
-		}
-		acks = &ackBook{watchers: cfg.watchers, m: map[uint64]*ackEntry{}}
-		for i := 0; i < cfg.watchers; i++ {
-			watchWG.Add(1)
-			go func() {
-				defer watchWG.Done()
-				watchLoop(wctx, cfg, cfg.endpoints[i%len(cfg.endpoints)], idx+1, acks)
-			}()
-		}
-	}
-
-	var issued atomic.Int64
-	start := time.Now()
-	limit := cfg.duration
-	if limit == 0 {
-		limit = benchMaxDuration
-	}
-	deadline := start.Add(limit)
-	var wg sync.WaitGroup
-	for _, cl := range clients {
+	acks := &ackBook{watchers: cfg.watchers, m: map[uint64]*ackEntry{}}
+	for i := 0; i < cfg.watchers; i++ {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			for ctx.Err() == nil && time.Now().Before(deadline) {
-				ticket := issued.Add(1)
-				if cfg.requests > 0 && ticket > cfg.requests {
-					return
-				}
-				if cfg.rate > 0 {
-					at := start.Add(time.Duration(float64(ticket-1) / cfg.rate * float64(time.Second)))
-					if d := time.Until(at); d > 0 {
-						if at.After(deadline) {
-							return
-						}
-						select {
-						case <-ctx.Done():
-							return
-						case <-time.After(d):
-						}
-					}
-				}
-				op := opGet
-				if cfg.putPercent > 0 && cl.rng.IntN(100) < cfg.putPercent {
-					op = opPut
-				}
-				path := keyPath + strconv.Itoa(cl.rng.IntN(cfg.keys))
-				t0 := time.Now()
-				var code int
-				var idx uint64
-				var err error
-				if op == opPut {
-					code, idx, err = cl.conn.Do(ctx, "PUT", path, body)
-				} else {
-					code, _, err = cl.conn.Do(ctx, "GET", path+getSuffix, "")
-				}
-				t1 := time.Now()
-				if ctx.Err() != nil {
-					return // interrupted: not counted
-				}
-				switch {
-				case err != nil:
-					cl.rec.record(op, false, 0, err.Error())
-				case code < 200 || code > 299:
-					cl.rec.record(op, false, 0, fmt.Sprintf("%s %s: HTTP status %d", map[int]string{opPut: "PUT", opGet: "GET"}[op], path, code))
-				default:
-					cl.rec.record(op, true, t1.Sub(t0), "")
-					if acks != nil && op == opPut {
-						acks.acked(idx, t1)
-					}
-				}
-			}
+			watchLoop(wctx, cfg, cfg.endpoints[i%len(cfg.endpoints)], idx+1, acks)
 		}()
 	}
+	return acks, nil
+}
 
-	res := &benchResult{cfg: cfg}
+// benchRun is what the clients of one run share.
+type benchRun struct {
+	cfg             *benchConfig
+	keyPath, body   string
+	getSuffix       string
+	acks            *ackBook // nil without watchers
+	start, deadline time.Time
+	issued          atomic.Int64 // tickets: requests started
+}
+
+// drive sends cl's requests until the deadline, the request budget or ctx
+// ends the run.
+func (br *benchRun) drive(ctx context.Context, cl *benchClient) {
+	for ctx.Err() == nil && time.Now().Before(br.deadline) {
+		if !br.turn(ctx) {
+			return
+		}
+		br.request(ctx, cl)
+	}
+}
+
+// turn takes a ticket and, with --rate, waits until its time; false when
+// the run is over first.
+func (br *benchRun) turn(ctx context.Context) bool {
+	cfg := br.cfg
+	ticket := br.issued.Add(1)
+	if cfg.requests > 0 && ticket > cfg.requests {
+		return false
+	}
+	if cfg.rate <= 0 {
+		return true
+	}
+	at := br.start.Add(time.Duration(float64(ticket-1) / cfg.rate * float64(time.Second)))
+	d := time.Until(at)
+	if d <= 0 {
+		return true
+	}
+	if at.After(br.deadline) {
+		return false
+	}
+	select {
+	case <-ctx.Done():
+		return false
+	case <-time.After(d):
+		return true
+	}
+}
+
+// request sends one PUT or GET over cl and records it (not if ctx ended
+// it).
+func (br *benchRun) request(ctx context.Context, cl *benchClient) {
+	cfg := br.cfg
+	op := opGet
+	if cfg.putPercent > 0 && cl.rng.IntN(100) < cfg.putPercent {
+		op = opPut
+	}
+	path := br.keyPath + strconv.Itoa(cl.rng.IntN(cfg.keys))
+	t0 := time.Now()
+	var code int
+	var idx uint64
+	var err error
+	if op == opPut {
+		code, idx, err = cl.conn.Do(ctx, "PUT", path, br.body)
+	} else {
+		code, _, err = cl.conn.Do(ctx, "GET", path+br.getSuffix, "")
+	}
+	t1 := time.Now()
+	if ctx.Err() != nil {
+		return // interrupted: not counted
+	}
+	switch {
+	case err != nil:
+		cl.rec.record(op, false, 0, err.Error())
+	case code < 200 || code > 299:
+		cl.rec.record(op, false, 0, fmt.Sprintf("%s %s: HTTP status %d", map[int]string{opPut: "PUT", opGet: "GET"}[op], path, code))
+	default:
+		cl.rec.record(op, true, t1.Sub(t0), "")
+		if br.acks != nil && op == opPut {
+			br.acks.acked(idx, t1)
+		}
+	}
+}
+
+// collector drains the recorders into per-second rows and the totals.
+type collector struct {
+	res         *benchResult
+	recs        []*recorder
+	start, last time.Time
+}
+
+func newCollector(res *benchResult, clients []*benchClient, acks *ackBook, start time.Time) *collector {
 	recs := make([]*recorder, 0, len(clients)+1)
 	for _, cl := range clients {
 		recs = append(recs, &cl.rec)
@@ -295,57 +372,45 @@ func runBench(ctx context.Context, cfg *benchConfig, prog progressPrinter) (*ben
 	if acks != nil {
 		recs = append(recs, &acks.rec)
 	}
-	last := start
-	collect := func(now time.Time) {
-		var sec [numOps]opWindow
-		for _, r := range recs {
-			r.drainInto(&sec, &res.firstErr)
-		}
-		for _, op := range res.ops() {
-			w := new(opWindow)
-			*w = sec[op]
-			res.rows = append(res.rows, secondRow{elapsed: now.Sub(start), interval: now.Sub(last), op: op, w: w})
-			res.total[op].merge(&sec[op])
-		}
-		last = now
+	return &collector{res: res, recs: recs, start: start, last: start}
+}
+
+// collect adds the interval up to now as one row per operation.
+func (c *collector) collect(now time.Time) {
+	res := c.res
+	var sec [numOps]opWindow
+	for _, r := range c.recs {
+		r.drainInto(&sec, &res.firstErr)
 	}
+	for _, op := range res.ops() {
+		w := new(opWindow)
+		*w = sec[op]
+		res.rows = append(res.rows, secondRow{elapsed: now.Sub(c.start), interval: now.Sub(c.last), op: op, w: w})
+		res.total[op].merge(&sec[op])
+	}
+	c.last = now
+}
+
+// untilDone collects every second, showing each second on prog, until
+// the writers of wg are done.
+func (c *collector) untilDone(wg *sync.WaitGroup, prog progressPrinter) {
 	writersDone := make(chan struct{})
 	go func() { wg.Wait(); close(writersDone) }()
 	tick := time.NewTicker(time.Second)
 	defer tick.Stop()
 	printed := 0
-loop:
 	for {
 		select {
 		case <-writersDone:
-			break loop
+			return
 		case now := <-tick.C:
-			collect(now)
+			c.collect(now)
 			if prog != nil {
-				prog.tick(now.Sub(start), res.rows[printed:])
+				prog.tick(now.Sub(c.start), c.res.rows[printed:])
 			}
-			printed = len(res.rows)
+			printed = len(c.res.rows)
 		}
 	}
-	if acks != nil {
-		// Give the watchers a moment for the last events.
-		grace := time.Now().Add(2 * time.Second)
-		for ctx.Err() == nil && time.Now().Before(grace) && acks.pending() {
-			time.Sleep(10 * time.Millisecond)
-		}
-		stopWatchers()
-		watchWG.Wait()
-	}
-	end := time.Now()
-	collect(end)
-	res.elapsed = end.Sub(start)
-	if prog != nil {
-		prog.done()
-	}
-	if err := ctx.Err(); err != nil {
-		fmt.Fprintln(stderr, "bench: interrupted")
-	}
-	return res, nil
 }
 
 // benchPreload writes every key once.
@@ -403,17 +468,23 @@ type ackEntry struct {
 	seen  int
 }
 
+// entry returns the entry of index idx, adding it if needed; b.mu held.
+func (b *ackBook) entry(idx uint64) *ackEntry {
+	e := b.m[idx]
+	if e == nil {
+		e = &ackEntry{}
+		b.m[idx] = e
+	}
+	return e
+}
+
 func (b *ackBook) acked(idx uint64, at time.Time) {
 	if idx == 0 {
 		return
 	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	e := b.m[idx]
-	if e == nil {
-		e = &ackEntry{}
-		b.m[idx] = e
-	}
+	e := b.entry(idx)
 	e.ack = at
 	for _, r := range e.early {
 		b.rec.record(opWatch, true, max(0, r.Sub(at)), "")
@@ -429,11 +500,7 @@ func (b *ackBook) acked(idx uint64, at time.Time) {
 func (b *ackBook) received(idx uint64, at time.Time) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	e := b.m[idx]
-	if e == nil {
-		e = &ackEntry{}
-		b.m[idx] = e
-	}
+	e := b.entry(idx)
 	e.seen++
 	if e.ack.IsZero() {
 		e.early = append(e.early, at) // recorded when the ack arrives

@@ -10,7 +10,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/strata-kv/strata/bench/load"
+	"github.com/strata-kv/strata/internal/loadclient"
 )
 
 // benchTable returns the table rows of bench's report by operation name:
@@ -111,7 +111,7 @@ func TestBench(t *testing.T) {
 	}
 
 	recs = readCSV(t, summary)
-	if len(recs) != 2 || !slices.Equal(recs[0], load.CSVHeader) {
+	if len(recs) != 2 || !slices.Equal(recs[0], loadclient.CSVHeader) {
 		t.Fatalf("summary csv %q, want a header and one row", recs)
 	}
 	row := map[string]string{}
@@ -199,7 +199,7 @@ func TestBenchFailures(t *testing.T) {
 }
 
 func TestHistogramBars(t *testing.T) {
-	var h load.Histogram
+	var h loadclient.Histogram
 	for _, us := range []int{15, 15, 150, 150, 150, 150, 3000} {
 		h.Record(time.Duration(us) * time.Microsecond)
 	}

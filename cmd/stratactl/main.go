@@ -131,8 +131,8 @@ func newApp() *cli.App {
 		newRoleCommands(),
 		newAuthCommands(),
 		newEndpointCommand(),
-		newSnapshotCommand(), // snapshot.go
-		newBenchCommand(),    // bench.go
+		newSnapshotCommand(),
+		newBenchCommand(),
 	}
 	return app
 }

@@ -118,12 +118,19 @@ func memberList(c *cli.Context) error {
 	return nil
 }
 
-func memberAdd(c *cli.Context) error {
+// membersAPIFor checks that c has n arguments (else fails with usage)
+// and connects the members API.
+func membersAPIFor(c *cli.Context, n int, usage string) (client.MembersAPI, cli.Args, error) {
 	args := c.Args()
-	if len(args) != 2 {
-		return failf("Provide a name and a single member peerURL\n")
+	if len(args) != n {
+		return nil, nil, failf("%s", usage)
 	}
 	mAPI, _, err := mustNewMembersAPI(c)
+	return mAPI, args, err
+}
+
+func memberAdd(c *cli.Context) error {
+	mAPI, args, err := membersAPIFor(c, 2, "Provide a name and a single member peerURL\n")
 	if err != nil {
 		return err
 	}
@@ -158,15 +165,11 @@ func memberAdd(c *cli.Context) error {
 }
 
 func memberRemove(c *cli.Context) error {
-	args := c.Args()
-	if len(args) != 1 {
-		return failf("Provide a single member ID\n")
-	}
-	removalID := args[0]
-	mAPI, _, err := mustNewMembersAPI(c)
+	mAPI, args, err := membersAPIFor(c, 1, "Provide a single member ID\n")
 	if err != nil {
 		return err
 	}
+	removalID := args[0]
 	ctx, cancel := contextWithTotalTimeout(c)
 	defer cancel()
 	members, err := mAPI.List(ctx)
@@ -195,11 +198,7 @@ func memberRemove(c *cli.Context) error {
 }
 
 func memberUpdate(c *cli.Context) error {
-	args := c.Args()
-	if len(args) != 2 {
-		return failf("Provide an ID and a list of comma separated peerURL (0xabcd http://example.com,http://example1.com)\n")
-	}
-	mAPI, _, err := mustNewMembersAPI(c)
+	mAPI, args, err := membersAPIFor(c, 2, "Provide an ID and a list of comma separated peerURL (0xabcd http://example.com,http://example1.com)\n")
 	if err != nil {
 		return err
 	}

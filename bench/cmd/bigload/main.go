@@ -24,10 +24,7 @@ import (
 	"encoding/json"
 	"flag"
 	"fmt"
-	"io"
-	"net/http"
 	"os"
-	"os/exec"
 	"os/signal"
 	"path/filepath"
 	"slices"
@@ -36,6 +33,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/strata-kv/strata/bench/internal/probe"
 	"github.com/strata-kv/strata/bench/internal/procs"
 	"github.com/strata-kv/strata/bench/load"
 )
@@ -129,146 +127,145 @@ func logf(format string, args ...any) {
 	fmt.Fprintf(os.Stderr, "[%6s] %s\n", time.Since(start).Round(time.Second), fmt.Sprintf(format, args...))
 }
 
-// server is one server process and how to start it again.
-type server struct {
-	name, dir, log, url string
-	argv                []string
-	p                   *procs.Process
-}
-
-func newServer(o *options, bin, root, name string) (*server, error) {
-	cp, err := procs.FreePort()
-	if err != nil {
-		return nil, err
-	}
-	pp, err := procs.FreePort()
-	for err == nil && pp == cp {
-		pp, err = procs.FreePort()
-	}
-	if err != nil {
-		return nil, err
-	}
-	s := &server{name: name, dir: filepath.Join(root, name+"-data"), log: filepath.Join(root, name+".log"),
-		url: fmt.Sprintf("http://127.0.0.1:%d", cp)}
+// newServer prepares the etcd or Strata server o describes under root, with
+// fresh ports and o.extra flags last.
+func newServer(o *options, bin, root, name string) (*procs.Server, error) {
+	var s *procs.Server
+	var err error
 	if o.server == "etcd" {
-		s.argv = append(procs.EtcdArgs(o.etcdBin, s.dir, cp, pp), "--enable-pprof")
+		s, err = procs.NewEtcd(o.etcdBin, root, name)
 	} else {
-		peer := fmt.Sprintf("http://127.0.0.1:%d", pp)
-		s.argv = []string{bin, "--name", "strata", "--data-dir", s.dir, "--backend", o.server,
-			"--listen-client-urls", s.url, "--advertise-client-urls", s.url,
-			"--listen-peer-urls", peer, "--initial-advertise-peer-urls", peer,
-			"--log-level", "info", "--enable-pprof"}
+		s, err = procs.NewStrata(bin, root, name)
 	}
-	s.argv = append(s.argv, strings.Fields(o.extra)...)
+	if err != nil {
+		return nil, err
+	}
+	if o.server != "etcd" {
+		s.Argv = append(s.Argv, "--backend", o.server, "--log-level", "info")
+	}
+	s.Argv = append(s.Argv, "--enable-pprof")
+	s.Argv = append(s.Argv, strings.Fields(o.extra)...)
 	return s, nil
 }
 
-func (s *server) start(ctx context.Context) error {
-	p, err := procs.Start(s.name, s.argv, s.log)
-	if err != nil {
+// startReady starts s and waits until it accepts writes.
+func startReady(ctx context.Context, s *procs.Server) error {
+	if err := s.Start(); err != nil {
 		return err
 	}
-	s.p = p
-	return procs.WaitReady(ctx, p, s.url, 5*time.Minute)
+	return s.Ready(ctx, 5*time.Minute)
 }
 
 func run(ctx context.Context, o *options) error {
+	root, cleanup, err := dataRoot(o)
+	if err != nil {
+		return err
+	}
+	defer cleanup()
+	bin := o.etcdBin
+	if o.server != "etcd" {
+		if o.strataBin == "" {
+			logf("building ./cmd/strata into %s", filepath.Join(root, "strata"))
+		}
+		if bin, err = procs.StrataBinary(ctx, o.strataBin, procs.ModuleRoot(), root); err != nil {
+			return fmt.Errorf("build strata: %w", err)
+		}
+	}
+	r := &bigRun{o: o, base: load.Config{ValueSize: o.valueSize, Prefix: "big", Timeout: 30 * time.Second},
+		res: &Result{Date: time.Now().UTC().Format(time.RFC3339), Server: o.server, Binary: bin,
+			Keys: o.keys, ValueSize: o.valueSize, Clients: o.clients}}
+	if r.small, err = newServer(o, bin, root, "small"); err != nil {
+		return err
+	}
+	if r.big, err = newServer(o, bin, root, "big"); err != nil {
+		return err
+	}
+	for _, s := range []*procs.Server{r.small, r.big} {
+		os.RemoveAll(s.Dir)
+		defer s.Stop(30 * time.Second)
+	}
+	logf("%s: starting the %d-key comparison server, logs in %s", o.server, o.smallKeys, root)
+	for _, phase := range []func(context.Context) error{r.loadSmall, r.loadBig, r.measureLoaded, r.getRounds, r.restart} {
+		if err := phase(ctx); err != nil {
+			return err
+		}
+	}
+	return r.res.write(o.jsonPath)
+}
+
+// dataRoot returns the directory for data dirs and logs (o.dataRoot, or a
+// new temp dir) and a cleanup that removes the data dirs unless o.keep.
+func dataRoot(o *options) (string, func(), error) {
 	root := o.dataRoot
 	if root == "" {
 		var err error
 		if root, err = os.MkdirTemp("", "bigload-"); err != nil {
-			return err
+			return "", nil, err
 		}
 	} else if err := os.MkdirAll(root, 0o755); err != nil {
-		return err
+		return "", nil, err
 	}
-	if !o.keep {
-		defer func() {
-			for _, n := range []string{"big-data", "small-data"} {
-				os.RemoveAll(filepath.Join(root, n))
-			}
-		}()
-	}
-	bin := o.strataBin
-	if o.server != "etcd" && bin == "" {
-		bin = filepath.Join(root, "strata")
-		logf("building ./cmd/strata into %s", bin)
-		if out, err := exec.Command("go", "build", "-o", bin, "./cmd/strata").CombinedOutput(); err != nil {
-			return fmt.Errorf("build strata: %w\n%s", err, out)
+	return root, func() {
+		if o.keep {
+			return
 		}
-	}
-	if o.server == "etcd" {
-		bin = o.etcdBin
-	}
-	res := &Result{Date: time.Now().UTC().Format(time.RFC3339), Server: o.server, Binary: bin,
-		Keys: o.keys, ValueSize: o.valueSize, Clients: o.clients}
+		for _, n := range []string{"big-data", "small-data"} {
+			os.RemoveAll(filepath.Join(root, n))
+		}
+	}, nil
+}
 
-	small, err := newServer(o, bin, root, "small")
-	if err != nil {
-		return err
-	}
-	big, err := newServer(o, bin, root, "big")
-	if err != nil {
-		return err
-	}
-	for _, s := range []*server{small, big} {
-		os.RemoveAll(s.dir)
-		defer func() {
-			if s.p != nil {
-				s.p.Stop(30 * time.Second)
-			}
-		}()
-	}
+// bigRun is one run's servers and what it measured so far.
+type bigRun struct {
+	o          *options
+	base       load.Config
+	small, big *procs.Server
+	res        *Result
+}
 
-	base := load.Config{ValueSize: o.valueSize, Prefix: "big", Timeout: 30 * time.Second}
-	logf("%s: starting the %d-key comparison server, logs in %s", o.server, o.smallKeys, root)
-	if err := small.start(ctx); err != nil {
+// loadSmall starts the comparison server and fills it.
+func (r *bigRun) loadSmall(ctx context.Context) error {
+	if err := startReady(ctx, r.small); err != nil {
 		return err
 	}
-	cfg := base
-	cfg.Target, cfg.Clients, cfg.Keys = small.url, o.clients, o.smallKeys
+	cfg := r.base
+	cfg.Target, cfg.Clients, cfg.Keys = r.small.URL, r.o.clients, r.o.smallKeys
 	if err := load.Preload(ctx, cfg); err != nil {
 		return fmt.Errorf("load small: %w", err)
 	}
+	return nil
+}
 
+// loadBig starts the big server and fills it, logging progress and
+// tracking the peak RssAnon.
+func (r *bigRun) loadBig(ctx context.Context) error {
+	o, res := r.o, r.res
 	logf("%s: starting the big server and loading %d keys with %d clients", o.server, o.keys, o.clients)
-	if err := big.start(ctx); err != nil {
+	if err := startReady(ctx, r.big); err != nil {
 		return err
 	}
-	cfg = base
-	cfg.Target, cfg.Clients, cfg.Keys = big.url, o.clients, o.keys
+	cfg := r.base
+	cfg.Target, cfg.Clients, cfg.Keys = r.big.URL, o.clients, o.keys
 	t0 := time.Now()
 	var peak atomic.Int64
-	stopProg := make(chan struct{})
-	progDone := make(chan struct{})
+	stop := make(chan struct{})
+	done := make(chan struct{})
 	go func() {
-		defer close(progDone)
+		defer close(done)
 		tick := time.NewTicker(o.progress)
 		defer tick.Stop()
 		for {
 			select {
-			case <-stopProg:
+			case <-stop:
 				return
 			case <-tick.C:
 			}
-			idx, _ := etcdIndex(ctx, big.url)
-			m, _ := readMem(big.p.Pid())
-			if m.RssAnon > peak.Load() {
-				peak.Store(m.RssAnon)
-			}
-			el := time.Since(t0)
-			rate := float64(idx) / el.Seconds()
-			eta := time.Duration(0)
-			if rate > 0 && int(idx) < o.keys {
-				eta = time.Duration(float64(o.keys-int(idx))/rate) * time.Second
-			}
-			logf("load: index %d of ~%d (%.0f/s), RssAnon %s VmRSS %s, ETA %s",
-				idx, o.keys, rate, mib(m.RssAnon), mib(m.VmRSS), eta.Round(time.Second))
+			r.logLoad(ctx, t0, &peak)
 		}
 	}()
-	err = load.Preload(ctx, cfg)
-	close(stopProg)
-	<-progDone
+	err := load.Preload(ctx, cfg)
+	close(stop)
+	<-done
 	if err != nil {
 		return fmt.Errorf("load big: %w", err)
 	}
@@ -276,104 +273,148 @@ func run(ctx context.Context, o *options) error {
 	res.LoadRate = float64(o.keys) / res.LoadSec
 	res.PeakRssAnon = peak.Load()
 	logf("loaded %d keys in %.1f s (%.0f/s)", o.keys, res.LoadSec, res.LoadRate)
+	return nil
+}
 
+// logLoad prints one progress line of the big load and raises peak.
+func (r *bigRun) logLoad(ctx context.Context, t0 time.Time, peak *atomic.Int64) {
+	idx, _ := probe.EtcdIndex(ctx, r.big.URL)
+	m, _ := probe.ReadMem(r.big.Proc.Pid())
+	if m.RssAnon > peak.Load() {
+		peak.Store(m.RssAnon)
+	}
+	rate := float64(idx) / time.Since(t0).Seconds()
+	eta := time.Duration(0)
+	if rate > 0 && int(idx) < r.o.keys {
+		eta = time.Duration(float64(r.o.keys-int(idx))/rate) * time.Second
+	}
+	logf("load: index %d of ~%d (%.0f/s), RssAnon %s VmRSS %s, ETA %s",
+		idx, r.o.keys, rate, mib(m.RssAnon), mib(m.VmRSS), eta.Round(time.Second))
+}
+
+// measureLoaded records the big server's memory and disk once the load
+// has settled.
+func (r *bigRun) measureLoaded(ctx context.Context) error {
+	res := r.res
 	// Let a snapshot or compaction that the load started settle.
-	time.Sleep(o.settle)
-	m, err := readMem(big.p.Pid())
+	time.Sleep(r.o.settle)
+	m, err := probe.ReadMem(r.big.Proc.Pid())
 	if err != nil {
 		return err
 	}
 	res.RssAnon, res.VmRSS = m.RssAnon, m.VmRSS
-	if h, err := liveHeap(ctx, big.url); err == nil {
+	if h, err := probe.LiveHeap(ctx, r.big.URL); err == nil {
 		res.LiveHeap = h
 	} else {
 		logf("live heap: %v", err)
 	}
-	d, err := measureDisk(big.dir)
+	d, err := probe.MeasureDisk(r.big.Dir)
 	if err != nil {
 		return err
 	}
 	res.DiskWAL, res.DiskSnap, res.DiskStore = d.WAL, d.Snap, d.Store
 	logf("loaded: RssAnon %s, VmRSS %s, live heap %s, disk: wal %s, snap %s, store %s",
 		mib(res.RssAnon), mib(res.VmRSS), mib(res.LiveHeap), mib(d.WAL), mib(d.Snap), mib(d.Store))
+	return nil
+}
 
-	for r := range o.rounds {
-		pair := []*server{small, big}
-		if r%2 == 1 {
+// getRounds runs the GET rounds, alternating the two servers, then stops
+// the small one.
+func (r *bigRun) getRounds(ctx context.Context) error {
+	o, res := r.o, r.res
+	for round := range o.rounds {
+		pair := []*procs.Server{r.small, r.big}
+		if round%2 == 1 {
 			slices.Reverse(pair)
 		}
 		for _, s := range pair {
 			keys := o.keys
-			if s == small {
+			if s == r.small {
 				keys = o.smallKeys
 			}
-			cfg := base
-			cfg.Target, cfg.Clients, cfg.Keys, cfg.PutPercent = s.url, o.getClients, keys, 0
-			cfg.NoPreload, cfg.Duration, cfg.Warmup = true, o.getDur, time.Second
-			var prof chan error
-			if o.profileDir != "" && r == o.rounds-1 {
-				prof = make(chan error, 1)
-				path := filepath.Join(o.profileDir, fmt.Sprintf("%s-get-%dkeys.pprof", o.server, keys))
-				go func() { prof <- cpuProfile(ctx, s.url, path, time.Second+o.getDur/2) }()
-			}
-			lr, err := load.Run(ctx, cfg)
-			if prof != nil {
-				if perr := <-prof; perr != nil {
-					logf("profile: %v", perr)
-				}
-			}
+			rps, err := r.getRound(ctx, s, keys, o.profileDir != "" && round == o.rounds-1)
 			if err != nil {
-				return fmt.Errorf("GET round on %s: %w", s.name, err)
+				return err
 			}
-			if lr.OK != lr.Requests {
-				return fmt.Errorf("GET round on %s: %d of %d requests failed (%s)", s.name, lr.Requests-lr.OK, lr.Requests, lr.FirstError)
-			}
-			logf("GET x%d over %d keys: %.0f req/s, p99 %v", o.getClients, keys, lr.Throughput, lr.P99)
-			if s == small {
-				res.GetSmallRounds = append(res.GetSmallRounds, lr.Throughput)
+			if s == r.small {
+				res.GetSmallRounds = append(res.GetSmallRounds, rps)
 			} else {
-				res.GetBigRounds = append(res.GetBigRounds, lr.Throughput)
+				res.GetBigRounds = append(res.GetBigRounds, rps)
 			}
 		}
 	}
-	res.GetSmall, res.GetBig = median(res.GetSmallRounds), median(res.GetBigRounds)
+	res.GetSmall, res.GetBig = load.Median(res.GetSmallRounds), load.Median(res.GetBigRounds)
 	if res.GetSmall > 0 {
 		res.GetRatio = res.GetBig / res.GetSmall
 	}
-	small.p.Stop(30 * time.Second)
-	small.p = nil
+	r.small.Stop(30 * time.Second)
+	return nil
+}
 
-	probe := fmt.Sprintf("%s/v2/keys/%s/k%d", big.url, base.Prefix, o.keys/2)
+// getRound runs one GET round on s over keys and returns its req/s; with
+// profile it also saves a CPU profile of s taken during the round.
+func (r *bigRun) getRound(ctx context.Context, s *procs.Server, keys int, profile bool) (float64, error) {
+	o := r.o
+	cfg := r.base
+	cfg.Target, cfg.Clients, cfg.Keys, cfg.PutPercent = s.URL, o.getClients, keys, 0
+	cfg.NoPreload, cfg.Duration, cfg.Warmup = true, o.getDur, time.Second
+	var prof chan error
+	if profile {
+		prof = make(chan error, 1)
+		path := filepath.Join(o.profileDir, fmt.Sprintf("%s-get-%dkeys.pprof", o.server, keys))
+		go func() { prof <- probe.CPUProfile(ctx, s.URL, time.Second+o.getDur/2, path) }()
+	}
+	lr, err := load.Run(ctx, cfg)
+	if prof != nil {
+		if perr := <-prof; perr != nil {
+			logf("profile: %v", perr)
+		}
+	}
+	if err != nil {
+		return 0, fmt.Errorf("GET round on %s: %w", s.Name, err)
+	}
+	if lr.OK != lr.Requests {
+		return 0, fmt.Errorf("GET round on %s: %d of %d requests failed (%s)", s.Name, lr.Requests-lr.OK, lr.Requests, lr.FirstError)
+	}
+	logf("GET x%d over %d keys: %.0f req/s, p99 %v", o.getClients, keys, lr.Throughput, lr.P99)
+	return lr.Throughput, nil
+}
+
+// restart times o.restarts restarts of the big server, then records its
+// memory.
+func (r *bigRun) restart(ctx context.Context) error {
+	o, res, big := r.o, r.res, r.big
+	probeURL := fmt.Sprintf("%s/v2/keys/%s/k%d", big.URL, r.base.Prefix, o.keys/2)
 	for i := range o.restarts {
-		t1 := time.Now()
-		big.p.Stop(5 * time.Minute)
-		stopped := time.Since(t1)
+		stopped := big.Stop(5 * time.Minute)
 		if err := ctx.Err(); err != nil {
 			return err
 		}
-		p, err := procs.Start(big.name, big.argv, big.log)
-		if err != nil {
+		t2 := time.Now()
+		if err := big.Start(); err != nil {
 			return err
 		}
-		big.p = p
-		t2 := time.Now()
-		dur, err := waitGet(ctx, probe, t2, o.restartWait, p.Exited)
+		dur, err := probe.WaitGet(ctx, probeURL, t2, o.restartWait, big.Proc.Exited)
 		if err != nil {
-			return fmt.Errorf("restart %d: %w; log tail:\n%s", i+1, err, p.LogTail(2000))
+			return fmt.Errorf("restart %d: %w; log tail:\n%s", i+1, err, big.Proc.LogTail(2000))
 		}
 		res.StopSec = append(res.StopSec, stopped.Seconds())
 		res.RestartSec = append(res.RestartSec, dur.Seconds())
 		logf("restart %d: stopped in %.2f s, serving after %.2f s", i+1, stopped.Seconds(), dur.Seconds())
 	}
 	time.Sleep(2 * time.Second)
-	if m, err := readMem(big.p.Pid()); err == nil {
+	if m, err := probe.ReadMem(big.Proc.Pid()); err == nil {
 		res.RssAnonAfterStart = m.RssAnon
 	}
-	if h, err := liveHeap(ctx, big.url); err == nil {
+	if h, err := probe.LiveHeap(ctx, big.URL); err == nil {
 		res.LiveHeapAfterStart = h
 	}
 	logf("after restart: RssAnon %s, live heap %s", mib(res.RssAnonAfterStart), mib(res.LiveHeapAfterStart))
+	return nil
+}
 
+// write prints res as a markdown table row and, with a path, as JSON.
+func (res *Result) write(jsonPath string) error {
 	fmt.Println("| server | keys | load (s) | keys/s | peak RssAnon loading | RssAnon | VmRSS | live heap | disk: wal / snap / store | GET x16 small | GET x16 big | ratio | restart (s) | RssAnon after restart |")
 	fmt.Println("|---|---:|---:|---:|---:|---:|---:|---:|---|---:|---:|---:|---|---:|")
 	rs := make([]string, len(res.RestartSec))
@@ -384,28 +425,17 @@ func run(ctx context.Context, o *options) error {
 		res.Server, res.Keys, res.LoadSec, res.LoadRate, mib(res.PeakRssAnon), mib(res.RssAnon), mib(res.VmRSS), mib(res.LiveHeap),
 		mib(res.DiskWAL), mib(res.DiskSnap), mib(res.DiskStore), res.GetSmall, res.GetBig, res.GetRatio,
 		strings.Join(rs, " / "), mib(res.RssAnonAfterStart))
-	if o.jsonPath != "" {
-		b, err := json.MarshalIndent(res, "", "  ")
-		if err != nil {
-			return err
-		}
-		if err := os.WriteFile(o.jsonPath, append(b, '\n'), 0o644); err != nil {
-			return fmt.Errorf("write %s: %w", o.jsonPath, err)
-		}
+	if jsonPath == "" {
+		return nil
+	}
+	b, err := json.MarshalIndent(res, "", "  ")
+	if err != nil {
+		return err
+	}
+	if err := os.WriteFile(jsonPath, append(b, '\n'), 0o644); err != nil {
+		return fmt.Errorf("write %s: %w", jsonPath, err)
 	}
 	return nil
-}
-
-func median(xs []float64) float64 {
-	if len(xs) == 0 {
-		return 0
-	}
-	s := slices.Clone(xs)
-	slices.Sort(s)
-	if len(s)%2 == 1 {
-		return s[len(s)/2]
-	}
-	return (s[len(s)/2-1] + s[len(s)/2]) / 2
 }
 
 func mib(b int64) string {
@@ -413,33 +443,4 @@ func mib(b int64) string {
 		return fmt.Sprintf("%.1f GiB", float64(b)/(1<<30))
 	}
 	return fmt.Sprintf("%.0f MiB", float64(b)/(1<<20))
-}
-
-// cpuProfile saves a CPU profile of the server taken over d, starting now.
-func cpuProfile(ctx context.Context, base, path string, d time.Duration) error {
-	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-		return err
-	}
-	secs := max(1, int(d/time.Second))
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, fmt.Sprintf("%s/debug/pprof/profile?seconds=%d", base, secs), nil)
-	if err != nil {
-		return err
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return fmt.Errorf("cpu profile: %w", err)
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("cpu profile: %s", resp.Status)
-	}
-	f, err := os.Create(path)
-	if err != nil {
-		return err
-	}
-	if _, err := io.Copy(f, resp.Body); err != nil {
-		f.Close()
-		return fmt.Errorf("cpu profile %s: %w", path, err)
-	}
-	return f.Close()
 }

@@ -5,13 +5,10 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/strata-kv/strata/bench/internal/procs"
@@ -53,27 +50,6 @@ func (c *cluster) alive() bool {
 		}
 	}
 	return true
-}
-
-// freePorts returns n distinct loopback ports that were free a moment ago
-// (all listeners are held until every port is chosen).
-func freePorts(n int) ([]int, error) {
-	var lns []net.Listener
-	defer func() {
-		for _, l := range lns {
-			l.Close()
-		}
-	}()
-	var ports []int
-	for i := 0; i < n; i++ {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			return nil, fmt.Errorf("free port: %w", err)
-		}
-		lns = append(lns, l)
-		ports = append(ports, l.Addr().(*net.TCPAddr).Port)
-	}
-	return ports, nil
 }
 
 // layout names the members of a cluster (prefix1..prefixN) and gives each a
@@ -246,28 +222,6 @@ func waitLeader(ctx context.Context, c *cluster, timeout time.Duration) (*member
 		case <-time.After(100 * time.Millisecond):
 		}
 	}
-}
-
-// buildStrata builds ./cmd/strata in o.Repo into dir and returns the binary.
-func buildStrata(ctx context.Context, o *Options, dir string) (string, error) {
-	if o.StrataBin != "" {
-		return o.StrataBin, nil
-	}
-	bin := filepath.Join(dir, "strata")
-	bctx, cancel := context.WithTimeout(ctx, 5*time.Minute)
-	defer cancel()
-	cmd := exec.CommandContext(bctx, "go", "build", "-o", bin, "./cmd/strata")
-	cmd.Dir = o.Repo
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
-	if out, err := cmd.CombinedOutput(); err != nil {
-		msg := strings.TrimSpace(string(out))
-		if len(msg) > 1500 {
-			msg = msg[:1500] + "…"
-		}
-		return "", fmt.Errorf("go build ./cmd/strata in %s: %w\n%s", o.Repo, err, msg)
-	}
-	return bin, nil
 }
 
 func mkdirs(dirs ...string) error {

@@ -21,39 +21,20 @@
 package main
 
 import (
-	"context"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"os"
-	"os/signal"
-	"path/filepath"
-	"strconv"
 	"strings"
-	"syscall"
 	"time"
+
+	"github.com/strata-kv/strata/bench/internal/command"
+	"github.com/strata-kv/strata/bench/internal/procs"
 )
 
 func main() {
-	os.Exit(mainErr(os.Args[1:], os.Stdout, os.Stderr))
-}
-
-func mainErr(args []string, stdout, stderr io.Writer) int {
-	opts, err := parseFlags(args, stderr)
-	if err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return 0
-		}
-		return 2
-	}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	if err := run(ctx, opts, stdout, stderr); err != nil {
-		fmt.Fprintf(stderr, "clustercompare: %v\n", err)
-		return 1
-	}
-	return 0
+	os.Exit(command.Main("clustercompare", os.Args[1:], os.Stdout, os.Stderr, parseFlags, run))
 }
 
 // Mode says which members the clients of a run talk to.
@@ -134,8 +115,8 @@ func parseFlags(args []string, stderr io.Writer) (*Options, error) {
 		return fail(fmt.Errorf("--cluster must be odd and 1..7, not %d", o.Size))
 	}
 	var err error
-	if o.Clients, err = parseClients(clients); err != nil {
-		return fail(err)
+	if o.Clients, err = command.ParseClients(clients); err != nil {
+		return fail(fmt.Errorf("--clients: %w", err))
 	}
 	if o.Modes, err = parseModes(modes); err != nil {
 		return fail(err)
@@ -151,28 +132,9 @@ func parseFlags(args []string, stderr io.Writer) (*Options, error) {
 	}
 	o.StrataArgs, o.EtcdArgs = strings.Fields(strataArgs), strings.Fields(etcdArgs)
 	if o.Repo == "" {
-		o.Repo = findModuleRoot()
+		o.Repo = procs.ModuleRoot()
 	}
 	return o, nil
-}
-
-func parseClients(s string) ([]int, error) {
-	var out []int
-	for _, f := range strings.Split(s, ",") {
-		f = strings.TrimSpace(f)
-		if f == "" {
-			continue
-		}
-		n, err := strconv.Atoi(f)
-		if err != nil || n < 1 || n > 4096 {
-			return nil, fmt.Errorf("--clients: bad client count %q (want 1..4096)", f)
-		}
-		out = append(out, n)
-	}
-	if len(out) == 0 {
-		return nil, fmt.Errorf("--clients: no client counts in %q", s)
-	}
-	return out, nil
 }
 
 func parseModes(s string) ([]Mode, error) {
@@ -203,24 +165,4 @@ func split(n, k int) []int {
 		}
 	}
 	return out
-}
-
-// findModuleRoot returns the nearest directory at or above the working
-// directory containing go.mod, or "." if none is found.
-func findModuleRoot() string {
-	dir, err := os.Getwd()
-	if err != nil {
-		return "."
-	}
-	for i := 0; i < 64; i++ {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			return dir
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			break
-		}
-		dir = parent
-	}
-	return "."
 }

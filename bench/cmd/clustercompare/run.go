@@ -4,17 +4,17 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"net/http"
 	"os"
 	"path/filepath"
 	"runtime"
-	"slices"
 	"strings"
 	"sync"
-	"syscall"
 	"time"
 
+	"github.com/strata-kv/strata/bench/internal/probe"
+	"github.com/strata-kv/strata/bench/internal/procs"
 	"github.com/strata-kv/strata/bench/load"
+	"github.com/strata-kv/strata/internal/loadclient"
 )
 
 // sample is one measured run of one cluster.
@@ -30,26 +30,16 @@ type sample struct {
 }
 
 func run(ctx context.Context, o *Options, stdout, stderr io.Writer) error {
-	if err := os.MkdirAll(o.DataRoot, 0o755); err != nil {
-		return fmt.Errorf("data root: %w", err)
-	}
-	if isTmpfs(o.DataRoot) {
-		fmt.Fprintf(stderr, "WARNING: %s is tmpfs; durable writes will not touch a disk\n", o.DataRoot)
-	}
-	tmp, err := os.MkdirTemp(o.DataRoot, "strata-clustercompare-")
+	tmp, cleanup, err := procs.RunDir(o.DataRoot, "strata-clustercompare-", o.Keep, stderr)
 	if err != nil {
-		return fmt.Errorf("temp dir: %w", err)
+		return err
 	}
 	var clusters []*cluster
 	defer func() {
 		for _, c := range clusters {
 			c.stop()
 		}
-		if o.Keep {
-			fmt.Fprintf(stderr, "kept data and logs in %s\n", tmp)
-		} else if rerr := os.RemoveAll(tmp); rerr != nil {
-			fmt.Fprintf(stderr, "clustercompare: remove %s: %v\n", tmp, rerr)
-		}
+		cleanup()
 	}()
 	if o.CPUProfile != "" {
 		if err := os.MkdirAll(o.CPUProfile, 0o755); err != nil {
@@ -57,7 +47,31 @@ func run(ctx context.Context, o *Options, stdout, stderr io.Writer) error {
 		}
 	}
 
-	var notes []string
+	clusters, notes, err := startClusters(ctx, o, tmp, stderr)
+	if err != nil {
+		return err
+	}
+	samples, err := rounds(ctx, o, clusters, stderr)
+	if err != nil {
+		return err
+	}
+	for _, c := range clusters {
+		if c.alive() {
+			continue
+		}
+		notes = append(notes, fmt.Sprintf("%s: %s", c.System, c.dead))
+	}
+	systems := make([]string, len(clusters))
+	for i, c := range clusters {
+		systems[i] = c.System
+	}
+	writeMarkdown(stdout, o, systems, samples, notes)
+	return nil
+}
+
+// startClusters starts each system's cluster; one that does not start is
+// a note, not an error.
+func startClusters(ctx context.Context, o *Options, tmp string, stderr io.Writer) (clusters []*cluster, notes []string, err error) {
 	token := fmt.Sprintf("bench-%d", time.Now().UnixNano())
 	if o.EtcdBin != "" {
 		fmt.Fprintf(stderr, "starting a %d-member etcd cluster (%s)...\n", o.Size, o.EtcdBin)
@@ -80,7 +94,7 @@ func run(ctx context.Context, o *Options, stdout, stderr io.Writer) error {
 		}
 	}
 	if len(clusters) == 0 {
-		return fmt.Errorf("no cluster to benchmark:\n%s", strings.Join(notes, "\n"))
+		return nil, notes, fmt.Errorf("no cluster to benchmark:\n%s", strings.Join(notes, "\n"))
 	}
 	for _, c := range clusters {
 		var urls []string
@@ -90,6 +104,12 @@ func run(ctx context.Context, o *Options, stdout, stderr io.Writer) error {
 		fmt.Fprintf(stderr, "%s cluster up: %s\n", c.System, strings.Join(urls, " "))
 	}
 
+	return clusters, notes, nil
+}
+
+// rounds measures every client count × mode on every live cluster,
+// o.Rounds times, the cluster that goes first alternating.
+func rounds(ctx context.Context, o *Options, clusters []*cluster, stderr io.Writer) ([]sample, error) {
 	total := o.Rounds * len(o.Clients) * len(o.Modes) * len(clusters)
 	perRun := o.Warmup + o.Duration
 	var samples []sample
@@ -112,7 +132,7 @@ func run(ctx context.Context, o *Options, stdout, stderr io.Writer) error {
 					}
 					s, err := measure(ctx, o, c, mode, nc, profile, stderr)
 					if ctx.Err() != nil {
-						return fmt.Errorf("interrupted")
+						return nil, fmt.Errorf("interrupted")
 					}
 					if err != nil {
 						c.dead = err.Error()
@@ -122,30 +142,19 @@ func run(ctx context.Context, o *Options, stdout, stderr io.Writer) error {
 					s.Round = r + 1
 					samples = append(samples, s)
 					fmt.Fprintf(stderr, "    => %.0f req/s  p50 %sms  p99 %sms  failed %d\n",
-						s.RPS, load.Ms(s.P50), load.Ms(s.P99), s.Failed)
+						s.RPS, loadclient.Ms(s.P50), loadclient.Ms(s.P99), s.Failed)
 				}
 			}
 		}
 	}
-	for _, c := range clusters {
-		if c.alive() {
-			continue
-		}
-		notes = append(notes, fmt.Sprintf("%s: %s", c.System, c.dead))
-	}
-	systems := make([]string, len(clusters))
-	for i, c := range clusters {
-		systems[i] = c.System
-	}
-	writeMarkdown(stdout, o, systems, samples, notes)
-	return nil
+	return samples, nil
 }
 
 func startEtcdCluster(ctx context.Context, o *Options, tmp, token string) (*cluster, error) {
 	if _, err := os.Stat(o.EtcdBin); err != nil {
 		return nil, err
 	}
-	ports, err := freePorts(2 * o.Size)
+	ports, err := procs.FreePorts(2 * o.Size)
 	if err != nil {
 		return nil, err
 	}
@@ -160,11 +169,12 @@ func startEtcdCluster(ctx context.Context, o *Options, tmp, token string) (*clus
 }
 
 func startStrataCluster(ctx context.Context, o *Options, tmp, token string) (*cluster, error) {
-	bin, err := buildStrata(ctx, o, tmp)
+	// Not tmp/strata: that is the members' root.
+	bin, err := procs.StrataBinary(ctx, o.StrataBin, o.Repo, filepath.Join(tmp, "bin"))
 	if err != nil {
 		return nil, err
 	}
-	ports, err := freePorts(2 * o.Size)
+	ports, err := procs.FreePorts(2 * o.Size)
 	if err != nil {
 		return nil, err
 	}
@@ -217,7 +227,7 @@ func measure(ctx context.Context, o *Options, c *cluster, mode Mode, clients int
 			Prefix: "bench", Duration: o.Duration, Warmup: o.Warmup, NoPreload: true,
 		}
 		if !o.Quiet && i == 0 { // one progress line per second, from the first group
-			cfg.Progress = prefixWriter{w: stderr, prefix: fmt.Sprintf("    (%d of %d clients, on %s) ", sizes[0], clients, urls[0])}
+			cfg.Progress = load.PrefixLines(stderr, fmt.Sprintf("    (%d of %d clients, on %s) ", sizes[0], clients, urls[0]))
 		}
 		wg.Add(1)
 		go func(i int) {
@@ -244,7 +254,7 @@ func measure(ctx context.Context, o *Options, c *cluster, mode Mode, clients int
 	}
 	wg.Wait()
 	pw.Wait()
-	h := &load.Histogram{}
+	h := &loadclient.Histogram{}
 	for i, r := range results {
 		if errs[i] != nil {
 			return s, fmt.Errorf("load on %s: %w", urls[i], errs[i])
@@ -260,68 +270,26 @@ func measure(ctx context.Context, o *Options, c *cluster, mode Mode, clients int
 	return s, nil
 }
 
-// cpuProfile waits out the warmup, then fetches a CPU profile of base
-// covering the measured phase and writes it to path.
+// cpuProfile waits out the warmup, then takes a CPU profile of base
+// covering the measured phase.
 func cpuProfile(ctx context.Context, base string, warmup, d time.Duration, path string) error {
 	select {
 	case <-time.After(warmup):
 	case <-ctx.Done():
 		return ctx.Err()
 	}
-	secs := int(d / time.Second)
-	if secs < 1 {
-		secs = 1
-	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, fmt.Sprintf("%s/debug/pprof/profile?seconds=%d", base, secs), nil)
-	if err != nil {
-		return err
-	}
-	resp, err := (&http.Client{Timeout: time.Duration(secs+30) * time.Second}).Do(req)
-	if err != nil {
-		return err
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("HTTP %d (is --enable-pprof on?)", resp.StatusCode)
-	}
-	f, err := os.Create(path)
-	if err != nil {
-		return err
-	}
-	if _, err := io.Copy(f, resp.Body); err != nil {
-		f.Close()
-		return err
-	}
-	return f.Close()
+	return probe.CPUProfile(ctx, base, d, path)
 }
 
-// agg is the median summary of one system × scenario.
-type agg struct {
-	n              int
-	rps, p50, p99  float64 // req/s, ms, ms (medians)
-	rpsMin, rpsMax float64
-	failed         int64
-}
-
-func aggregate(samples []sample, system string, mode Mode, clients int) (agg, bool) {
-	var rps, p50, p99 []float64
-	var a agg
+// aggregate is the median summary of one system × scenario.
+func aggregate(samples []sample, system string, mode Mode, clients int) (load.Medians, bool) {
+	var r load.Rounds
 	for _, s := range samples {
-		if s.System != system || s.Mode != mode || s.Clients != clients {
-			continue
+		if s.System == system && s.Mode == mode && s.Clients == clients {
+			r.Add(s.RPS, s.P50, s.P99, s.Failed)
 		}
-		rps = append(rps, s.RPS)
-		p50 = append(p50, float64(s.P50)/float64(time.Millisecond))
-		p99 = append(p99, float64(s.P99)/float64(time.Millisecond))
-		a.failed += s.Failed
 	}
-	if len(rps) == 0 {
-		return a, false
-	}
-	a.n = len(rps)
-	a.rps, a.p50, a.p99 = load.Median(rps), load.Median(p50), load.Median(p99)
-	a.rpsMin, a.rpsMax = slices.Min(rps), slices.Max(rps)
-	return a, true
+	return r.Medians()
 }
 
 // writeMarkdown prints the table: one row per client count × mode × system,
@@ -342,11 +310,11 @@ func writeMarkdown(w io.Writer, o *Options, systems []string, samples []sample, 
 					continue
 				}
 				ratio := "–"
-				if haveEtcd && etcd.rps > 0 {
-					ratio = fmt.Sprintf("%.2f", a.rps/etcd.rps)
+				if haveEtcd && etcd.RPS > 0 {
+					ratio = fmt.Sprintf("%.2f", a.RPS/etcd.RPS)
 				}
 				fmt.Fprintf(w, "| %d | %s | %s | %.0f | %.0f–%.0f | %.3f | %.3f | %s | %d |\n",
-					nc, mode.Describe(), sys, a.rps, a.rpsMin, a.rpsMax, a.p50, a.p99, ratio, a.failed)
+					nc, mode.Describe(), sys, a.RPS, a.RPSMin, a.RPSMax, a.P50ms, a.P99ms, ratio, a.Failed)
 			}
 		}
 	}
@@ -357,25 +325,4 @@ func writeMarkdown(w io.Writer, o *Options, systems []string, samples []sample, 
 		}
 	}
 	fmt.Fprintln(w)
-}
-
-// prefixWriter indents progress lines.
-type prefixWriter struct {
-	w      io.Writer
-	prefix string
-}
-
-func (p prefixWriter) Write(b []byte) (int, error) {
-	if _, err := io.WriteString(p.w, p.prefix+string(b)); err != nil {
-		return 0, err
-	}
-	return len(b), nil
-}
-
-func isTmpfs(path string) bool {
-	var st syscall.Statfs_t
-	if err := syscall.Statfs(path, &st); err != nil {
-		return false
-	}
-	return st.Type == 0x01021994 // TMPFS_MAGIC
 }

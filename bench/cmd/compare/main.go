@@ -17,38 +17,20 @@
 package main
 
 import (
-	"context"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"os"
-	"os/signal"
-	"path/filepath"
 	"strings"
-	"syscall"
 	"time"
+
+	"github.com/strata-kv/strata/bench/internal/command"
+	"github.com/strata-kv/strata/bench/internal/procs"
 )
 
 func main() {
-	os.Exit(mainErr(os.Args[1:], os.Stdout, os.Stderr))
-}
-
-func mainErr(args []string, stdout, stderr io.Writer) int {
-	opts, err := parseFlags(args, stderr)
-	if err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return 0
-		}
-		return 2
-	}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	if err := run(ctx, opts, stdout, stderr); err != nil {
-		fmt.Fprintf(stderr, "compare: %v\n", err)
-		return 1
-	}
-	return 0
+	os.Exit(command.Main("compare", os.Args[1:], os.Stdout, os.Stderr, parseFlags, run))
 }
 
 // Options configures a comparison run.
@@ -117,29 +99,9 @@ func parseFlags(args []string, stderr io.Writer) (*Options, error) {
 		return nil, err
 	}
 	if o.Repo == "" {
-		o.Repo = findModuleRoot()
+		o.Repo = procs.ModuleRoot()
 	}
 	return o, nil
-}
-
-// findModuleRoot returns the nearest directory at or above the working
-// directory containing go.mod, or "." if none is found.
-func findModuleRoot() string {
-	dir, err := os.Getwd()
-	if err != nil {
-		return "."
-	}
-	for i := 0; i < 64; i++ {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			return dir
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			break
-		}
-		dir = parent
-	}
-	return "."
 }
 
 // expand replaces {name} placeholders in a space-separated template.

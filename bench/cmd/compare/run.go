@@ -6,12 +6,12 @@ import (
 	"io"
 	"os"
 	"runtime"
-	"slices"
 	"strings"
-	"syscall"
 	"time"
 
+	"github.com/strata-kv/strata/bench/internal/procs"
 	"github.com/strata-kv/strata/bench/load"
+	"github.com/strata-kv/strata/internal/loadclient"
 )
 
 // sample is one measured run.
@@ -23,30 +23,44 @@ type sample struct {
 }
 
 func run(ctx context.Context, o *Options, stdout, stderr io.Writer) (err error) {
-	if err := os.MkdirAll(o.DataRoot, 0o755); err != nil {
-		return fmt.Errorf("data root: %w", err)
-	}
-	if isTmpfs(o.DataRoot) {
-		fmt.Fprintf(stderr, "WARNING: %s is tmpfs; durable writes will not touch a disk\n", o.DataRoot)
-	}
-	tmp, err := os.MkdirTemp(o.DataRoot, "strata-compare-")
+	tmp, cleanup, err := procs.RunDir(o.DataRoot, "strata-compare-", o.Keep, stderr)
 	if err != nil {
-		return fmt.Errorf("temp dir: %w", err)
+		return err
 	}
 	var servers []*server
 	defer func() {
 		for _, s := range servers {
 			s.stop()
 		}
-		if o.Keep {
-			fmt.Fprintf(stderr, "kept data and logs in %s\n", tmp)
-		} else if rerr := os.RemoveAll(tmp); rerr != nil {
-			fmt.Fprintf(stderr, "compare: remove %s: %v\n", tmp, rerr)
-		}
+		cleanup()
 	}()
+	servers, notes, err := startServers(ctx, o, tmp, stderr)
+	if err != nil {
+		return err
+	}
+	base := load.Config{Keys: o.Keys, ValueSize: o.ValueSize, Prefix: "bench", Duration: o.Duration, Warmup: o.Warmup}
+	preload(ctx, base, servers, stderr)
+	samples, err := rounds(ctx, o, base, servers, stderr)
+	if err != nil {
+		return err
+	}
+	if o.CSVPath != "" {
+		if err := writeSamplesCSV(o.CSVPath, samples); err != nil {
+			return err
+		}
+	}
+	for _, s := range servers {
+		if s.dead != "" {
+			notes = append(notes, fmt.Sprintf("%s: %s", s.Name, s.dead))
+		}
+	}
+	writeMarkdown(stdout, o, servers, samples, notes)
+	return nil
+}
 
-	// Start everything first, so the order of startup does not matter.
-	var notes []string
+// startServers starts every server first, so the order of startup does
+// not matter; a server that does not start is a note, not an error.
+func startServers(ctx context.Context, o *Options, tmp string, stderr io.Writer) (servers []*server, notes []string, err error) {
 	if o.EtcdBin != "" {
 		fmt.Fprintf(stderr, "starting etcd (%s)...\n", o.EtcdBin)
 		if s, err := startEtcd(ctx, o, tmp); err != nil {
@@ -68,20 +82,21 @@ func run(ctx context.Context, o *Options, stdout, stderr io.Writer) (err error) 
 	if !o.NoCeiling {
 		s, err := startCeiling()
 		if err != nil {
-			return err
+			return servers, notes, err
 		}
 		servers = append(servers, s)
 	}
 	if len(servers) == 0 {
-		return fmt.Errorf("no server to benchmark:\n%s", strings.Join(notes, "\n"))
+		return nil, notes, fmt.Errorf("no server to benchmark:\n%s", strings.Join(notes, "\n"))
 	}
-	if err := ctx.Err(); err != nil {
-		return err
-	}
+	return servers, notes, ctx.Err()
+}
 
-	base := load.Config{Keys: o.Keys, ValueSize: o.ValueSize, Prefix: "bench", Duration: o.Duration, Warmup: o.Warmup}
+// preload writes the key space into every server; one that fails is
+// marked dead.
+func preload(ctx context.Context, base load.Config, servers []*server, stderr io.Writer) {
 	for _, s := range servers {
-		fmt.Fprintf(stderr, "%s at %s: preloading %d keys...\n", s.Name, s.URL, o.Keys)
+		fmt.Fprintf(stderr, "%s at %s: preloading %d keys...\n", s.Name, s.URL, base.Keys)
 		cfg := base
 		cfg.Target, cfg.Clients = s.URL, 8
 		if err := load.Preload(ctx, cfg); err != nil {
@@ -89,7 +104,12 @@ func run(ctx context.Context, o *Options, stdout, stderr io.Writer) (err error) 
 			fmt.Fprintf(stderr, "%s: %s\n", s.Name, s.dead)
 		}
 	}
+}
 
+// rounds runs every scenario on every live server, o.Rounds times. The
+// server order rotates each round so no server always runs first (or
+// right after a write-heavy neighbour).
+func rounds(ctx context.Context, o *Options, base load.Config, servers []*server, stderr io.Writer) ([]sample, error) {
 	total := o.Rounds * len(o.Scenarios) * len(servers)
 	perRun := o.Warmup + o.Duration
 	var samples []sample
@@ -97,8 +117,6 @@ func run(ctx context.Context, o *Options, stdout, stderr io.Writer) (err error) 
 	n := 0
 	for r := 0; r < o.Rounds; r++ {
 		for _, sc := range o.Scenarios {
-			// Rotate the server order each round so no server always runs
-			// first (or right after a write-heavy neighbour).
 			for i := range servers {
 				s := servers[(i+r)%len(servers)]
 				n++
@@ -108,22 +126,12 @@ func run(ctx context.Context, o *Options, stdout, stderr io.Writer) (err error) 
 				eta := time.Duration(total-n+1) * perRun
 				fmt.Fprintf(stderr, "[%d/%d round %d/%d, eta %v] %-16s %s\n",
 					n, total, r+1, o.Rounds, eta.Round(time.Second), s.Name, sc.Describe())
-				cfg := base
-				cfg.Target, cfg.Clients, cfg.PutPercent, cfg.NoPreload = s.URL, sc.Clients, sc.PutPercent, true
-				if !o.Quiet {
-					cfg.Progress = prefixWriter{w: stderr, prefix: "    "}
-				}
-				res, err := load.Run(ctx, cfg)
+				res, err := measure(ctx, o, base, s, sc, stderr)
 				if ctx.Err() != nil {
-					return fmt.Errorf("interrupted after %v", time.Since(start).Round(time.Second))
+					return nil, fmt.Errorf("interrupted after %v", time.Since(start).Round(time.Second))
 				}
 				if err != nil {
-					return fmt.Errorf("%s %s: %w", s.Name, sc.Name, err)
-				}
-				fmt.Fprintf(stderr, "    => %.0f req/s  p50 %sms  p99 %sms  non2xx %d  errors %d\n",
-					res.Throughput, load.Ms(res.P50), load.Ms(res.P99), res.Non2xx, res.Errors)
-				if res.Errors+res.Non2xx > 0 && res.FirstError != "" {
-					fmt.Fprintf(stderr, "    first error: %s\n", res.FirstError)
+					return nil, fmt.Errorf("%s %s: %w", s.Name, sc.Name, err)
 				}
 				samples = append(samples, sample{Round: r + 1, Server: s.Name, Scenario: sc, Res: res})
 				if !s.alive() {
@@ -132,48 +140,37 @@ func run(ctx context.Context, o *Options, stdout, stderr io.Writer) (err error) 
 			}
 		}
 	}
-
-	if o.CSVPath != "" {
-		if err := writeSamplesCSV(o.CSVPath, samples); err != nil {
-			return err
-		}
-	}
-	for _, s := range servers {
-		if s.dead != "" {
-			notes = append(notes, fmt.Sprintf("%s: %s", s.Name, s.dead))
-		}
-	}
-	writeMarkdown(stdout, o, servers, samples, notes)
-	return nil
+	return samples, nil
 }
 
-// agg is the median summary of one server × scenario.
-type agg struct {
-	n              int
-	rps, p50, p99  float64 // req/s, ms, ms (medians)
-	rpsMin, rpsMax float64
-	failures       int64
+// measure runs scenario sc once against s.
+func measure(ctx context.Context, o *Options, base load.Config, s *server, sc Scenario, stderr io.Writer) (*load.Result, error) {
+	cfg := base
+	cfg.Target, cfg.Clients, cfg.PutPercent, cfg.NoPreload = s.URL, sc.Clients, sc.PutPercent, true
+	if !o.Quiet {
+		cfg.Progress = load.PrefixLines(stderr, "    ")
+	}
+	res, err := load.Run(ctx, cfg)
+	if err != nil {
+		return nil, err
+	}
+	fmt.Fprintf(stderr, "    => %.0f req/s  p50 %sms  p99 %sms  non2xx %d  errors %d\n",
+		res.Throughput, loadclient.Ms(res.P50), loadclient.Ms(res.P99), res.Non2xx, res.Errors)
+	if res.Errors+res.Non2xx > 0 && res.FirstError != "" {
+		fmt.Fprintf(stderr, "    first error: %s\n", res.FirstError)
+	}
+	return res, nil
 }
 
-func aggregate(samples []sample, server string, sc Scenario) (agg, bool) {
-	var rps, p50, p99 []float64
-	var a agg
+// aggregate is the median summary of one server × scenario.
+func aggregate(samples []sample, server string, sc Scenario) (load.Medians, bool) {
+	var r load.Rounds
 	for _, s := range samples {
-		if s.Server != server || s.Scenario != sc {
-			continue
+		if s.Server == server && s.Scenario == sc {
+			r.Add(s.Res.Throughput, s.Res.P50, s.Res.P99, s.Res.Errors+s.Res.Non2xx)
 		}
-		rps = append(rps, s.Res.Throughput)
-		p50 = append(p50, float64(s.Res.P50)/float64(time.Millisecond))
-		p99 = append(p99, float64(s.Res.P99)/float64(time.Millisecond))
-		a.failures += s.Res.Errors + s.Res.Non2xx
 	}
-	if len(rps) == 0 {
-		return a, false
-	}
-	a.n = len(rps)
-	a.rps, a.p50, a.p99 = load.Median(rps), load.Median(p50), load.Median(p99)
-	a.rpsMin, a.rpsMax = slices.Min(rps), slices.Max(rps)
-	return a, true
+	return r.Medians()
 }
 
 func writeMarkdown(w io.Writer, o *Options, servers []*server, samples []sample, notes []string) {
@@ -191,11 +188,11 @@ func writeMarkdown(w io.Writer, o *Options, servers []*server, samples []sample,
 				continue
 			}
 			ratio := "–"
-			if haveEtcd && etcd.rps > 0 {
-				ratio = fmt.Sprintf("%.2f", a.rps/etcd.rps)
+			if haveEtcd && etcd.RPS > 0 {
+				ratio = fmt.Sprintf("%.2f", a.RPS/etcd.RPS)
 			}
 			fmt.Fprintf(w, "| %s | %s | %.0f | %.0f–%.0f | %.3f | %.3f | %s | %d |\n",
-				sc.Describe(), s.Name, a.rps, a.rpsMin, a.rpsMax, a.p50, a.p99, ratio, a.failures)
+				sc.Describe(), s.Name, a.RPS, a.RPSMin, a.RPSMax, a.P50ms, a.P99ms, ratio, a.Failed)
 		}
 	}
 	if len(notes) > 0 {
@@ -226,27 +223,6 @@ func writeSamplesCSV(path string, samples []sample) error {
 		return fmt.Errorf("csv %s: %w", path, err)
 	}
 	return nil
-}
-
-// prefixWriter indents progress lines.
-type prefixWriter struct {
-	w      io.Writer
-	prefix string
-}
-
-func (p prefixWriter) Write(b []byte) (int, error) {
-	if _, err := io.WriteString(p.w, p.prefix+string(b)); err != nil {
-		return 0, err
-	}
-	return len(b), nil
-}
-
-func isTmpfs(path string) bool {
-	var st syscall.Statfs_t
-	if err := syscall.Statfs(path, &st); err != nil {
-		return false
-	}
-	return st.Type == 0x01021994 // TMPFS_MAGIC
 }
 
 func numCPU() int { return runtime.NumCPU() }

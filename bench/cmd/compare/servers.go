@@ -8,11 +8,8 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"os/exec"
-	"path/filepath"
 	"strconv"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/strata-kv/strata/bench/internal/procs"
@@ -78,65 +75,37 @@ func startEtcd(ctx context.Context, o *Options, tmp string) (*server, error) {
 	if _, err := os.Stat(o.EtcdBin); err != nil {
 		return nil, fmt.Errorf("etcd: %w", err)
 	}
-	p, u, err := procs.StartEtcd(ctx, o.EtcdBin, filepath.Join(tmp, "etcd-data"), filepath.Join(tmp, "etcd.log"))
+	e, err := procs.StartEtcd(ctx, o.EtcdBin, tmp)
 	if err != nil {
 		return nil, fmt.Errorf("etcd: %w", err)
 	}
-	return &server{Name: "etcd", URL: u, proc: p, stop: func() { p.Stop(5 * time.Second) }}, nil
+	return &server{Name: "etcd", URL: e.URL, proc: e.Proc, stop: func() { e.Stop(5 * time.Second) }}, nil
 }
 
-// buildStrata builds ./cmd/strata in o.Repo into tmp and returns the binary.
-func buildStrata(ctx context.Context, o *Options, tmp string) (string, error) {
-	if o.StrataBin != "" {
-		return o.StrataBin, nil
-	}
-	bin := filepath.Join(tmp, "strata")
-	bctx, cancel := context.WithTimeout(ctx, 5*time.Minute)
-	defer cancel()
-	cmd := exec.CommandContext(bctx, "go", "build", "-o", bin, "./cmd/strata")
-	cmd.Dir = o.Repo
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
-	out, err := cmd.CombinedOutput()
-	if err != nil {
-		msg := strings.TrimSpace(string(out))
-		if len(msg) > 1500 {
-			msg = msg[:1500] + "…"
-		}
-		return "", fmt.Errorf("strata: go build ./cmd/strata in %s: %w\n%s", o.Repo, err, msg)
-	}
-	return bin, nil
-}
-
-// startStrata builds (if needed) and starts Strata with a fresh data dir.
+// startStrata builds (if needed) and starts Strata with a fresh data dir,
+// its command line from o.StrataCmd.
 func startStrata(ctx context.Context, o *Options, tmp string) (*server, error) {
-	bin, err := buildStrata(ctx, o, tmp)
-	if err != nil {
-		return nil, err
-	}
-	port, err := procs.FreePort()
-	if err != nil {
-		return nil, err
-	}
-	peerPort, err := procs.FreePort()
-	if err != nil {
-		return nil, err
-	}
-	client := fmt.Sprintf("http://127.0.0.1:%d", port)
-	argv := expand(o.StrataCmd, map[string]string{
-		"bin": bin, "data": filepath.Join(tmp, "strata-data"), "client": client, "port": strconv.Itoa(port),
-		"peer": fmt.Sprintf("http://127.0.0.1:%d", peerPort), "peerport": strconv.Itoa(peerPort),
-	})
-	if len(argv) == 0 {
-		return nil, errors.New("strata: empty --strata-cmd")
-	}
-	p, err := procs.Start("strata", argv, filepath.Join(tmp, "strata.log"))
+	bin, err := procs.StrataBinary(ctx, o.StrataBin, o.Repo, tmp)
 	if err != nil {
 		return nil, fmt.Errorf("strata: %w", err)
 	}
-	if err := procs.WaitReady(ctx, p, client, o.StartupMax); err != nil {
-		p.Stop(2 * time.Second)
-		return nil, fmt.Errorf("strata: %w (command: %s)", err, strings.Join(argv, " "))
+	s, err := procs.NewServer(tmp, "strata")
+	if err != nil {
+		return nil, err
 	}
-	return &server{Name: "strata", URL: client, proc: p, stop: func() { p.Stop(5 * time.Second) }}, nil
+	s.Argv = expand(o.StrataCmd, map[string]string{
+		"bin": bin, "data": s.Dir, "client": s.URL, "port": strconv.Itoa(s.Port),
+		"peer": s.Peer, "peerport": strconv.Itoa(s.PeerPort),
+	})
+	if len(s.Argv) == 0 {
+		return nil, errors.New("strata: empty --strata-cmd")
+	}
+	if err := s.Start(); err != nil {
+		return nil, fmt.Errorf("strata: %w", err)
+	}
+	if err := s.Ready(ctx, o.StartupMax); err != nil {
+		s.Stop(2 * time.Second)
+		return nil, fmt.Errorf("strata: %w (command: %s)", err, strings.Join(s.Argv, " "))
+	}
+	return &server{Name: "strata", URL: s.URL, proc: s.Proc, stop: func() { s.Stop(5 * time.Second) }}, nil
 }

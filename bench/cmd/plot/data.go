@@ -13,7 +13,7 @@ import (
 	"github.com/strata-kv/strata/bench/load"
 )
 
-// row is one measured run from a load CSV (load.CSVHeader columns).
+// row is one measured run from a load CSV (loadclient.CSVHeader columns).
 type row struct {
 	Series  string // server/backend the run measured
 	Kind    string // "PUT", "GET" or "20% PUT"
@@ -84,7 +84,7 @@ func readRows(r io.Reader) ([]row, error) {
 			continue
 		}
 		if col == nil {
-			return nil, fmt.Errorf("line %d: data before the header row (want load.CSVHeader columns)", line)
+			return nil, fmt.Errorf("line %d: data before the header row (want loadclient.CSVHeader columns)", line)
 		}
 		get := func(name string) string {
 			if i, ok := col[name]; ok && i < len(rec) {

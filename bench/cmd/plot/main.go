@@ -7,10 +7,11 @@
 //	go run ./bench/cmd/plot --metric p99_ms --style bar --only etcd,strata runs.csv > p99.svg
 //
 // Input is the CSV written by compare --csv, tradeoff --csv or v2load --csv
-// (the load.CSVHeader columns; several files may be given). A label of the
-// form <series>/<scenario>/r<N> puts the run on the <series> line; any other
-// label (v2load --label) is the series name itself. The SVG is written by
-// hand: no dependencies, and it renders in browsers and on GitHub.
+// (the loadclient.CSVHeader columns; several files may be given). A label
+// of the form <series>/<scenario>/r<N> puts the run on the <series> line;
+// any other label (v2load --label) is the series name itself. The SVG is
+// written by hand: no dependencies, and it renders in browsers and on
+// GitHub.
 package main
 
 import (
@@ -71,25 +72,9 @@ func mainErr(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	if *width < 400 || *height < 200 || *width > 10000 || *height > 10000 {
 		return fail(errors.New("--width must be 400..10000 and --height 200..10000"))
 	}
-	var rows []row
-	if fs.NArg() == 0 {
-		r, err := readRows(stdin)
-		if err != nil {
-			return fail(fmt.Errorf("stdin: %w", err))
-		}
-		rows = r
-	}
-	for _, name := range fs.Args() {
-		f, err := os.Open(name)
-		if err != nil {
-			return fail(err)
-		}
-		r, err := readRows(f)
-		f.Close()
-		if err != nil {
-			return fail(fmt.Errorf("%s: %w", name, err))
-		}
-		rows = append(rows, r...)
+	rows, err := readInputs(fs.Args(), stdin)
+	if err != nil {
+		return fail(err)
 	}
 	var order []string
 	for _, s := range strings.Split(*only, ",") {
@@ -105,22 +90,50 @@ func mainErr(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		*title = ylabel + " by client count"
 	}
 	c := chart{Title: *title, YLabel: ylabel, Style: *style, Width: *width, Height: *height, Panels: panels, Series: series}
-	if *out == "" {
-		if err := render(stdout, c); err != nil {
-			return fail(err)
-		}
-		return 0
-	}
-	f, err := os.Create(*out)
-	if err != nil {
-		return fail(err)
-	}
-	if err := render(f, c); err != nil {
-		f.Close()
-		return fail(err)
-	}
-	if err := f.Close(); err != nil {
+	if err := writeSVG(*out, stdout, c); err != nil {
 		return fail(err)
 	}
 	return 0
+}
+
+// readInputs reads the rows of every named CSV file, or of stdin if none
+// is named.
+func readInputs(names []string, stdin io.Reader) ([]row, error) {
+	if len(names) == 0 {
+		rows, err := readRows(stdin)
+		if err != nil {
+			return nil, fmt.Errorf("stdin: %w", err)
+		}
+		return rows, nil
+	}
+	var rows []row
+	for _, name := range names {
+		f, err := os.Open(name)
+		if err != nil {
+			return nil, err
+		}
+		r, err := readRows(f)
+		f.Close()
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", name, err)
+		}
+		rows = append(rows, r...)
+	}
+	return rows, nil
+}
+
+// writeSVG renders c to the file out, or to stdout if out is empty.
+func writeSVG(out string, stdout io.Writer, c chart) error {
+	if out == "" {
+		return render(stdout, c)
+	}
+	f, err := os.Create(out)
+	if err != nil {
+		return err
+	}
+	if err := render(f, c); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
 }

@@ -63,7 +63,6 @@ func seriesStyle(i int) (colour, dash string) {
 }
 
 func drawPanel(b *strings.Builder, c chart, p panel, x0, y0, w, h float64) {
-	esc := html.EscapeString
 	top := 0.0
 	for _, pts := range p.Series {
 		for _, pt := range pts {
@@ -71,39 +70,11 @@ func drawPanel(b *strings.Builder, c chart, p panel, x0, y0, w, h float64) {
 		}
 	}
 	ticks := niceTicks(top)
-	ymax := ticks[len(ticks)-1]
-	y := func(v float64) float64 { return y0 + h - v/ymax*h }
 	// Clients are categories (1, 16, 64 are not evenly spread on any
 	// useful scale), so each gets an equal slot.
-	slot := w / float64(len(p.Clients))
-	xc := func(clients int) float64 {
-		for i, c := range p.Clients {
-			if c == clients {
-				return x0 + slot*(float64(i)+0.5)
-			}
-		}
-		return x0
-	}
-
+	f := frame{x0: x0, y0: y0, w: w, h: h, ymax: ticks[len(ticks)-1], slot: w / float64(len(p.Clients)), clients: p.Clients}
 	fmt.Fprintf(b, `<g class="panel">`+"\n")
-	fmt.Fprintf(b, `<text x="%.1f" y="%.1f" %s font-size="14" text-anchor="middle">%s</text>`+"\n", x0+w/2, y0-12, font, esc(p.Kind))
-	// Grid lines and y ticks.
-	for _, t := range ticks {
-		fmt.Fprintf(b, `<line x1="%.1f" y1="%.1f" x2="%.1f" y2="%.1f" stroke="#dddddd" stroke-width="1"/>`+"\n", x0, y(t), x0+w, y(t))
-		fmt.Fprintf(b, `<text x="%.1f" y="%.1f" %s font-size="11" text-anchor="end">%s</text>`+"\n", x0-6, y(t)+4, font, esc(shortNum(t)))
-	}
-	// Axes.
-	fmt.Fprintf(b, `<line x1="%.1f" y1="%.1f" x2="%.1f" y2="%.1f" stroke="#000000" stroke-width="1"/>`+"\n", x0, y0, x0, y0+h)
-	fmt.Fprintf(b, `<line x1="%.1f" y1="%.1f" x2="%.1f" y2="%.1f" stroke="#000000" stroke-width="1"/>`+"\n", x0, y0+h, x0+w, y0+h)
-	for _, cl := range p.Clients {
-		x := xc(cl)
-		fmt.Fprintf(b, `<line x1="%.1f" y1="%.1f" x2="%.1f" y2="%.1f" stroke="#000000" stroke-width="1"/>`+"\n", x, y0+h, x, y0+h+5)
-		fmt.Fprintf(b, `<text x="%.1f" y="%.1f" %s font-size="11" text-anchor="middle">%d</text>`+"\n", x, y0+h+18, font, cl)
-	}
-	fmt.Fprintf(b, `<text x="%.1f" y="%.1f" %s font-size="12" text-anchor="middle">clients</text>`+"\n", x0+w/2, y0+h+40, font)
-	fmt.Fprintf(b, `<text x="%.1f" y="%.1f" %s font-size="12" text-anchor="middle" transform="rotate(-90 %.1f %.1f)">%s</text>`+"\n",
-		x0-48, y0+h/2, font, x0-48, y0+h/2, esc(c.YLabel))
-
+	drawAxes(b, c, p, f, ticks)
 	present := 0
 	for _, s := range c.Series {
 		if len(p.Series[s]) > 0 {
@@ -117,38 +88,90 @@ func drawPanel(b *strings.Builder, c chart, p panel, x0, y0, w, h float64) {
 			continue
 		}
 		colour, dash := seriesStyle(si)
-		fmt.Fprintf(b, `<g class="series" data-series="%s">`+"\n", esc(s))
+		fmt.Fprintf(b, `<g class="series" data-series="%s">`+"\n", html.EscapeString(s))
 		switch c.Style {
 		case "bar":
-			// Bars of one client count sit side by side in its slot; the
-			// whisker spans the min–max of the rounds.
-			bw := slot * 0.8 / float64(present)
-			for _, pt := range pts {
-				x := xc(pt.Clients) - slot*0.4 + float64(bar)*bw
-				fmt.Fprintf(b, `<rect x="%.1f" y="%.1f" width="%.1f" height="%.1f" fill="%s"><title>%s, %d clients: %s</title></rect>`+"\n",
-					x, y(pt.Med), bw*0.9, y0+h-y(pt.Med), colour, esc(s), pt.Clients, esc(shortNum(pt.Med)))
-				whisker(b, x+bw*0.45, y(pt.Min), y(pt.Max))
-			}
+			drawBars(b, f, s, pts, colour, bar, present)
 			bar++
 		default:
-			coords := make([]string, len(pts))
-			for i, pt := range pts {
-				coords[i] = fmt.Sprintf("%.1f,%.1f", xc(pt.Clients), y(pt.Med))
-			}
-			dashAttr := ""
-			if dash != "" {
-				dashAttr = fmt.Sprintf(` stroke-dasharray="%s"`, dash)
-			}
-			fmt.Fprintf(b, `<polyline points="%s" fill="none" stroke="%s" stroke-width="2"%s/>`+"\n", strings.Join(coords, " "), colour, dashAttr)
-			for _, pt := range pts {
-				whisker(b, xc(pt.Clients), y(pt.Min), y(pt.Max))
-				fmt.Fprintf(b, `<circle cx="%.1f" cy="%.1f" r="3.5" fill="%s"><title>%s, %d clients: %s</title></circle>`+"\n",
-					xc(pt.Clients), y(pt.Med), colour, esc(s), pt.Clients, esc(shortNum(pt.Med)))
-			}
+			drawLine(b, f, s, pts, colour, dash)
 		}
 		b.WriteString("</g>\n")
 	}
 	b.WriteString("</g>\n")
+}
+
+// frame maps a panel's values to the image: y by value, x by client slot.
+type frame struct {
+	x0, y0, w, h float64
+	ymax, slot   float64
+	clients      []int
+}
+
+func (f frame) y(v float64) float64 { return f.y0 + f.h - v/f.ymax*f.h }
+
+// xc is the centre of the slot of a client count.
+func (f frame) xc(clients int) float64 {
+	for i, c := range f.clients {
+		if c == clients {
+			return f.x0 + f.slot*(float64(i)+0.5)
+		}
+	}
+	return f.x0
+}
+
+// drawAxes draws the panel title, the grid with y ticks, the axes and
+// their labels.
+func drawAxes(b *strings.Builder, c chart, p panel, f frame, ticks []float64) {
+	esc := html.EscapeString
+	x0, y0, w, h := f.x0, f.y0, f.w, f.h
+	fmt.Fprintf(b, `<text x="%.1f" y="%.1f" %s font-size="14" text-anchor="middle">%s</text>`+"\n", x0+w/2, y0-12, font, esc(p.Kind))
+	for _, t := range ticks {
+		fmt.Fprintf(b, `<line x1="%.1f" y1="%.1f" x2="%.1f" y2="%.1f" stroke="#dddddd" stroke-width="1"/>`+"\n", x0, f.y(t), x0+w, f.y(t))
+		fmt.Fprintf(b, `<text x="%.1f" y="%.1f" %s font-size="11" text-anchor="end">%s</text>`+"\n", x0-6, f.y(t)+4, font, esc(shortNum(t)))
+	}
+	fmt.Fprintf(b, `<line x1="%.1f" y1="%.1f" x2="%.1f" y2="%.1f" stroke="#000000" stroke-width="1"/>`+"\n", x0, y0, x0, y0+h)
+	fmt.Fprintf(b, `<line x1="%.1f" y1="%.1f" x2="%.1f" y2="%.1f" stroke="#000000" stroke-width="1"/>`+"\n", x0, y0+h, x0+w, y0+h)
+	for _, cl := range p.Clients {
+		x := f.xc(cl)
+		fmt.Fprintf(b, `<line x1="%.1f" y1="%.1f" x2="%.1f" y2="%.1f" stroke="#000000" stroke-width="1"/>`+"\n", x, y0+h, x, y0+h+5)
+		fmt.Fprintf(b, `<text x="%.1f" y="%.1f" %s font-size="11" text-anchor="middle">%d</text>`+"\n", x, y0+h+18, font, cl)
+	}
+	fmt.Fprintf(b, `<text x="%.1f" y="%.1f" %s font-size="12" text-anchor="middle">clients</text>`+"\n", x0+w/2, y0+h+40, font)
+	fmt.Fprintf(b, `<text x="%.1f" y="%.1f" %s font-size="12" text-anchor="middle" transform="rotate(-90 %.1f %.1f)">%s</text>`+"\n",
+		x0-48, y0+h/2, font, x0-48, y0+h/2, esc(c.YLabel))
+}
+
+// drawBars draws series s as the bar-th of present bars in each client
+// slot; the whisker spans the min–max of the rounds.
+func drawBars(b *strings.Builder, f frame, s string, pts []point, colour string, bar, present int) {
+	esc := html.EscapeString
+	bw := f.slot * 0.8 / float64(present)
+	for _, pt := range pts {
+		x := f.xc(pt.Clients) - f.slot*0.4 + float64(bar)*bw
+		fmt.Fprintf(b, `<rect x="%.1f" y="%.1f" width="%.1f" height="%.1f" fill="%s"><title>%s, %d clients: %s</title></rect>`+"\n",
+			x, f.y(pt.Med), bw*0.9, f.y0+f.h-f.y(pt.Med), colour, esc(s), pt.Clients, esc(shortNum(pt.Med)))
+		whisker(b, x+bw*0.45, f.y(pt.Min), f.y(pt.Max))
+	}
+}
+
+// drawLine draws series s as a line through its medians, with whiskers.
+func drawLine(b *strings.Builder, f frame, s string, pts []point, colour, dash string) {
+	esc := html.EscapeString
+	coords := make([]string, len(pts))
+	for i, pt := range pts {
+		coords[i] = fmt.Sprintf("%.1f,%.1f", f.xc(pt.Clients), f.y(pt.Med))
+	}
+	dashAttr := ""
+	if dash != "" {
+		dashAttr = fmt.Sprintf(` stroke-dasharray="%s"`, dash)
+	}
+	fmt.Fprintf(b, `<polyline points="%s" fill="none" stroke="%s" stroke-width="2"%s/>`+"\n", strings.Join(coords, " "), colour, dashAttr)
+	for _, pt := range pts {
+		whisker(b, f.xc(pt.Clients), f.y(pt.Min), f.y(pt.Max))
+		fmt.Fprintf(b, `<circle cx="%.1f" cy="%.1f" r="3.5" fill="%s"><title>%s, %d clients: %s</title></circle>`+"\n",
+			f.xc(pt.Clients), f.y(pt.Med), colour, esc(s), pt.Clients, esc(shortNum(pt.Med)))
+	}
 }
 
 // whisker draws the min–max range of the rounds behind one median.

@@ -42,6 +42,7 @@ import (
 	"time"
 
 	"github.com/strata-kv/strata/bench/load"
+	"github.com/strata-kv/strata/internal/loadclient"
 )
 
 type config struct {
@@ -224,179 +225,229 @@ func (l *lastLine) get() string {
 
 // run besieges c.Target and measures it; progress lines go to prog.
 func run(ctx context.Context, c config, prog io.Writer) (*report, error) {
-	addr := strings.TrimPrefix(c.Target, "http://")
-	rep := &report{cfg: c}
-	sp := newSampler(c.PID, c.Target)
-	rep.before = sp.take(ctx, 0)
-	t0 := time.Now()
-
-	// Watchers first, paced so the listen queue never overflows.
-	watchCtx, stopWatch := context.WithCancel(ctx)
-	defer stopWatch()
-	var wg sync.WaitGroup
-	ws := &watchStats{}
-	var h2 []*http.Transport
+	sg := &siege{c: c, prog: prog, addr: strings.TrimPrefix(c.Target, "http://"), rep: &report{cfg: c},
+		sp: newSampler(c.PID, c.Target), t0: time.Now(), ws: &watchStats{}, ss: &slowStats{},
+		getLine: &lastLine{}, putLine: &lastLine{}, phase: "open",
+		progStop: make(chan struct{}), progDone: make(chan struct{})}
+	sg.rep.before = sg.sp.take(ctx, 0)
+	var watchCtx, slowCtx context.Context
+	watchCtx, sg.stopWatch = context.WithCancel(ctx)
+	defer sg.stopWatch()
 	if c.WatchProto == "h2c" {
-		h2 = h2cTransports(c.WatchConns)
+		sg.h2 = h2cTransports(c.WatchConns)
 		defer func() {
-			for _, t := range h2 {
+			for _, t := range sg.h2 {
 				t.CloseIdleConnections()
 			}
 		}()
 	}
+	sg.startWatchers(ctx, watchCtx)
+	slowCtx, sg.stopSlow = context.WithCancel(ctx)
+	defer sg.stopSlow()
+	sg.startSlow(slowCtx)
+	go sg.progress(ctx)
+	sg.settle(ctx)
+	err := sg.measure(ctx)
+	if err == nil {
+		err = sg.wake(ctx)
+	}
+	sg.finish()
+	if err != nil {
+		return sg.rep, err
+	}
+	return sg.rep, ctx.Err()
+}
+
+// siege is one run's clients, their counters and its progress state.
+type siege struct {
+	c                   config
+	prog                io.Writer
+	addr                string
+	rep                 *report
+	sp                  *sampler
+	t0                  time.Time
+	ws                  *watchStats
+	ss                  *slowStats
+	h2                  []*http.Transport // nil for h1 watchers
+	watchWG, slowWG     sync.WaitGroup
+	stopWatch, stopSlow context.CancelFunc
+	getLine, putLine    *lastLine
+	progStop, progDone  chan struct{}
+
+	mu        sync.Mutex // guards phase, measuring and rep.samples
+	phase     string
+	measuring bool
+}
+
+func (sg *siege) setPhase(p string, measuring bool) {
+	sg.mu.Lock()
+	sg.phase, sg.measuring = p, measuring
+	sg.mu.Unlock()
+}
+
+// startWatchers opens c.Watchers watches, paced so the listen queue never
+// overflows.
+func (sg *siege) startWatchers(ctx, watchCtx context.Context) {
+	c := sg.c
 	for i := 0; i < c.Watchers; i++ {
-		do := h1Watch(addr)
-		if h2 != nil {
-			do = h2cWatch(c.Target, h2[i%len(h2)])
+		do := h1Watch(sg.addr)
+		if sg.h2 != nil {
+			do = h2cWatch(c.Target, sg.h2[i%len(sg.h2)])
 		}
-		wg.Add(1)
-		go func() { defer wg.Done(); runWatcher(watchCtx, watchKey(i, c.WatchKeys), do, ws) }()
-		for int64(i+1)-ws.started.Load()-ws.errs.Load() > 256 && ctx.Err() == nil && time.Since(t0) < c.OpenTimeout {
+		sg.watchWG.Add(1)
+		go func() { defer sg.watchWG.Done(); runWatcher(watchCtx, watchKey(i, c.WatchKeys), do, sg.ws) }()
+		for int64(i+1)-sg.ws.started.Load()-sg.ws.errs.Load() > 256 && ctx.Err() == nil && time.Since(sg.t0) < c.OpenTimeout {
 			time.Sleep(2 * time.Millisecond)
 		}
 	}
+}
 
-	slowCtx, stopSlow := context.WithCancel(ctx)
-	defer stopSlow()
-	ss := &slowStats{}
-	var swg sync.WaitGroup
+// startSlow starts c.Slow slow clients, their first sends spread over one
+// interval.
+func (sg *siege) startSlow(slowCtx context.Context) {
+	c := sg.c
 	for i := 0; i < c.Slow; i++ {
-		swg.Add(1)
+		sg.slowWG.Add(1)
 		start := c.SlowInterval * time.Duration(i) / time.Duration(max(c.Slow, 1))
 		go func() {
-			defer swg.Done()
-			runSlow(slowCtx, addr, modeFor(c.SlowMode, i), c.SlowInterval, c.SlowChunk, ss, start)
+			defer sg.slowWG.Done()
+			runSlow(slowCtx, sg.addr, modeFor(c.SlowMode, i), c.SlowInterval, c.SlowChunk, sg.ss, start)
 		}()
 	}
+}
 
-	// Progress and sampling, once a second.
-	getLine, putLine := &lastLine{}, &lastLine{}
-	var smu sync.Mutex
-	phase := "open"
-	setPhase := func(p string) { smu.Lock(); phase = p; smu.Unlock() }
-	progStop, progDone := make(chan struct{}), make(chan struct{})
-	measuring := false
-	go func() {
-		defer close(progDone)
-		tk := time.NewTicker(time.Second)
-		defer tk.Stop()
-		for {
-			select {
-			case <-progStop:
-				return
-			case <-tk.C:
-			}
-			s := sp.take(ctx, time.Since(t0))
-			smu.Lock()
-			rep.samples = append(rep.samples, s)
-			ph, m := phase, measuring
-			smu.Unlock()
-			line := fmt.Sprintf("%6.1fs %-7s slow open %d conns %d cuts %d | watch waiting %d answered %d errs %d | server rssanon %s rss %s fds %s gor %s",
-				s.At.Seconds(), ph, ss.open.Load(), ss.conns.Load(), ss.cuts.Load(),
-				ws.waiting.Load(), ws.answered.Load(), ws.errs.Load(),
-				kib(s.RssAnonKiB), kib(s.VmRSSKiB), num(s.FDs), num(s.Goroutines))
-			if m {
-				line += " | GET " + getLine.get() + " | PUT " + putLine.get()
-			}
-			fmt.Fprintln(prog, line)
+// progress samples the server and prints a line once a second until
+// progStop closes.
+func (sg *siege) progress(ctx context.Context) {
+	defer close(sg.progDone)
+	tk := time.NewTicker(time.Second)
+	defer tk.Stop()
+	for {
+		select {
+		case <-sg.progStop:
+			return
+		case <-tk.C:
 		}
-	}()
-	finish := func() {
-		close(progStop)
-		<-progDone
-		stopSlow()
-		swg.Wait()
-		stopWatch()
-		wg.Wait()
-		rep.goroutineSource = sp.source
-		rep.fill(ss, ws)
+		s := sg.sp.take(ctx, time.Since(sg.t0))
+		sg.mu.Lock()
+		sg.rep.samples = append(sg.rep.samples, s)
+		ph, m := sg.phase, sg.measuring
+		sg.mu.Unlock()
+		ss, ws := sg.ss, sg.ws
+		line := fmt.Sprintf("%6.1fs %-7s slow open %d conns %d cuts %d | watch waiting %d answered %d errs %d | server rssanon %s rss %s fds %s gor %s",
+			s.At.Seconds(), ph, ss.open.Load(), ss.conns.Load(), ss.cuts.Load(),
+			ws.waiting.Load(), ws.answered.Load(), ws.errs.Load(),
+			kib(s.RssAnonKiB), kib(s.VmRSSKiB), num(s.FDs), num(s.Goroutines))
+		if m {
+			line += " | GET " + sg.getLine.get() + " | PUT " + sg.putLine.get()
+		}
+		fmt.Fprintln(sg.prog, line)
 	}
+}
 
+// finish stops the progress, the slow clients and the watchers, and fills
+// the report from their counters.
+func (sg *siege) finish() {
+	close(sg.progStop)
+	<-sg.progDone
+	sg.stopSlow()
+	sg.slowWG.Wait()
+	sg.stopWatch()
+	sg.watchWG.Wait()
+	sg.rep.goroutineSource = sg.sp.source
+	sg.rep.fill(sg.ss, sg.ws)
+}
+
+// settle waits until every watch is registered, then c.Settle, then until
+// c.SettleCuts slow connections were cut (each wait bounded by
+// c.OpenTimeout since the start).
+func (sg *siege) settle(ctx context.Context) {
+	c, ws, ss := sg.c, sg.ws, sg.ss
 	for ws.waiting.Load()+ws.answered.Load() < int64(c.Watchers) && ctx.Err() == nil {
-		if time.Since(t0) > c.OpenTimeout {
-			fmt.Fprintf(prog, "siege: only %d of %d watches registered after %v; measuring anyway\n", ws.waiting.Load(), c.Watchers, c.OpenTimeout)
+		if time.Since(sg.t0) > c.OpenTimeout {
+			fmt.Fprintf(sg.prog, "siege: only %d of %d watches registered after %v; measuring anyway\n", ws.waiting.Load(), c.Watchers, c.OpenTimeout)
 			break
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	setPhase("settle")
+	sg.setPhase("settle", false)
 	select {
 	case <-ctx.Done():
 	case <-time.After(c.Settle):
 	}
 	for ss.cuts.Load() < c.SettleCuts && ctx.Err() == nil {
-		if time.Since(t0) > c.OpenTimeout {
-			fmt.Fprintf(prog, "siege: only %d of %d slow connections cut after %v; measuring anyway\n", ss.cuts.Load(), c.SettleCuts, c.OpenTimeout)
+		if time.Since(sg.t0) > c.OpenTimeout {
+			fmt.Fprintf(sg.prog, "siege: only %d of %d slow connections cut after %v; measuring anyway\n", ss.cuts.Load(), c.SettleCuts, c.OpenTimeout)
 			break
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
+}
 
-	setPhase("measure")
-	smu.Lock()
-	measuring = true
-	smu.Unlock()
+// measure runs the GET and PUT load at once and records the server's
+// state at its end.
+func (sg *siege) measure(ctx context.Context) error {
+	c, rep := sg.c, sg.rep
+	sg.setPhase("measure", true)
 	var lwg sync.WaitGroup
 	var getErr, putErr error
 	lc := load.Config{Target: c.Target, Keys: c.Keys, Prefix: "siege/load", Duration: c.Duration, ProgressInterval: time.Second}
 	if c.GetClients > 0 {
 		if err := load.Preload(ctx, lc); err != nil {
-			finish()
-			return rep, err
+			return err
 		}
 		g := lc
-		g.Clients, g.PutPercent, g.NoPreload, g.Progress = c.GetClients, 0, true, getLine
+		g.Clients, g.PutPercent, g.NoPreload, g.Progress = c.GetClients, 0, true, sg.getLine
 		lwg.Add(1)
 		go func() { defer lwg.Done(); rep.get, getErr = load.Run(ctx, g) }()
 	}
 	if c.PutClients > 0 {
 		p := lc
-		p.Clients, p.PutPercent, p.Progress = c.PutClients, 100, putLine
+		p.Clients, p.PutPercent, p.Progress = c.PutClients, 100, sg.putLine
 		lwg.Add(1)
 		go func() { defer lwg.Done(); rep.put, putErr = load.Run(ctx, p) }()
 	}
 	lwg.Wait()
-	smu.Lock()
-	measuring = false
-	rep.end = sp.take(ctx, time.Since(t0))
+	sg.mu.Lock()
+	sg.measuring = false
+	rep.end = sg.sp.take(ctx, time.Since(sg.t0))
 	rep.top = peak(rep.samples)
-	smu.Unlock()
-	if err := errors.Join(getErr, putErr); err != nil {
-		finish()
-		return rep, err
-	}
+	sg.mu.Unlock()
+	return errors.Join(getErr, putErr)
+}
 
-	// Stop the slow clients, then wake every watched key once.
-	setPhase("wake")
-	stopSlow()
-	swg.Wait()
+// wake stops the slow clients, writes every watched key once and waits
+// (up to c.WakeTimeout) for the watchers to answer.
+func (sg *siege) wake(ctx context.Context) error {
+	c, rep, ws := sg.c, sg.rep, sg.ws
+	sg.setPhase("wake", false)
+	sg.stopSlow()
+	sg.slowWG.Wait()
 	rep.watchWaiting = ws.waiting.Load()
-	if c.Watchers > 0 {
-		cl := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{Proxy: nil}}
-		for k := 0; k < min(c.WatchKeys, c.Watchers); k++ {
-			u := c.Target + "/v2/keys" + watchKey(k, c.WatchKeys)
-			req, _ := http.NewRequestWithContext(ctx, http.MethodPut, u, strings.NewReader("value=wake"))
-			req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-			resp, err := cl.Do(req)
-			if err != nil {
-				finish()
-				return rep, fmt.Errorf("wake write: %w", err)
-			}
-			io.Copy(io.Discard, resp.Body)
-			resp.Body.Close()
-			if resp.StatusCode/100 != 2 {
-				finish()
-				return rep, fmt.Errorf("wake write %s: HTTP %d", u, resp.StatusCode)
-			}
-			rep.wakeWrites++
-		}
-		deadline := time.Now().Add(c.WakeTimeout)
-		for ws.answered.Load()+ws.wrong.Load() < int64(c.Watchers) && time.Now().Before(deadline) && ctx.Err() == nil {
-			time.Sleep(10 * time.Millisecond)
-		}
+	if c.Watchers == 0 {
+		return nil
 	}
-	finish()
-	return rep, ctx.Err()
+	cl := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{Proxy: nil}}
+	for k := 0; k < min(c.WatchKeys, c.Watchers); k++ {
+		u := c.Target + "/v2/keys" + watchKey(k, c.WatchKeys)
+		req, _ := http.NewRequestWithContext(ctx, http.MethodPut, u, strings.NewReader("value=wake"))
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		resp, err := cl.Do(req)
+		if err != nil {
+			return fmt.Errorf("wake write: %w", err)
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode/100 != 2 {
+			return fmt.Errorf("wake write %s: HTTP %d", u, resp.StatusCode)
+		}
+		rep.wakeWrites++
+	}
+	deadline := time.Now().Add(c.WakeTimeout)
+	for ws.answered.Load()+ws.wrong.Load() < int64(c.Watchers) && time.Now().Before(deadline) && ctx.Err() == nil {
+		time.Sleep(10 * time.Millisecond)
+	}
+	return nil
 }
 
 func (r *report) fill(ss *slowStats, ws *watchStats) {
@@ -425,7 +476,7 @@ func (r *report) row() string {
 			cells = append(cells, "-", "-", "-", "-")
 			continue
 		}
-		cells = append(cells, fmt.Sprintf("%.0f", res.Throughput), load.Ms(res.P50), load.Ms(res.P99), load.Ms(res.P999))
+		cells = append(cells, fmt.Sprintf("%.0f", res.Throughput), loadclient.Ms(res.P50), loadclient.Ms(res.P99), loadclient.Ms(res.P999))
 	}
 	cells = append(cells, kib(r.top.RssAnonKiB), kib(r.top.VmRSSKiB), num(r.top.FDs), num(r.top.Goroutines))
 	return "| " + strings.Join(cells, " | ") + " |\n"
@@ -464,7 +515,7 @@ func (r *report) write(w io.Writer) {
 		}
 		fmt.Fprintf(w, "%s         %d clients: %.0f req/s, %d ok, %d non-2xx, %d errors; ms p50 %s p99 %s p99.9 %s max %s\n",
 			x.name, x.res.Clients, x.res.Throughput, x.res.OK, x.res.Non2xx, x.res.Errors,
-			load.Ms(x.res.P50), load.Ms(x.res.P99), load.Ms(x.res.P999), load.Ms(x.res.Max))
+			loadclient.Ms(x.res.P50), loadclient.Ms(x.res.P99), loadclient.Ms(x.res.P999), loadclient.Ms(x.res.Max))
 	}
 	src := r.goroutineSource
 	if src == "" {

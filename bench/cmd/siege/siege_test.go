@@ -3,16 +3,13 @@ package main
 import (
 	"bytes"
 	"context"
-	"fmt"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/strata-kv/strata/bench/internal/procs"
 	"github.com/strata-kv/strata/bench/load"
+	"github.com/strata-kv/strata/internal/loadclient"
 )
 
 func TestSlowStream(t *testing.T) {
@@ -126,7 +123,7 @@ func TestValidateAndRow(t *testing.T) {
 			t.Errorf("%s: accepted", name)
 		}
 	}
-	r := &report{cfg: config{Label: "x"}, get: &load.Result{Throughput: 1234.4, P50: time.Millisecond, P99: 2 * time.Millisecond, P999: 3 * time.Millisecond},
+	r := &report{cfg: config{Label: "x"}, get: &load.Result{Summary: loadclient.Summary{Throughput: 1234.4, P50: time.Millisecond, P99: 2 * time.Millisecond, P999: 3 * time.Millisecond}},
 		top: sample{RssAnonKiB: 1024, VmRSSKiB: 2048, FDs: 10, Goroutines: 20}}
 	if got, want := r.row(), "| x | 1234 | 1.000 | 2.000 | 3.000 | - | - | - | - | 1.0 MiB | 2.0 MiB | 10 | 20 |\n"; got != want {
 		t.Fatalf("row:\n%s\nwant\n%s", got, want)
@@ -143,35 +140,26 @@ func TestSiegeStrata(t *testing.T) {
 		t.Skip("builds and runs strata")
 	}
 	dir := t.TempDir()
-	bin := filepath.Join(dir, "strata")
-	build := exec.Command("go", "build", "-o", bin, "./cmd/strata")
-	build.Dir = "../../.."
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
-	cp, err := procs.FreePort()
-	if err != nil {
-		t.Fatal(err)
-	}
-	pp, err := procs.FreePort()
-	if err != nil {
-		t.Fatal(err)
-	}
-	client, peer := fmt.Sprintf("http://127.0.0.1:%d", cp), fmt.Sprintf("http://127.0.0.1:%d", pp)
-	p, err := procs.Start("strata", []string{bin, "--data-dir", filepath.Join(dir, "data"),
-		"--listen-client-urls", client, "--advertise-client-urls", client,
-		"--listen-peer-urls", peer, "--initial-advertise-peer-urls", peer, "--initial-cluster", "default=" + peer,
-		"--read-header-timeout", "300ms", "--enable-pprof", "--log-level", "warn"}, filepath.Join(dir, "log"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer p.Stop(5 * time.Second)
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
-	if err := procs.WaitReady(ctx, p, client, 30*time.Second); err != nil {
+	bin, err := procs.StrataBinary(ctx, "", "../../..", dir)
+	if err != nil {
 		t.Fatal(err)
 	}
-	c := config{Target: client, PID: p.Pid(), Slow: 50, SlowMode: "mix", SlowInterval: 100 * time.Millisecond, SlowChunk: 2,
+	s, err := procs.NewStrata(bin, dir, "strata")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Argv = append(s.Argv, "--read-header-timeout", "300ms", "--enable-pprof", "--log-level", "warn")
+	if err := s.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer s.Stop(5 * time.Second)
+	if err := s.Ready(ctx, 30*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	client := s.URL
+	c := config{Target: client, PID: s.Proc.Pid(), Slow: 50, SlowMode: "mix", SlowInterval: 100 * time.Millisecond, SlowChunk: 2,
 		Watchers: 200, WatchProto: "h1", WatchConns: 1, WatchKeys: 10, GetClients: 1, PutClients: 1, Keys: 20,
 		Duration: 500 * time.Millisecond, SettleCuts: 100, OpenTimeout: time.Minute, WakeTimeout: time.Minute}
 	if err := c.validate(); err != nil {
@@ -211,5 +199,4 @@ func TestSiegeStrata(t *testing.T) {
 	if !strings.Contains(out.String(), "| 50 slow (mix) + 200 watchers (h1) |") {
 		t.Errorf("no table row in\n%s", out.String())
 	}
-	_ = os.Remove(bin)
 }

@@ -122,12 +122,7 @@ func h1Watch(addr string) watchDo {
 		if err != nil {
 			return 0, nil, err
 		}
-		defer resp.Body.Close()
-		if resp.StatusCode == http.StatusOK {
-			registered()
-		}
-		body, err := io.ReadAll(resp.Body)
-		return resp.StatusCode, body, err
+		return readWatch(resp, registered)
 	}
 }
 
@@ -155,11 +150,17 @@ func h2cWatch(target string, tr *http.Transport) watchDo {
 		if err != nil {
 			return 0, nil, err
 		}
-		defer resp.Body.Close()
-		if resp.StatusCode == http.StatusOK {
-			registered()
-		}
-		body, err := io.ReadAll(resp.Body)
-		return resp.StatusCode, body, err
+		return readWatch(resp, registered)
 	}
+}
+
+// readWatch reads a watch's answer, counting the watch as registered once
+// its status is 200.
+func readWatch(resp *http.Response, registered func()) (int, []byte, error) {
+	defer resp.Body.Close()
+	if resp.StatusCode == http.StatusOK {
+		registered()
+	}
+	body, err := io.ReadAll(resp.Body)
+	return resp.StatusCode, body, err
 }

@@ -28,23 +28,21 @@
 package main
 
 import (
-	"context"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"os"
 	"os/exec"
-	"os/signal"
-	"path/filepath"
-	"strconv"
 	"strings"
-	"syscall"
 	"time"
+
+	"github.com/strata-kv/strata/bench/internal/command"
+	"github.com/strata-kv/strata/bench/internal/procs"
 )
 
 func main() {
-	os.Exit(mainErr(os.Args[1:], os.Stdout, os.Stderr))
+	os.Exit(command.Main("tradeoff", os.Args[1:], os.Stdout, os.Stderr, parseFlags, run))
 }
 
 // Options configure a run.
@@ -120,24 +118,6 @@ func validName(s string) bool {
 	return true
 }
 
-func parseInts(s string) ([]int, error) {
-	var out []int
-	for _, f := range strings.Split(s, ",") {
-		if f = strings.TrimSpace(f); f == "" {
-			continue
-		}
-		n, err := strconv.Atoi(f)
-		if err != nil || n < 1 || n > 4096 {
-			return nil, fmt.Errorf("bad client count %q (want 1..4096)", f)
-		}
-		out = append(out, n)
-	}
-	if len(out) == 0 {
-		return nil, errors.New("no client counts")
-	}
-	return out, nil
-}
-
 func parseFlags(args []string, stderr io.Writer) (*Options, error) {
 	fs := flag.NewFlagSet("tradeoff", flag.ContinueOnError)
 	fs.SetOutput(stderr)
@@ -183,8 +163,8 @@ func parseFlags(args []string, stderr io.Writer) (*Options, error) {
 			return bad(fmt.Errorf("--large-servers: %s: the large phase always loads without fsync and restarts with it", s.Name))
 		}
 	}
-	if o.Clients, err = parseInts(*clients); err != nil {
-		return bad(err)
+	if o.Clients, err = command.ParseClients(*clients); err != nil {
+		return bad(fmt.Errorf("--clients: %w", err))
 	}
 	for _, w := range strings.Split(*workloads, ",") {
 		switch w = strings.TrimSpace(w); w {
@@ -202,59 +182,9 @@ func parseFlags(args []string, stderr io.Writer) (*Options, error) {
 		return bad(errors.New("--keys, --value-size and --load-clients must be positive, --large not negative"))
 	}
 	if o.Repo == "" {
-		o.Repo = findModuleRoot()
+		o.Repo = procs.ModuleRoot()
 	}
 	return o, nil
-}
-
-func mainErr(args []string, stdout, stderr io.Writer) int {
-	o, err := parseFlags(args, stderr)
-	if err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return 0
-		}
-		return 2
-	}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	if err := run(ctx, o, stdout, stderr); err != nil {
-		fmt.Fprintf(stderr, "tradeoff: %v\n", err)
-		return 1
-	}
-	return 0
-}
-
-// findModuleRoot returns the nearest directory at or above the working
-// directory holding go.mod, or ".".
-func findModuleRoot() string {
-	dir, err := os.Getwd()
-	if err != nil {
-		return "."
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			return dir
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			return "."
-		}
-		dir = parent
-	}
-}
-
-// buildStrata builds ./cmd/strata into tmp unless a binary was given.
-func buildStrata(ctx context.Context, o *Options, tmp string) (string, error) {
-	if o.StrataBin != "" {
-		return o.StrataBin, nil
-	}
-	bin := filepath.Join(tmp, "strata")
-	cmd := exec.CommandContext(ctx, "go", "build", "-o", bin, "./cmd/strata")
-	cmd.Dir = o.Repo
-	if out, err := cmd.CombinedOutput(); err != nil {
-		return "", fmt.Errorf("go build ./cmd/strata in %s: %w\n%s", o.Repo, err, out)
-	}
-	return bin, nil
 }
 
 func goVersion(bin string) string {

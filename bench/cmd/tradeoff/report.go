@@ -4,9 +4,7 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"slices"
 	"strings"
-	"time"
 
 	"github.com/strata-kv/strata/bench/load"
 )
@@ -18,22 +16,18 @@ func (r *Results) aggregate(o *Options) {
 	for _, srv := range r.order {
 		for _, w := range o.Workloads {
 			for _, c := range o.Clients {
-				var rps, p50, p99 []float64
-				t := Throughput{Server: srv, Workload: w, Clients: c}
+				var rounds load.Rounds
 				for _, s := range r.Samples {
-					if s.server != srv || s.workload != w || s.clients != c {
-						continue
+					if s.server == srv && s.workload == w && s.clients == c {
+						rounds.Add(s.res.Throughput, s.res.P50, s.res.P99, s.res.Errors+s.res.Non2xx)
 					}
-					rps = append(rps, s.res.Throughput)
-					p50 = append(p50, float64(s.res.P50)/float64(time.Millisecond))
-					p99 = append(p99, float64(s.res.P99)/float64(time.Millisecond))
-					t.Failed += s.res.Errors + s.res.Non2xx
 				}
-				if len(rps) == 0 {
+				m, ok := rounds.Medians()
+				if !ok {
 					continue
 				}
-				t.RPS, t.RPSMin, t.RPSMax = load.Median(rps), slices.Min(rps), slices.Max(rps)
-				t.P50ms, t.P99ms = load.Median(p50), load.Median(p99)
+				t := Throughput{Server: srv, Workload: w, Clients: c, RPS: m.RPS, RPSMin: m.RPSMin, RPSMax: m.RPSMax,
+					P50ms: m.P50ms, P99ms: m.P99ms, Failed: m.Failed}
 				r.Throughput = append(r.Throughput, t)
 			}
 		}
@@ -87,7 +81,30 @@ func writeMarkdown(w io.Writer, o *Options, r *Results) {
 	fmt.Fprintf(w, "%d CPUs, %s, etcd %s; data root %s. %d keys of %d B; throughput runs %s, %d rounds, server order rotated each round, medians.\n\n",
 		r.CPUs, r.GoVersion, orDash(r.EtcdVersion), r.DataRoot, r.Keys, r.ValueSize, r.Duration, r.Rounds)
 
-	// Throughput: one row per server, one column per workload × clients.
+	writeThroughput(w, o, r)
+	writeFootprint(w, r)
+	if len(r.Large) > 0 {
+		writeLarge(w, r)
+	}
+	for _, n := range r.Notes {
+		fmt.Fprintf(w, "- %s\n", n)
+	}
+}
+
+func table(w io.Writer, head []string) {
+	fmt.Fprintf(w, "| %s |\n|%s\n", strings.Join(head, " | "), strings.Repeat("---|", len(head)))
+}
+
+func orDash(s string) string {
+	if s == "" {
+		return "–"
+	}
+	return s
+}
+
+// writeThroughput writes one row per server, one column per workload ×
+// clients, and the spread over the rounds.
+func writeThroughput(w io.Writer, o *Options, r *Results) {
 	fmt.Fprintln(w, "### Requests/s (median) and p99 latency")
 	fmt.Fprintln(w)
 	head := []string{"server"}
@@ -123,7 +140,10 @@ func writeMarkdown(w io.Writer, o *Options, r *Results) {
 	}
 	fmt.Fprintln(w)
 	fmt.Fprintln(w)
+}
 
+// writeFootprint writes the resting state and restart of each server.
+func writeFootprint(w io.Writer, r *Results) {
 	fmt.Fprintf(w, "### Footprint with %d keys, restart\n\n", r.Keys)
 	table(w, []string{"server", "load s", "VmRSS", "RssAnon", "VmHWM", "live heap", "disk/key all", "WAL/key", "snap/key", "store/key", "stop s", "restart s", "VmRSS after restart", "live heap after restart"})
 	for _, srv := range r.order {
@@ -138,39 +158,26 @@ func writeMarkdown(w io.Writer, o *Options, r *Results) {
 			stop, secs(f.RestartSeconds), mib(f.MemAfter.VmRSS), mib(f.HeapAfter))
 	}
 	fmt.Fprintln(w)
+}
 
-	if len(r.Large) > 0 {
-		fmt.Fprintf(w, "### %d keys: snapshot and restart\n\n", r.Large[0].Keys)
-		fmt.Fprintln(w, "Loaded through HTTP (bench/load, raw client) into a server started with --unsafe-no-fsync and --snapshot-count equal to the key count, so its one snapshot is taken at the end of the load (duration from the server's debug log); restarted with default flags.")
-		fmt.Fprintln(w)
-		table(w, []string{"server", "load s", "snapshot s", "snapshot size", "VmRSS loaded", "RssAnon loaded", "live heap loaded", "disk/key excl. WAL", "stop s", "restart s (to first GET)", "VmRSS after restart", "RssAnon after restart", "live heap after restart"})
-		for _, l := range r.Large {
-			if l.Error != "" {
-				fmt.Fprintf(w, "| %s | failed: %s |\n", l.Server, strings.ReplaceAll(l.Error, "\n", " "))
-				continue
-			}
-			snap, size := "–", "–"
-			if l.SnapshotIndex > 0 {
-				snap, size = secs(l.SnapshotSeconds), mib(l.SnapshotBytes)
-			}
-			fmt.Fprintf(w, "| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n", l.Server, secs(l.LoadSeconds), snap, size,
-				mib(l.Mem.VmRSS), mib(l.Mem.RssAnon), mib(l.Heap), perKey(l.Disk.Snap+l.Disk.Store, l.Keys),
-				secs(l.StopSeconds), secs(l.RestartSeconds), mib(l.MemAfter.VmRSS), mib(l.MemAfter.RssAnon), mib(l.HeapAfter))
+// writeLarge writes the large phase of each backend.
+func writeLarge(w io.Writer, r *Results) {
+	fmt.Fprintf(w, "### %d keys: snapshot and restart\n\n", r.Large[0].Keys)
+	fmt.Fprintln(w, "Loaded through HTTP (bench/load, raw client) into a server started with --unsafe-no-fsync and --snapshot-count equal to the key count, so its one snapshot is taken at the end of the load (duration from the server's debug log); restarted with default flags.")
+	fmt.Fprintln(w)
+	table(w, []string{"server", "load s", "snapshot s", "snapshot size", "VmRSS loaded", "RssAnon loaded", "live heap loaded", "disk/key excl. WAL", "stop s", "restart s (to first GET)", "VmRSS after restart", "RssAnon after restart", "live heap after restart"})
+	for _, l := range r.Large {
+		if l.Error != "" {
+			fmt.Fprintf(w, "| %s | failed: %s |\n", l.Server, strings.ReplaceAll(l.Error, "\n", " "))
+			continue
 		}
-		fmt.Fprintln(w)
+		snap, size := "–", "–"
+		if l.SnapshotIndex > 0 {
+			snap, size = secs(l.SnapshotSeconds), mib(l.SnapshotBytes)
+		}
+		fmt.Fprintf(w, "| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n", l.Server, secs(l.LoadSeconds), snap, size,
+			mib(l.Mem.VmRSS), mib(l.Mem.RssAnon), mib(l.Heap), perKey(l.Disk.Snap+l.Disk.Store, l.Keys),
+			secs(l.StopSeconds), secs(l.RestartSeconds), mib(l.MemAfter.VmRSS), mib(l.MemAfter.RssAnon), mib(l.HeapAfter))
 	}
-	for _, n := range r.Notes {
-		fmt.Fprintf(w, "- %s\n", n)
-	}
-}
-
-func table(w io.Writer, head []string) {
-	fmt.Fprintf(w, "| %s |\n|%s\n", strings.Join(head, " | "), strings.Repeat("---|", len(head)))
-}
-
-func orDash(s string) string {
-	if s == "" {
-		return "–"
-	}
-	return s
+	fmt.Fprintln(w)
 }

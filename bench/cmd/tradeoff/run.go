@@ -3,83 +3,58 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"os"
 	"path/filepath"
 	"runtime"
 	"strconv"
-	"syscall"
 	"time"
 
+	"github.com/strata-kv/strata/bench/internal/probe"
 	"github.com/strata-kv/strata/bench/internal/procs"
 	"github.com/strata-kv/strata/bench/load"
+	"github.com/strata-kv/strata/internal/loadclient"
 )
 
-// instance is one running (or stopped) server with a fixed command line,
-// so a restart reuses the same ports and data dir.
+// instance is one server under test; restarts reuse its ports and data dir.
 type instance struct {
-	spec
-	dir, log string
-	url      string
-	argv     []string
-	proc     *procs.Process
-}
-
-func (in *instance) start() error {
-	p, err := procs.Start(in.Name, in.argv, in.log)
-	if err != nil {
-		return err
-	}
-	in.proc = p
-	return nil
+	*procs.Server // named after its spec
 }
 
 // stop sends SIGTERM and waits up to a minute for a clean exit; it
 // reports how long the exit took and whether SIGKILL was needed.
 func (in *instance) stop() (time.Duration, bool) {
-	if in.proc == nil || in.proc.Exited() {
+	if in.Proc == nil || in.Proc.Exited() {
 		return 0, false
 	}
 	const grace = time.Minute
-	start := time.Now()
-	in.proc.Stop(grace)
-	d := time.Since(start)
-	in.proc = nil
+	d := in.Stop(grace)
 	return d, d >= grace
 }
 
 // newInstance prepares a server under root with fresh ports. extra flags
 // go to Strata only.
 func newInstance(o *Options, sp spec, bin, root string, extra ...string) (*instance, error) {
-	cp, err := procs.FreePort()
-	if err != nil {
-		return nil, err
-	}
-	pp, err := procs.FreePort()
-	if err != nil {
-		return nil, err
-	}
-	for pp == cp {
-		if pp, err = procs.FreePort(); err != nil {
+	if sp.Backend == "" {
+		s, err := procs.NewEtcd(o.EtcdBin, root, sp.Name)
+		if err != nil {
 			return nil, err
 		}
+		s.Argv = append(s.Argv, "--enable-pprof")
+		return &instance{s}, nil
 	}
-	in := &instance{spec: sp, dir: filepath.Join(root, sp.Name+"-data"), log: filepath.Join(root, sp.Name+".log"),
-		url: fmt.Sprintf("http://127.0.0.1:%d", cp)}
-	if sp.Backend == "" {
-		in.argv = append(procs.EtcdArgs(o.EtcdBin, in.dir, cp, pp), "--enable-pprof")
-		return in, nil
+	s, err := procs.NewStrata(bin, root, sp.Name)
+	if err != nil {
+		return nil, err
 	}
-	peer := fmt.Sprintf("http://127.0.0.1:%d", pp)
-	in.argv = []string{bin, "--name", "strata", "--data-dir", in.dir, "--backend", sp.Backend,
-		"--listen-client-urls", in.url, "--advertise-client-urls", in.url,
-		"--listen-peer-urls", peer, "--initial-advertise-peer-urls", peer, "--log-level", "warn", "--enable-pprof"}
+	s.Argv = append(s.Argv, "--backend", sp.Backend, "--log-level", "warn", "--enable-pprof")
 	if sp.NoFsync {
-		in.argv = append(in.argv, "--unsafe-no-fsync")
+		s.Argv = append(s.Argv, "--unsafe-no-fsync")
 	}
-	in.argv = append(in.argv, extra...)
-	return in, nil
+	s.Argv = append(s.Argv, extra...)
+	return &instance{s}, nil
 }
 
 // Results is everything one run measured.
@@ -105,17 +80,17 @@ type Results struct {
 
 // Footprint is the state of a server holding Keys keys.
 type Footprint struct {
-	Server      string    `json:"server"`
-	LoadSeconds float64   `json:"load_s"`
-	Mem         memStatus `json:"mem"`
-	Heap        int64     `json:"live_heap"` // after a GC, see liveHeap
-	Disk        diskUsage `json:"disk"`
-	StopSeconds float64   `json:"stop_s"`
-	StopKilled  bool      `json:"stop_killed,omitempty"`
+	Server      string          `json:"server"`
+	LoadSeconds float64         `json:"load_s"`
+	Mem         probe.MemStatus `json:"mem"`
+	Heap        int64           `json:"live_heap"` // after a GC, see probe.LiveHeap
+	Disk        probe.DiskUsage `json:"disk"`
+	StopSeconds float64         `json:"stop_s"`
+	StopKilled  bool            `json:"stop_killed,omitempty"`
 	// RestartSeconds is from starting the process to the first 200 GET.
-	RestartSeconds float64   `json:"restart_s"`
-	MemAfter       memStatus `json:"mem_after_restart"`
-	HeapAfter      int64     `json:"live_heap_after_restart"`
+	RestartSeconds float64         `json:"restart_s"`
+	MemAfter       probe.MemStatus `json:"mem_after_restart"`
+	HeapAfter      int64           `json:"live_heap_after_restart"`
 }
 
 // Throughput is the median of the rounds of one server × workload × clients.
@@ -133,20 +108,20 @@ type Throughput struct {
 
 // LargeResult is the large phase of one backend.
 type LargeResult struct {
-	Server          string    `json:"server"`
-	Keys            int       `json:"keys"`
-	LoadSeconds     float64   `json:"load_s"`
-	SnapshotIndex   uint64    `json:"snapshot_index"`
-	SnapshotSeconds float64   `json:"snapshot_s"`
-	SnapshotBytes   int64     `json:"snapshot_bytes"`
-	Mem             memStatus `json:"mem_loaded"`
-	Heap            int64     `json:"live_heap_loaded"`
-	Disk            diskUsage `json:"disk"`
-	StopSeconds     float64   `json:"stop_s"`
-	RestartSeconds  float64   `json:"restart_s"`
-	MemAfter        memStatus `json:"mem_after_restart"`
-	HeapAfter       int64     `json:"live_heap_after_restart"`
-	Error           string    `json:"error,omitempty"`
+	Server          string          `json:"server"`
+	Keys            int             `json:"keys"`
+	LoadSeconds     float64         `json:"load_s"`
+	SnapshotIndex   uint64          `json:"snapshot_index"`
+	SnapshotSeconds float64         `json:"snapshot_s"`
+	SnapshotBytes   int64           `json:"snapshot_bytes"`
+	Mem             probe.MemStatus `json:"mem_loaded"`
+	Heap            int64           `json:"live_heap_loaded"`
+	Disk            probe.DiskUsage `json:"disk"`
+	StopSeconds     float64         `json:"stop_s"`
+	RestartSeconds  float64         `json:"restart_s"`
+	MemAfter        probe.MemStatus `json:"mem_after_restart"`
+	HeapAfter       int64           `json:"live_heap_after_restart"`
+	Error           string          `json:"error,omitempty"`
 }
 
 type sample struct {
@@ -166,35 +141,44 @@ func (p *progress) logf(format string, args ...any) {
 }
 
 func run(ctx context.Context, o *Options, stdout, stderr io.Writer) error {
-	pr := &progress{w: stderr, start: time.Now()}
-	if err := os.MkdirAll(o.DataRoot, 0o755); err != nil {
-		return err
-	}
-	var st syscall.Statfs_t
-	if syscall.Statfs(o.DataRoot, &st) == nil && st.Type == 0x01021994 {
-		fmt.Fprintf(stderr, "WARNING: %s is tmpfs: fsyncs cost nothing and disk usage is RAM\n", o.DataRoot)
-	}
-	tmp, err := os.MkdirTemp(o.DataRoot, "strata-tradeoff-")
+	tr := &tradeoffRun{o: o, pr: &progress{w: stderr, start: time.Now()},
+		base: load.Config{Keys: o.Keys, ValueSize: o.ValueSize, Prefix: "bench"}}
+	tmp, cleanup, err := procs.RunDir(o.DataRoot, "strata-tradeoff-", o.Keep, stderr)
 	if err != nil {
 		return err
 	}
-	var live []*instance
+	tr.tmp = tmp
 	defer func() {
-		for _, in := range live {
+		for _, in := range tr.live {
 			in.stop()
 		}
-		if o.Keep {
-			fmt.Fprintf(stderr, "kept data and logs in %s\n", tmp)
-		} else {
-			os.RemoveAll(tmp)
-		}
+		cleanup()
 	}()
-
-	pr.logf("building strata in %s", o.Repo)
-	bin, err := buildStrata(ctx, o, tmp)
-	if err != nil {
+	tr.pr.logf("building strata in %s", o.Repo)
+	if tr.bin, err = procs.StrataBinary(ctx, o.StrataBin, o.Repo, tmp); err != nil {
 		return err
 	}
+	tr.res = newResults(o, tr.bin)
+	for _, phase := range []func(context.Context) error{tr.footprints, tr.throughput, tr.restarts, tr.large} {
+		if err := phase(ctx); err != nil {
+			return err
+		}
+	}
+	writeMarkdown(stdout, o, tr.res)
+	if o.JSONPath != "" {
+		b, err := json.MarshalIndent(tr.res, "", "  ")
+		if err != nil {
+			return err
+		}
+		if err := os.WriteFile(o.JSONPath, append(b, '\n'), 0o644); err != nil {
+			return err
+		}
+	}
+	tr.pr.logf("done")
+	return nil
+}
+
+func newResults(o *Options, bin string) *Results {
 	res := &Results{
 		Date: time.Now().UTC().Format("2006-01-02 15:04 MST"), CPUs: runtime.NumCPU(),
 		GoVersion: goVersion(bin), Keys: o.Keys, ValueSize: o.ValueSize, Rounds: o.Rounds,
@@ -206,51 +190,77 @@ func run(ctx context.Context, o *Options, stdout, stderr io.Writer) error {
 			res.EtcdVersion = etcdVersion(o.EtcdBin)
 		}
 	}
+	return res
+}
 
-	// Phase 1: start every server and fill it.
-	base := load.Config{Keys: o.Keys, ValueSize: o.ValueSize, Prefix: "bench"}
-	for _, sp := range o.Servers {
-		in, err := newInstance(o, sp, bin, tmp)
-		if err != nil {
-			return err
-		}
-		pr.logf("%s: starting", sp.Name)
-		if err := in.start(); err != nil {
-			return err
-		}
-		live = append(live, in)
-		if err := procs.WaitReady(ctx, in.proc, in.url, o.StartupMax); err != nil {
-			return fmt.Errorf("%s: %w", sp.Name, err)
-		}
-		fp := Footprint{Server: sp.Name}
-		secs, err := fill(ctx, pr, in, base, o.LoadClients)
+// tradeoffRun is one run's servers and results.
+type tradeoffRun struct {
+	o        *Options
+	pr       *progress
+	base     load.Config // the --keys key space
+	bin, tmp string
+	res      *Results
+	live     []*instance // servers of phases 1-3, stopped at the end
+}
+
+// footprints (phase 1) starts every server and fills it.
+func (tr *tradeoffRun) footprints(ctx context.Context) error {
+	res := tr.res
+	for _, sp := range tr.o.Servers {
+		fp, err := tr.footprint(ctx, sp)
 		if err != nil {
 			return fmt.Errorf("%s: %w", sp.Name, err)
 		}
-		fp.LoadSeconds = secs
-		// Let background work settle (badger's memtable flush, etcd's
-		// snapshot) so the footprint is the resting one.
-		time.Sleep(2 * time.Second)
-		if fp.Mem, err = readMem(in.proc.Pid()); err != nil {
-			return fmt.Errorf("%s: %w", sp.Name, err)
-		}
-		// RSS first: the GC liveHeap forces would lower it.
-		if fp.Heap, err = liveHeap(ctx, in.url); err != nil {
-			return fmt.Errorf("%s: %w", sp.Name, err)
-		}
-		if fp.Disk, err = measureDisk(in.dir); err != nil {
-			return fmt.Errorf("%s: %w", sp.Name, err)
-		}
-		pr.logf("%s: %d keys in %.1fs; RSS %s (anon %s), live heap %s, disk %s/key", sp.Name, o.Keys, secs,
-			mib(fp.Mem.VmRSS), mib(fp.Mem.RssAnon), mib(fp.Heap), perKey(fp.Disk.Total(), o.Keys))
 		res.Footprint = append(res.Footprint, fp)
 		res.order = append(res.order, sp.Name)
 	}
 	for i := range res.Footprint {
 		res.byName[res.Footprint[i].Server] = &res.Footprint[i]
 	}
+	return nil
+}
 
-	// Phase 2: throughput, servers rotated each round.
+// footprint starts the server of sp, fills it and measures it at rest.
+func (tr *tradeoffRun) footprint(ctx context.Context, sp spec) (Footprint, error) {
+	o := tr.o
+	fp := Footprint{Server: sp.Name}
+	in, err := newInstance(o, sp, tr.bin, tr.tmp)
+	if err != nil {
+		return fp, err
+	}
+	tr.pr.logf("%s: starting", sp.Name)
+	if err := in.Start(); err != nil {
+		return fp, err
+	}
+	tr.live = append(tr.live, in)
+	if err := in.Ready(ctx, o.StartupMax); err != nil {
+		return fp, err
+	}
+	if fp.LoadSeconds, err = fill(ctx, tr.pr, in, tr.base, o.LoadClients); err != nil {
+		return fp, err
+	}
+	// Let background work settle (badger's memtable flush, etcd's
+	// snapshot) so the footprint is the resting one.
+	time.Sleep(2 * time.Second)
+	if fp.Mem, err = probe.ReadMem(in.Proc.Pid()); err != nil {
+		return fp, err
+	}
+	// RSS first: the GC LiveHeap forces would lower it.
+	if fp.Heap, err = probe.LiveHeap(ctx, in.URL); err != nil {
+		return fp, err
+	}
+	if fp.Disk, err = probe.MeasureDisk(in.Dir); err != nil {
+		return fp, err
+	}
+	tr.pr.logf("%s: %d keys in %.1fs; RSS %s (anon %s), live heap %s, disk %s/key", sp.Name, o.Keys, fp.LoadSeconds,
+		mib(fp.Mem.VmRSS), mib(fp.Mem.RssAnon), mib(fp.Heap), perKey(fp.Disk.Total(), o.Keys))
+	return fp, nil
+}
+
+// throughput (phase 2) runs every workload × client count on every server,
+// the server order rotated each round, then aggregates and writes the CSV.
+func (tr *tradeoffRun) throughput(ctx context.Context) error {
+	o, res, live := tr.o, tr.res, tr.live
 	total := o.Rounds * len(o.Workloads) * len(o.Clients) * len(live)
 	n := 0
 	for r := 0; r < o.Rounds; r++ {
@@ -259,8 +269,8 @@ func run(ctx context.Context, o *Options, stdout, stderr io.Writer) error {
 				for i := range live {
 					in := live[(i+r)%len(live)]
 					n++
-					cfg := base
-					cfg.Target, cfg.Clients, cfg.NoPreload = in.url, c, true
+					cfg := tr.base
+					cfg.Target, cfg.Clients, cfg.NoPreload = in.URL, c, true
 					cfg.Duration, cfg.Warmup = o.Duration, o.Warmup
 					if w == "put" {
 						cfg.PutPercent = 100
@@ -270,8 +280,8 @@ func run(ctx context.Context, o *Options, stdout, stderr io.Writer) error {
 						return fmt.Errorf("%s %s%d: %w", in.Name, w, c, err)
 					}
 					eta := time.Duration(total-n) * (o.Duration + o.Warmup)
-					pr.logf("[%d/%d eta %v] %-22s %s%-3d %8.0f req/s  p99 %s ms  failed %d",
-						n, total, eta.Round(time.Second), in.Name, w, c, lr.Throughput, load.Ms(lr.P99), lr.Errors+lr.Non2xx)
+					tr.pr.logf("[%d/%d eta %v] %-22s %s%-3d %8.0f req/s  p99 %s ms  failed %d",
+						n, total, eta.Round(time.Second), in.Name, w, c, lr.Throughput, loadclient.Ms(lr.P99), lr.Errors+lr.Non2xx)
 					res.Samples = append(res.Samples, sample{server: in.Name, workload: w, clients: c, round: r + 1, res: lr})
 				}
 			}
@@ -279,59 +289,55 @@ func run(ctx context.Context, o *Options, stdout, stderr io.Writer) error {
 	}
 	res.aggregate(o)
 	if o.CSVPath != "" {
-		if err := writeCSV(o.CSVPath, res.Samples); err != nil {
-			return err
-		}
+		return writeCSV(o.CSVPath, res.Samples)
 	}
+	return nil
+}
 
-	// Phase 3: restart each server holding o.Keys keys.
-	probe := fmt.Sprintf("/v2/keys/bench/k%d", o.Keys-1)
-	for _, in := range live {
-		fp := res.byName[in.Name]
+// restarts (phase 3) restarts each server holding o.Keys keys, timing
+// its stop and its way back to the first GET, then stops it for good.
+func (tr *tradeoffRun) restarts(ctx context.Context) error {
+	o := tr.o
+	probePath := fmt.Sprintf("/v2/keys/bench/k%d", o.Keys-1)
+	for _, in := range tr.live {
+		fp := tr.res.byName[in.Name]
 		d, killed := in.stop()
 		fp.StopSeconds, fp.StopKilled = d.Seconds(), killed
 		start := time.Now()
-		if err := in.start(); err != nil {
+		if err := in.Start(); err != nil {
 			return err
 		}
-		rd, err := waitGet(ctx, in.url+probe, start, o.StartupMax, in.proc.Exited)
+		rd, err := probe.WaitGet(ctx, in.URL+probePath, start, o.StartupMax, in.Proc.Exited)
 		if err != nil {
-			return fmt.Errorf("%s restart: %w; log tail:\n%s", in.Name, err, in.proc.LogTail(1500))
+			return fmt.Errorf("%s restart: %w; log tail:\n%s", in.Name, err, in.Proc.LogTail(1500))
 		}
 		fp.RestartSeconds = rd.Seconds()
 		time.Sleep(500 * time.Millisecond)
-		fp.MemAfter, _ = readMem(in.proc.Pid())
-		fp.HeapAfter, _ = liveHeap(ctx, in.url)
-		pr.logf("%s: stop %.2fs, restart to first GET %.3fs, RSS after %s, live heap %s", in.Name, fp.StopSeconds, fp.RestartSeconds, mib(fp.MemAfter.VmRSS), mib(fp.HeapAfter))
+		fp.MemAfter, _ = probe.ReadMem(in.Proc.Pid())
+		fp.HeapAfter, _ = probe.LiveHeap(ctx, in.URL)
+		tr.pr.logf("%s: stop %.2fs, restart to first GET %.3fs, RSS after %s, live heap %s", in.Name, fp.StopSeconds, fp.RestartSeconds, mib(fp.MemAfter.VmRSS), mib(fp.HeapAfter))
 		in.stop()
 	}
-	live = nil
+	tr.live = nil
+	return nil
+}
 
-	// Phase 4: large store, one backend at a time (nothing else running).
-	if o.Large > 0 {
-		for _, sp := range o.LargeServers {
-			lr := largePhase(ctx, o, pr, sp, bin, tmp)
-			if lr.Error != "" {
-				pr.logf("%s large: %s", sp.Name, lr.Error)
-			}
-			res.Large = append(res.Large, lr)
-			if ctx.Err() != nil {
-				return ctx.Err()
-			}
+// large (phase 4) runs the large store phase, one backend at a time with
+// nothing else running.
+func (tr *tradeoffRun) large(ctx context.Context) error {
+	if tr.o.Large <= 0 {
+		return nil
+	}
+	for _, sp := range tr.o.LargeServers {
+		lr := largePhase(ctx, tr.o, tr.pr, sp, tr.bin, tr.tmp)
+		if lr.Error != "" {
+			tr.pr.logf("%s large: %s", sp.Name, lr.Error)
+		}
+		tr.res.Large = append(tr.res.Large, lr)
+		if ctx.Err() != nil {
+			return ctx.Err()
 		}
 	}
-
-	writeMarkdown(stdout, o, res)
-	if o.JSONPath != "" {
-		b, err := json.MarshalIndent(res, "", "  ")
-		if err != nil {
-			return err
-		}
-		if err := os.WriteFile(o.JSONPath, append(b, '\n'), 0o644); err != nil {
-			return err
-		}
-	}
-	pr.logf("done")
 	return nil
 }
 
@@ -339,8 +345,8 @@ func run(ctx context.Context, o *Options, stdout, stderr io.Writer) error {
 // (from X-Etcd-Index) every 5 s, and returns the seconds it took.
 func fill(ctx context.Context, pr *progress, in *instance, base load.Config, clients int) (float64, error) {
 	cfg := base
-	cfg.Target, cfg.Clients = in.url, clients
-	idx0, _ := etcdIndex(ctx, in.url)
+	cfg.Target, cfg.Clients = in.URL, clients
+	idx0, _ := probe.EtcdIndex(ctx, in.URL)
 	done := make(chan struct{})
 	go func() {
 		t := time.NewTicker(5 * time.Second)
@@ -350,7 +356,7 @@ func fill(ctx context.Context, pr *progress, in *instance, base load.Config, cli
 			case <-done:
 				return
 			case <-t.C:
-				if idx, err := etcdIndex(ctx, in.url); err == nil {
+				if idx, err := probe.EtcdIndex(ctx, in.URL); err == nil {
 					pr.logf("%s: loading, %d/%d keys", in.Name, idx-idx0, cfg.Keys)
 				}
 			}
@@ -380,20 +386,20 @@ func largePhase(ctx context.Context, o *Options, pr *progress, sp spec, bin, tmp
 		return lr
 	}
 	// The restart uses the default settings; later flags win.
-	restartArgv := append([]string(nil), in.argv...)
-	in.argv = append(in.argv, "--snapshot-count", strconv.Itoa(o.Large))
+	restartArgv := append([]string(nil), in.Argv...)
+	in.Argv = append(in.Argv, "--snapshot-count", strconv.Itoa(o.Large))
 	if sp.Backend != "" {
-		in.argv = append(in.argv, "--unsafe-no-fsync", "--log-level", "debug")
+		in.Argv = append(in.Argv, "--unsafe-no-fsync", "--log-level", "debug")
 	} else {
-		restartArgv = in.argv // etcd has no fsync-off mode; keep its snapshot
+		restartArgv = in.Argv // etcd has no fsync-off mode; keep its snapshot
 	}
 	defer in.stop()
 	pr.logf("%s: large phase, loading %d keys (%d clients)", sp.Name, o.Large, o.LoadClients)
-	if err := in.start(); err != nil {
+	if err := in.Start(); err != nil {
 		lr.Error = err.Error()
 		return lr
 	}
-	if err := procs.WaitReady(ctx, in.proc, in.url, o.StartupMax); err != nil {
+	if err := in.Ready(ctx, o.StartupMax); err != nil {
 		lr.Error = err.Error()
 		return lr
 	}
@@ -403,49 +409,56 @@ func largePhase(ctx context.Context, o *Options, pr *progress, sp spec, bin, tmp
 		return lr
 	}
 	if sp.Backend != "" {
-		// The snapshot runs off the raft loop; wait for its log line.
-		deadline := time.Now().Add(5 * time.Minute)
-		for {
-			idx, d, ok, err := lastSnapshot(in.log)
-			if err != nil {
-				lr.Error = err.Error()
-				return lr
-			}
-			if ok && idx >= uint64(o.Large) {
-				lr.SnapshotIndex, lr.SnapshotSeconds = idx, d.Seconds()
-				break
-			}
-			if time.Now().After(deadline) || in.proc.Exited() {
-				lr.Error = "no snapshot logged after the load"
-				return lr
-			}
-			time.Sleep(200 * time.Millisecond)
+		if err := waitSnapshot(in, o.Large, &lr); err != nil {
+			lr.Error = err.Error()
+			return lr
 		}
-		lr.SnapshotBytes = newestSnapSize(in.dir)
 		pr.logf("%s: snapshot at index %d took %.2fs (%s)", sp.Name, lr.SnapshotIndex, lr.SnapshotSeconds, mib(lr.SnapshotBytes))
 	}
 	time.Sleep(2 * time.Second)
-	lr.Mem, _ = readMem(in.proc.Pid())
-	lr.Heap, _ = liveHeap(ctx, in.url)
+	lr.Mem, _ = probe.ReadMem(in.Proc.Pid())
+	lr.Heap, _ = probe.LiveHeap(ctx, in.URL)
 	d, _ := in.stop()
 	lr.StopSeconds = d.Seconds()
-	lr.Disk, _ = measureDisk(in.dir)
-	in.argv = restartArgv
+	lr.Disk, _ = probe.MeasureDisk(in.Dir)
+	in.Argv = restartArgv
 	start := time.Now()
-	if err := in.start(); err != nil {
+	if err := in.Start(); err != nil {
 		lr.Error = err.Error()
 		return lr
 	}
-	rd, err := waitGet(ctx, fmt.Sprintf("%s/v2/keys/big/k%d", in.url, o.Large-1), start, 5*time.Minute, in.proc.Exited)
+	rd, err := probe.WaitGet(ctx, fmt.Sprintf("%s/v2/keys/big/k%d", in.URL, o.Large-1), start, 5*time.Minute, in.Proc.Exited)
 	if err != nil {
-		lr.Error = fmt.Sprintf("restart: %v; log tail: %s", err, in.proc.LogTail(800))
+		lr.Error = fmt.Sprintf("restart: %v; log tail: %s", err, in.Proc.LogTail(800))
 		return lr
 	}
 	lr.RestartSeconds = rd.Seconds()
 	time.Sleep(500 * time.Millisecond)
-	lr.MemAfter, _ = readMem(in.proc.Pid())
-	lr.HeapAfter, _ = liveHeap(ctx, in.url)
+	lr.MemAfter, _ = probe.ReadMem(in.Proc.Pid())
+	lr.HeapAfter, _ = probe.LiveHeap(ctx, in.URL)
 	pr.logf("%s: loaded: RSS %s (anon %s), live heap %s; stop %.2fs, restart to first GET %.2fs, RSS %s (anon %s), live heap %s after restart",
 		sp.Name, mib(lr.Mem.VmRSS), mib(lr.Mem.RssAnon), mib(lr.Heap), lr.StopSeconds, lr.RestartSeconds, mib(lr.MemAfter.VmRSS), mib(lr.MemAfter.RssAnon), mib(lr.HeapAfter))
 	return lr
+}
+
+// waitSnapshot waits (up to five minutes) for the log line of a snapshot
+// at index large or later, and records it in lr. The snapshot runs off the
+// raft loop, so it may finish after the load.
+func waitSnapshot(in *instance, large int, lr *LargeResult) error {
+	deadline := time.Now().Add(5 * time.Minute)
+	for {
+		idx, d, ok, err := lastSnapshot(in.Log)
+		if err != nil {
+			return err
+		}
+		if ok && idx >= uint64(large) {
+			lr.SnapshotIndex, lr.SnapshotSeconds = idx, d.Seconds()
+			lr.SnapshotBytes = newestSnapSize(in.Dir)
+			return nil
+		}
+		if time.Now().After(deadline) || in.Proc.Exited() {
+			return errors.New("no snapshot logged after the load")
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
 }

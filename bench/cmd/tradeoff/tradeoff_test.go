@@ -11,28 +11,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/strata-kv/strata/bench/internal/probe"
 	"github.com/strata-kv/strata/bench/load"
+	"github.com/strata-kv/strata/internal/loadclient"
 )
-
-func TestParseStatus(t *testing.T) {
-	in := "Name:\tstrata\nVmPeak:\t  900 kB\nVmHWM:\t    5000 kB\nVmRSS:\t    4096 kB\nRssAnon:\t    1024 kB\nRssFile:\t 3072 kB\n"
-	m, err := parseStatus(strings.NewReader(in))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if want := (memStatus{VmRSS: 4096 << 10, RssAnon: 1024 << 10, VmHWM: 5000 << 10}); m != want {
-		t.Errorf("got %+v, want %+v", m, want)
-	}
-	for _, bad := range []string{"VmRSS: 1 kB\n", "VmRSS: x kB\nRssAnon: 1 kB\nVmHWM: 1 kB\n", "VmRSS: 1 MB\n"} {
-		if _, err := parseStatus(strings.NewReader(bad)); err == nil {
-			t.Errorf("%q: no error", bad)
-		}
-	}
-	// The live process.
-	if m, err := readMem(os.Getpid()); err != nil || m.VmRSS <= 0 || m.RssAnon <= 0 || m.VmHWM < m.VmRSS {
-		t.Errorf("readMem(self) = %+v, %v", m, err)
-	}
-}
 
 func TestMeasureDisk(t *testing.T) {
 	dir := t.TempDir()
@@ -53,7 +35,7 @@ func TestMeasureDisk(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	d, err := measureDisk(dir)
+	d, err := probe.MeasureDisk(dir)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -92,16 +74,6 @@ time=2026-11-21T02:40:31.953Z level=INFO msg="consensus: snapshot taken" member=
 	}
 }
 
-func TestParseHeapAlloc(t *testing.T) {
-	in := "heap profile: 1: 2 [3: 4] @ heap/1048576\n# runtime.MemStats\n# Alloc = 5\n# TotalAlloc = 9\n# HeapAlloc = 123456\n# HeapSys = 9999\n"
-	if got, err := parseHeapAlloc(strings.NewReader(in)); err != nil || got != 123456 {
-		t.Errorf("parseHeapAlloc = %d, %v; want 123456", got, err)
-	}
-	if _, err := parseHeapAlloc(strings.NewReader("# Alloc = 5\n")); err == nil {
-		t.Error("no HeapAlloc: no error")
-	}
-}
-
 func TestParseSpecs(t *testing.T) {
 	got, err := parseSpecs("etcd, memory,bbolt-nofsync")
 	if err != nil {
@@ -120,7 +92,7 @@ func TestParseSpecs(t *testing.T) {
 
 func TestAggregate(t *testing.T) {
 	res := func(rps float64, p99ms int, failed int64) *load.Result {
-		return &load.Result{Throughput: rps, P99: time.Duration(p99ms) * time.Millisecond, Non2xx: failed}
+		return &load.Result{Summary: loadclient.Summary{Throughput: rps, P99: time.Duration(p99ms) * time.Millisecond, Non2xx: failed}}
 	}
 	r := &Results{order: []string{"a"}, Samples: []sample{
 		{"a", "put", 1, 1, res(100, 3, 0)}, {"a", "put", 1, 2, res(300, 1, 1)}, {"a", "put", 1, 3, res(200, 2, 0)},

@@ -16,6 +16,7 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -32,15 +33,55 @@ func main() {
 }
 
 func run(args []string, stdout, stderr io.Writer) int {
+	o, err := parseFlags(args, stderr)
+	if err != nil {
+		return 2
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	res, err := load.Run(ctx, o.cfg)
+	if res == nil {
+		fmt.Fprintf(stderr, "v2load: %v\n", err)
+		return 1
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "v2load: %v (partial result follows)\n", err)
+	}
+	switch {
+	case o.asCSV:
+		err = load.WriteCSV(stdout, []string{o.label}, res)
+	case o.asJSON:
+		err = res.WriteJSON(stdout)
+	default:
+		err = res.WriteTable(stdout)
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "v2load: %v\n", err)
+		return 1
+	}
+	if res.Errors > 0 || res.Non2xx > 0 {
+		return 1
+	}
+	return 0
+}
+
+// options is the parsed command line.
+type options struct {
+	cfg           load.Config
+	asCSV, asJSON bool
+	label         string
+}
+
+// parseFlags parses args; on an error it has said why on stderr (or
+// printed the usage).
+func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	fs := flag.NewFlagSet("v2load", flag.ContinueOnError)
 	fs.SetOutput(stderr)
+	o := &options{}
+	cfg := &o.cfg
 	var (
-		cfg      load.Config
 		workload string
 		putPct   int
-		asCSV    bool
-		asJSON   bool
-		label    string
 		quiet    bool
 	)
 	fs.StringVar(&cfg.Target, "target", "http://127.0.0.1:2379", "server base URL")
@@ -59,9 +100,9 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fs.BoolVar(&cfg.NetHTTP, "net-http", false, "use net/http's client instead of the lighter raw HTTP/1.1 client")
 	fs.BoolVar(&cfg.NoPreload, "no-preload", false, "do not write all keys before a run containing GETs")
 	fs.Uint64Var(&cfg.Seed, "seed", 0, "random seed (0 = random)")
-	fs.BoolVar(&asCSV, "csv", false, "print result as CSV (header + row)")
-	fs.BoolVar(&asJSON, "json", false, "print result as JSON")
-	fs.StringVar(&label, "label", "", "label column for --csv")
+	fs.BoolVar(&o.asCSV, "csv", false, "print result as CSV (header + row)")
+	fs.BoolVar(&o.asJSON, "json", false, "print result as JSON")
+	fs.StringVar(&o.label, "label", "", "label column for --csv")
 	fs.BoolVar(&quiet, "quiet", false, "no progress lines")
 	var caFile, certFile, keyFile string
 	var insecure bool
@@ -70,17 +111,19 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fs.StringVar(&keyFile, "key", "", "key (PEM) of --cert")
 	fs.BoolVar(&insecure, "insecure-skip-verify", false, "do not verify an https target's certificate")
 	if err := fs.Parse(args); err != nil {
-		return 2
+		return nil, err
+	}
+	fail := func(err error) (*options, error) {
+		fmt.Fprintf(stderr, "v2load: %v\n", err)
+		return nil, err
 	}
 	if fs.NArg() > 0 {
-		fmt.Fprintf(stderr, "v2load: unexpected arguments %q\n", fs.Args())
-		return 2
+		return fail(fmt.Errorf("unexpected arguments %q", fs.Args()))
 	}
 	if caFile != "" || certFile != "" || insecure {
 		tc, err := tlsConfig(caFile, certFile, keyFile, insecure)
 		if err != nil {
-			fmt.Fprintf(stderr, "v2load: %v\n", err)
-			return 2
+			return fail(err)
 		}
 		cfg.TLS = tc
 	}
@@ -92,43 +135,15 @@ func run(args []string, stdout, stderr io.Writer) int {
 	case "mixed":
 		cfg.PutPercent = putPct
 	default:
-		fmt.Fprintf(stderr, "v2load: --workload must be put, get or mixed, got %q\n", workload)
-		return 2
+		return fail(fmt.Errorf("--workload must be put, get or mixed, got %q", workload))
 	}
-	if asCSV && asJSON {
-		fmt.Fprintln(stderr, "v2load: --csv and --json are exclusive")
-		return 2
+	if o.asCSV && o.asJSON {
+		return fail(errors.New("--csv and --json are exclusive"))
 	}
 	if !quiet {
 		cfg.Progress = stderr
 	}
-
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	res, err := load.Run(ctx, cfg)
-	if res == nil {
-		fmt.Fprintf(stderr, "v2load: %v\n", err)
-		return 1
-	}
-	if err != nil {
-		fmt.Fprintf(stderr, "v2load: %v (partial result follows)\n", err)
-	}
-	switch {
-	case asCSV:
-		err = load.WriteCSV(stdout, []string{label}, res)
-	case asJSON:
-		err = res.WriteJSON(stdout)
-	default:
-		err = res.WriteTable(stdout)
-	}
-	if err != nil {
-		fmt.Fprintf(stderr, "v2load: %v\n", err)
-		return 1
-	}
-	if res.Errors > 0 || res.Non2xx > 0 {
-		return 1
-	}
-	return 0
+	return o, nil
 }
 
 // tlsConfig builds the client TLS configuration from the flags.

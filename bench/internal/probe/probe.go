@@ -1,6 +1,7 @@
 // Package probe measures a running server from outside, for the benchmark
 // tools: its memory from /proc, its data directory's disk use by role, its
-// live heap from pprof, its store index, and how long until it answers.
+// live heap and CPU profile from pprof, its store index, and how long until
+// it answers.
 package probe
 
 import (
@@ -222,4 +223,35 @@ func ParseHeapAlloc(r io.Reader) (int64, error) {
 		return 0, err
 	}
 	return 0, errors.New("pprof heap: no HeapAlloc line")
+}
+
+// CPUProfile fetches a CPU profile of the server at base covering d (at
+// least a second) from now, and writes it to path, creating its directory.
+// The server must run with --enable-pprof.
+func CPUProfile(ctx context.Context, base string, d time.Duration, path string) error {
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return fmt.Errorf("cpu profile: %w", err)
+	}
+	secs := max(1, int(d/time.Second))
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, fmt.Sprintf("%s/debug/pprof/profile?seconds=%d", base, secs), nil)
+	if err != nil {
+		return fmt.Errorf("cpu profile: %w", err)
+	}
+	resp, err := (&http.Client{Timeout: time.Duration(secs+30) * time.Second}).Do(req)
+	if err != nil {
+		return fmt.Errorf("cpu profile: %w", err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("cpu profile: HTTP %d (is --enable-pprof on?)", resp.StatusCode)
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		return fmt.Errorf("cpu profile: %w", err)
+	}
+	if _, err := io.Copy(f, resp.Body); err != nil {
+		f.Close()
+		return fmt.Errorf("cpu profile %s: %w", path, err)
+	}
+	return f.Close()
 }

@@ -9,7 +9,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -30,8 +29,8 @@ type Process struct {
 }
 
 // Start runs argv in a new process group with stdout and stderr appended to
-// logPath. The child receives SIGKILL if this process dies (Linux
-// Pdeathsig), so a crashed benchmark does not leave servers behind.
+// logPath. On Linux the child receives SIGKILL if this process dies
+// (Pdeathsig), so a crashed benchmark does not leave servers behind.
 func Start(name string, argv []string, logPath string) (*Process, error) {
 	if len(argv) == 0 {
 		return nil, errors.New("procs: empty command line")
@@ -42,7 +41,7 @@ func Start(name string, argv []string, logPath string) (*Process, error) {
 	}
 	cmd := exec.Command(argv[0], argv[1:]...)
 	cmd.Stdout, cmd.Stderr = f, f
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	cmd.SysProcAttr = groupAttr()
 	if err := cmd.Start(); err != nil {
 		f.Close()
 		return nil, fmt.Errorf("procs: start %s (%s): %w", name, argv[0], err)
@@ -144,60 +143,4 @@ func WaitReady(ctx context.Context, p *Process, baseURL string, timeout time.Dur
 		}
 	}
 	return fmt.Errorf("procs: %s never became ready (last: %s)", baseURL, last)
-}
-
-// FreePort returns a loopback TCP port that was free a moment ago.
-func FreePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, fmt.Errorf("procs: find free port: %w", err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
-}
-
-// EtcdArgs returns the command line for a single-member etcd with the v2 API
-// enabled, listening only on loopback.
-func EtcdArgs(bin, dataDir string, clientPort, peerPort int) []string {
-	client := fmt.Sprintf("http://127.0.0.1:%d", clientPort)
-	peer := fmt.Sprintf("http://127.0.0.1:%d", peerPort)
-	return []string{bin,
-		"--enable-v2=true",
-		"--name", "default",
-		"--data-dir", dataDir,
-		"--listen-client-urls", client,
-		"--advertise-client-urls", client,
-		"--listen-peer-urls", peer,
-		"--initial-advertise-peer-urls", peer,
-		"--initial-cluster", "default=" + peer,
-		"--log-level", "warn",
-	}
-}
-
-// StartEtcd starts etcd at bin with a data directory under dir and waits
-// until it accepts writes. The returned URL is the client endpoint.
-func StartEtcd(ctx context.Context, bin, dir, logPath string) (*Process, string, error) {
-	cp, err := FreePort()
-	if err != nil {
-		return nil, "", err
-	}
-	pp, err := FreePort()
-	if err != nil {
-		return nil, "", err
-	}
-	for pp == cp {
-		if pp, err = FreePort(); err != nil {
-			return nil, "", err
-		}
-	}
-	p, err := Start("etcd", EtcdArgs(bin, dir, cp, pp), logPath)
-	if err != nil {
-		return nil, "", err
-	}
-	u := fmt.Sprintf("http://127.0.0.1:%d", cp)
-	if err := WaitReady(ctx, p, u, 30*time.Second); err != nil {
-		p.Stop(2 * time.Second)
-		return nil, "", err
-	}
-	return p, u, nil
 }

@@ -1,4 +1,8 @@
-package load
+// Package loadclient is the client side of a v2 keys load run, shared by
+// bench/load and stratactl bench: a raw keep-alive HTTP/1.1 connection
+// (Conn), a fixed-size latency Histogram, and the one-row Summary of a
+// measured run in the CSV columns bench/cmd/plot reads.
+package loadclient
 
 import (
 	"context"
@@ -9,9 +13,9 @@ import (
 	"time"
 )
 
-// Conn is one kept-alive HTTP/1.1 connection of the raw client that Run
-// uses, for callers that drive their own request loop (stratactl bench).
-// It is not safe for concurrent use. Response bodies are discarded.
+// Conn is one kept-alive HTTP/1.1 connection (see rawConn for why it is not
+// net/http's client). It is not safe for concurrent use. Response bodies
+// are discarded.
 type Conn struct {
 	raw *rawConn
 }
@@ -32,7 +36,7 @@ func NewConn(target string, timeout time.Duration, tlsCfg *tls.Config, user stri
 	}
 	if user != "" {
 		if !strings.Contains(user, ":") {
-			return nil, errors.New("load: user must be name:password")
+			return nil, errors.New("loadclient: user must be name:password")
 		}
 		r.authz = "Basic " + base64.StdEncoding.EncodeToString([]byte(user))
 	}
