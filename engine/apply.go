@@ -68,7 +68,7 @@ func (t *txn) setTTL(p string, rec *record, expiry int64) error {
 func (t *txn) set(c *Command) (*Event, error) {
 	rec, err := t.lookup(c.Path, t.index)
 	exists := err == nil
-	if err != nil && !isCode(err, EcodeKeyNotFound) {
+	if err != nil && !IsCode(err, EcodeKeyNotFound) {
 		return nil, err
 	}
 	value := c.Value
@@ -403,9 +403,4 @@ func (t *txn) expire(c *Command) (*Event, error) {
 		t.expired = append(t.expired, ev)
 	}
 	return nil, nil
-}
-
-func isCode(err error, code int) bool {
-	e, ok := err.(*Error)
-	return ok && e.ErrorCode == code
 }

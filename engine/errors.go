@@ -84,3 +84,9 @@ func NewError(code int, cause string, index uint64) *Error {
 func (e *Error) Error() string {
 	return fmt.Sprintf("%d: %s (%s) [%d]", e.ErrorCode, e.Message, e.Cause, e.Index)
 }
+
+// IsCode reports whether err is an API error with the given etcd code.
+func IsCode(err error, code int) bool {
+	e, ok := err.(*Error)
+	return ok && e.ErrorCode == code
+}

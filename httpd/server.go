@@ -13,6 +13,7 @@ import (
 
 	"github.com/julienschmidt/httprouter"
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/strata-kv/strata/auth"
 	"github.com/strata-kv/strata/engine"
 )
 
@@ -55,7 +56,7 @@ type Server struct {
 	handler http.Handler
 	metrics *requestMetrics // metrics.go
 	done    chan struct{}
-	auth    *authenticator // auth.go
+	auth    *auth.Store
 	// clusterIDHeader is X-Etcd-Cluster-Id's value, formatted once.
 	clusterIDHeader []string
 	log             *slog.Logger
@@ -89,7 +90,7 @@ func New(cfg Config, store Store, cluster Cluster) *Server {
 	if cfg.ClusterVersion == "" {
 		cfg.ClusterVersion = "3.4.0"
 	}
-	s := &Server{cfg: cfg, store: store, cluster: cluster, done: make(chan struct{}), auth: newAuthenticator(store), log: cfg.Logger}
+	s := &Server{cfg: cfg, store: store, cluster: cluster, done: make(chan struct{}), auth: auth.New(store), log: cfg.Logger}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
 	}

@@ -3,6 +3,8 @@ package httpd
 import (
 	"net/http"
 	"strings"
+
+	"github.com/strata-kv/strata/auth"
 )
 
 // serveWatch answers wait=true. Headers go out as soon as the watch is
@@ -36,7 +38,7 @@ func (s *Server) serveWatch(w http.ResponseWriter, r *http.Request, kr *keyReque
 			if !ok {
 				return // fell behind or the store was replaced: client re-watches
 			}
-			if isUnder(ev.Node.Key, authDir) {
+			if isUnder(ev.Node.Key, auth.Dir) {
 				return // never reached (hidden, NUL refused): defence in depth
 			}
 			if _, err := w.Write(append(ev.AppendJSON(nil), '\n')); err != nil {
