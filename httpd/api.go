@@ -8,6 +8,7 @@ import (
 	"context"
 
 	"github.com/strata-kv/strata/engine"
+	"github.com/strata-kv/strata/membership"
 )
 
 // Store is what the keys API needs from a member.
@@ -24,18 +25,10 @@ type Store interface {
 	RaftStatus() (index, term uint64)
 }
 
-// Member describes one cluster member for /v2/members and /v2/machines.
-type Member struct {
-	ID         uint64
-	Name       string
-	PeerURLs   []string
-	ClientURLs []string
-}
-
 // Cluster is what the cluster and stats endpoints need from a member.
 type Cluster interface {
 	ClusterID() uint64
-	Members() []Member
+	Members() []membership.Member
 	// SelfStats and LeaderStats are JSON-encodable; LeaderStats reports
 	// false when this member is not the leader.
 	SelfStats() any

@@ -6,7 +6,6 @@ import (
 	"path"
 	"strings"
 
-
 	"github.com/strata-kv/strata/auth"
 	"github.com/strata-kv/strata/engine"
 )

@@ -17,6 +17,7 @@ import (
 
 	"github.com/strata-kv/strata/backends/memory"
 	"github.com/strata-kv/strata/engine"
+	"github.com/strata-kv/strata/membership"
 )
 
 // engineStore serves the API from a real engine on the memory backend,
@@ -68,7 +69,7 @@ func (s *engineStore) RaftStatus() (uint64, uint64) {
 type fakeCluster struct{}
 
 func (fakeCluster) ClusterID() uint64                 { return 0xcdf818194e3a8c32 }
-func (fakeCluster) Members() []Member                 { return nil }
+func (fakeCluster) Members() []membership.Member      { return nil }
 func (fakeCluster) SelfStats() any                    { return map[string]string{} }
 func (fakeCluster) LeaderStats() (any, bool)          { return nil, false }
 func (fakeCluster) StoreStats() engine.StoreStats     { return engine.StoreStats{} }

@@ -12,34 +12,25 @@ import (
 	"sort"
 	"strconv"
 	"strings"
-	"time"
+
+	"github.com/strata-kv/strata/membership"
 )
 
 // MemberAdmin is implemented by a Cluster whose membership can change at
 // run time (POST, DELETE and PUT on /v2/members). Its methods return once
-// the change is applied on this member, or fail with one of the Err*
-// values below (answered as etcd does), or any other error (500).
+// the change is applied on this member, or fail with one of the
+// membership.Err* values (answered as etcd does) or any other error (500);
+// they fail rather than wait beyond the member's request timeout.
 type MemberAdmin interface {
 	// AddMember adds a member with peerURLs and returns it (no name yet:
 	// it gets one when it starts).
-	AddMember(ctx context.Context, peerURLs []string) (Member, error)
+	AddMember(ctx context.Context, peerURLs []string) (membership.Member, error)
 	RemoveMember(ctx context.Context, id uint64) error
 	// UpdateMember replaces a member's peer URLs.
 	UpdateMember(ctx context.Context, id uint64, peerURLs []string) error
 	// LeaderMember is the current leader, false while there is none.
-	LeaderMember() (Member, bool)
+	LeaderMember() (membership.Member, bool)
 }
-
-// Membership errors, with etcd's messages.
-var (
-	ErrMemberExists   = errors.New("membership: ID exists")
-	ErrPeerURLExists  = errors.New("membership: peerURL exists")
-	ErrMemberNotFound = errors.New("membership: member not found")
-	ErrMemberRemoved  = errors.New("membership: ID removed")
-)
-
-// membersTimeout bounds a membership change, as etcd's request timeout.
-const membersTimeout = 7 * time.Second
 
 // httpError is etcd's error body for the members API: {"message": ...}.
 func httpError(w http.ResponseWriter, status int, msg string) {
@@ -68,8 +59,7 @@ func (s *Server) serveMembers(w http.ResponseWriter, r *http.Request) {
 		httpError(w, http.StatusInternalServerError, "Internal Server Error")
 		return
 	}
-	ctx, cancel := context.WithTimeout(r.Context(), membersTimeout)
-	defer cancel()
+	ctx := r.Context()
 	switch r.Method {
 	case "GET":
 		switch rest {
@@ -96,7 +86,7 @@ func (s *Server) serveMembers(w http.ResponseWriter, r *http.Request) {
 		}
 		m, err := admin.AddMember(ctx, urls)
 		switch {
-		case errors.Is(err, ErrMemberExists), errors.Is(err, ErrPeerURLExists):
+		case errors.Is(err, membership.ErrIDExists), errors.Is(err, membership.ErrPeerURLExists):
 			httpError(w, http.StatusConflict, err.Error())
 		case err != nil:
 			httpError(w, http.StatusInternalServerError, "Internal Server Error")
@@ -110,9 +100,9 @@ func (s *Server) serveMembers(w http.ResponseWriter, r *http.Request) {
 		}
 		err := admin.RemoveMember(ctx, id)
 		switch {
-		case errors.Is(err, ErrMemberRemoved):
+		case errors.Is(err, membership.ErrIDRemoved):
 			httpError(w, http.StatusGone, fmt.Sprintf("Member permanently removed: %x", id))
-		case errors.Is(err, ErrMemberNotFound):
+		case errors.Is(err, membership.ErrNotFound):
 			httpError(w, http.StatusNotFound, fmt.Sprintf("No such member: %x", id))
 		case err != nil:
 			httpError(w, http.StatusInternalServerError, "Internal Server Error")
@@ -130,9 +120,9 @@ func (s *Server) serveMembers(w http.ResponseWriter, r *http.Request) {
 		}
 		err := admin.UpdateMember(ctx, id, urls)
 		switch {
-		case errors.Is(err, ErrPeerURLExists):
+		case errors.Is(err, membership.ErrPeerURLExists):
 			httpError(w, http.StatusConflict, err.Error())
-		case errors.Is(err, ErrMemberNotFound):
+		case errors.Is(err, membership.ErrNotFound):
 			httpError(w, http.StatusNotFound, fmt.Sprintf("No such member: %x", id))
 		case err != nil:
 			httpError(w, http.StatusInternalServerError, "Internal Server Error")
@@ -142,8 +132,9 @@ func (s *Server) serveMembers(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
-func toMemberJSON(m Member) memberJSON {
-	return memberJSON{ID: strconv.FormatUint(m.ID, 16), Name: m.Name, PeerURLs: nonNil(m.PeerURLs), ClientURLs: nonNil(m.ClientURLs)}
+func toMemberJSON(m membership.Member) memberJSON {
+	peer, client := m.JSONURLs()
+	return memberJSON{ID: strconv.FormatUint(m.ID, 16), Name: m.Name, PeerURLs: peer, ClientURLs: client}
 }
 
 // memberID parses the <id> of /v2/members/<id> as etcd's getID: none is

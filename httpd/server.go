@@ -273,19 +273,9 @@ func (s *Server) handleMembers(w http.ResponseWriter, r *http.Request) {
 		Members []memberJSON `json:"members"`
 	}{Members: make([]memberJSON, 0, len(ms))}
 	for _, m := range ms {
-		out.Members = append(out.Members, memberJSON{
-			ID: strconv.FormatUint(m.ID, 16), Name: m.Name,
-			PeerURLs: nonNil(m.PeerURLs), ClientURLs: nonNil(m.ClientURLs),
-		})
+		out.Members = append(out.Members, toMemberJSON(m))
 	}
 	writeJSON(w, http.StatusOK, out)
-}
-
-func nonNil(s []string) []string {
-	if s == nil {
-		return []string{}
-	}
-	return s
 }
 
 func (s *Server) handleMachines(w http.ResponseWriter, r *http.Request) {

@@ -20,7 +20,7 @@ import (
 
 	"github.com/strata-kv/strata/consensus"
 	"github.com/strata-kv/strata/consensus/transport"
-	"github.com/strata-kv/strata/httpd"
+	"github.com/strata-kv/strata/membership"
 )
 
 // clusterFile records, in a data dir, which cluster and member it belongs
@@ -116,7 +116,7 @@ func (s *Server) bootstrap() ([]consensus.Peer, error) {
 		ids = append(ids, id)
 		cctx, _ := json.Marshal(confContext{Name: name, PeerURLs: urls})
 		peers = append(peers, consensus.Peer{ID: id, URLs: urls, Context: cctx})
-		m := httpd.Member{ID: id, Name: name, PeerURLs: urls}
+		m := membership.Member{ID: id, Name: name, PeerURLs: urls}
 		if id == s.id {
 			if name != cfg.Name {
 				return nil, fmt.Errorf("--initial-cluster names this member's peer URLs %v %q, but --name is %q", cfg.PeerURLs, name, cfg.Name)
@@ -208,26 +208,9 @@ func (s *Server) servePeerMembers(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "Method Not Allowed", http.StatusMethodNotAllowed)
 		return
 	}
-	type member struct {
-		ID         uint64   `json:"id"`
-		PeerURLs   []string `json:"peerURLs"`
-		Name       string   `json:"name"`
-		ClientURLs []string `json:"clientURLs"`
-	}
-	out := []member{}
-	for _, m := range s.Members() {
-		out = append(out, member{ID: m.ID, PeerURLs: nonNil(m.PeerURLs), Name: m.Name, ClientURLs: nonNil(m.ClientURLs)})
-	}
 	w.Header().Set("X-Etcd-Cluster-ID", strconv.FormatUint(s.clusterID, 16))
 	w.Header().Set("Content-Type", "application/json")
-	json.NewEncoder(w).Encode(out)
-}
-
-func nonNil(s []string) []string {
-	if s == nil {
-		return []string{}
-	}
-	return s
+	membership.EncodePeerList(w, s.Members())
 }
 
 // errNoLeader is etcd's message for a request a member cannot serve

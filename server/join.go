@@ -1,7 +1,6 @@
 package server
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -11,7 +10,7 @@ import (
 	"time"
 
 	"github.com/strata-kv/strata/consensus"
-	"github.com/strata-kv/strata/httpd"
+	"github.com/strata-kv/strata/membership"
 )
 
 // joinExisting starts a member with --initial-cluster-state existing and
@@ -45,7 +44,7 @@ func (s *Server) joinExisting() ([]consensus.Peer, error) {
 				errs = append(errs, err)
 				continue
 			}
-			var self *httpd.Member
+			var self *membership.Member
 			for i := range ms {
 				if sameURLs(ms[i].PeerURLs, cfg.PeerURLs) {
 					self = &ms[i]
@@ -74,7 +73,7 @@ func (s *Server) joinExisting() ([]consensus.Peer, error) {
 
 // fetchPeerMembers reads a member's peer port /members (etcd's format)
 // and the cluster ID it reports.
-func fetchPeerMembers(c *http.Client, peerURL string) ([]httpd.Member, uint64, error) {
+func fetchPeerMembers(c *http.Client, peerURL string) ([]membership.Member, uint64, error) {
 	resp, err := c.Get(peerURL + "/members")
 	if err != nil {
 		return nil, 0, fmt.Errorf("ask %s for the member list: %w", peerURL, err)
@@ -83,24 +82,15 @@ func fetchPeerMembers(c *http.Client, peerURL string) ([]httpd.Member, uint64, e
 	if resp.StatusCode != http.StatusOK {
 		return nil, 0, fmt.Errorf("ask %s for the member list: %s", peerURL, resp.Status)
 	}
-	var ms []struct {
-		ID         uint64   `json:"id"`
-		Name       string   `json:"name"`
-		PeerURLs   []string `json:"peerURLs"`
-		ClientURLs []string `json:"clientURLs"`
-	}
-	if err := json.NewDecoder(resp.Body).Decode(&ms); err != nil {
+	ms, err := membership.DecodePeerList(resp.Body)
+	if err != nil {
 		return nil, 0, fmt.Errorf("member list from %s: %w", peerURL, err)
 	}
 	cid, err := strconv.ParseUint(resp.Header.Get("X-Etcd-Cluster-ID"), 16, 64)
 	if err != nil {
 		return nil, 0, fmt.Errorf("member list from %s: no valid X-Etcd-Cluster-ID", peerURL)
 	}
-	out := make([]httpd.Member, len(ms))
-	for i, m := range ms {
-		out[i] = httpd.Member{ID: m.ID, Name: m.Name, PeerURLs: m.PeerURLs, ClientURLs: m.ClientURLs}
-	}
-	return out, cid, nil
+	return ms, cid, nil
 }
 
 func sameURLs(a, b []string) bool {

@@ -16,7 +16,7 @@ import (
 	"github.com/strata-kv/strata/consensus"
 	"github.com/strata-kv/strata/consensus/transport"
 	"github.com/strata-kv/strata/engine"
-	"github.com/strata-kv/strata/httpd"
+	"github.com/strata-kv/strata/membership"
 )
 
 // Membership is replicated state. Raft's configuration (and a snapshot's
@@ -65,15 +65,15 @@ var (
 	errUnhealthy        = errors.New("etcdserver: unhealthy cluster")
 )
 
-// membership is the member list as last read from the records (or, before
+// memberSet is the member list as last read from the records (or, before
 // any record exists, as given by --initial-cluster or the cluster joined).
-type membership struct {
+type memberSet struct {
 	members map[uint64]memberRecord
 	removed map[uint64]bool
 }
 
-func loadMembership(eng *engine.Engine) (membership, error) {
-	ms := membership{members: map[uint64]memberRecord{}, removed: map[uint64]bool{}}
+func loadMembership(eng *engine.Engine) (memberSet, error) {
+	ms := memberSet{members: map[uint64]memberRecord{}, removed: map[uint64]bool{}}
 	recs, err := eng.ClusterRecords("")
 	if err != nil {
 		return ms, err
@@ -98,7 +98,7 @@ func loadMembership(eng *engine.Engine) (membership, error) {
 }
 
 // peerURLConflict reports whether another member than id uses one of urls.
-func (ms membership) peerURLConflict(id uint64, urls []string) bool {
+func (ms memberSet) peerURLConflict(id uint64, urls []string) bool {
 	for _, m := range ms.members {
 		if m.ID == id {
 			continue
@@ -116,26 +116,26 @@ func (ms membership) peerURLConflict(id uint64, urls []string) bool {
 
 // decide is the apply-time check of a membership change, as etcd's
 // ValidateConfigurationChange: deterministic on the replicated records.
-func (ms membership) decide(cc raftpb.ConfChange, ctx confContext) error {
+func (ms memberSet) decide(cc raftpb.ConfChange, ctx confContext) error {
 	id := cc.NodeID
 	if ms.removed[id] {
-		return httpd.ErrMemberRemoved
+		return membership.ErrIDRemoved
 	}
 	_, exists := ms.members[id]
 	switch cc.Type {
 	case raftpb.ConfChangeAddNode, raftpb.ConfChangeAddLearnerNode:
 		if exists {
-			return httpd.ErrMemberExists
+			return membership.ErrIDExists
 		}
 		if ms.peerURLConflict(id, ctx.PeerURLs) {
-			return httpd.ErrPeerURLExists
+			return membership.ErrPeerURLExists
 		}
 	case raftpb.ConfChangeUpdateNode:
 		if !exists {
-			return httpd.ErrMemberNotFound
+			return membership.ErrNotFound
 		}
 		if ms.peerURLConflict(id, ctx.PeerURLs) {
-			return httpd.ErrPeerURLExists
+			return membership.ErrPeerURLExists
 		}
 	case raftpb.ConfChangeRemoveNode:
 		// A member known to raft but without a record (a data dir from
@@ -236,21 +236,21 @@ func (f *fsm) applyAttributes(index uint64, data []byte) {
 // them (a client that syncs its endpoints from it finds it).
 type memberTable struct {
 	mu       sync.Mutex
-	self     httpd.Member // this member's own name and client URLs
-	fallback []httpd.Member
-	cur      membership
+	self     membership.Member // this member's own name and client URLs
+	fallback []membership.Member
+	cur      memberSet
 	loaded   bool
 }
 
-func (t *memberTable) list() []httpd.Member {
+func (t *memberTable) list() []membership.Member {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	var out []httpd.Member
+	var out []membership.Member
 	if !t.loaded || len(t.cur.members) == 0 {
 		out = append(out, t.fallback...)
 	} else {
 		for _, m := range t.cur.members {
-			out = append(out, httpd.Member{ID: m.ID, Name: m.Name,
+			out = append(out, membership.Member{ID: m.ID, Name: m.Name,
 				PeerURLs: append([]string(nil), m.PeerURLs...), ClientURLs: append([]string(nil), m.ClientURLs...)})
 		}
 		// A data dir from before member records: members not yet
@@ -285,13 +285,13 @@ func (t *memberTable) isRemoved(id uint64) bool {
 	return t.cur.removed[id]
 }
 
-func (t *memberTable) get(id uint64) (httpd.Member, bool) {
+func (t *memberTable) get(id uint64) (membership.Member, bool) {
 	for _, m := range t.list() {
 		if m.ID == id {
 			return m, true
 		}
 	}
-	return httpd.Member{}, false
+	return membership.Member{}, false
 }
 
 // reloadMembers re-reads the records after a membership change or a
@@ -389,9 +389,9 @@ var reconfigMu sync.Mutex
 // while a voting member has never published its name and that would
 // leave fewer started members than a quorum, or while this member is not
 // connected to every other member.
-func (s *Server) AddMember(ctx context.Context, peerURLs []string) (httpd.Member, error) {
+func (s *Server) AddMember(ctx context.Context, peerURLs []string) (membership.Member, error) {
 	id := MemberID(peerURLs, strconv.FormatInt(time.Now().Unix(), 10))
-	m := httpd.Member{ID: id, PeerURLs: peerURLs}
+	m := membership.Member{ID: id, PeerURLs: peerURLs}
 	members := s.members.list()
 	started := 0
 	for _, o := range members {
@@ -407,7 +407,7 @@ func (s *Server) AddMember(ctx context.Context, peerURLs []string) (httpd.Member
 	}
 	cc := raftpb.ConfChange{Type: raftpb.ConfChangeAddNode, NodeID: id}
 	cc.Context, _ = json.Marshal(confContext{PeerURLs: peerURLs})
-	return m, s.confChange(ctx, cc, func(ms membership) error { return ms.decide(cc, confContext{PeerURLs: peerURLs}) })
+	return m, s.confChange(ctx, cc, func(ms memberSet) error { return ms.decide(cc, confContext{PeerURLs: peerURLs}) })
 }
 
 // RemoveMember implements httpd.MemberAdmin. Refused as etcd with
@@ -415,7 +415,7 @@ func (s *Server) AddMember(ctx context.Context, peerURLs []string) (httpd.Member
 // members than a quorum, or fewer connected ones than a quorum.
 func (s *Server) RemoveMember(ctx context.Context, id uint64) error {
 	if s.members.isRemoved(id) {
-		return httpd.ErrMemberRemoved
+		return membership.ErrIDRemoved
 	}
 	members := s.members.list()
 	found := false
@@ -431,7 +431,7 @@ func (s *Server) RemoveMember(ctx context.Context, id uint64) error {
 		}
 	}
 	if !found {
-		return httpd.ErrMemberNotFound
+		return membership.ErrNotFound
 	}
 	if started < n/2+1 {
 		return errNotEnoughStarted
@@ -440,24 +440,24 @@ func (s *Server) RemoveMember(ctx context.Context, id uint64) error {
 		return errUnhealthy
 	}
 	cc := raftpb.ConfChange{Type: raftpb.ConfChangeRemoveNode, NodeID: id}
-	return s.confChange(ctx, cc, func(ms membership) error { return ms.decide(cc, confContext{}) })
+	return s.confChange(ctx, cc, func(ms memberSet) error { return ms.decide(cc, confContext{}) })
 }
 
 // UpdateMember implements httpd.MemberAdmin: new peer URLs for member id.
 func (s *Server) UpdateMember(ctx context.Context, id uint64, peerURLs []string) error {
 	if _, ok := s.members.get(id); !ok {
-		return httpd.ErrMemberNotFound
+		return membership.ErrNotFound
 	}
 	cc := raftpb.ConfChange{Type: raftpb.ConfChangeUpdateNode, NodeID: id}
 	cc.Context, _ = json.Marshal(confContext{PeerURLs: peerURLs})
-	return s.confChange(ctx, cc, func(ms membership) error { return ms.decide(cc, confContext{PeerURLs: peerURLs}) })
+	return s.confChange(ctx, cc, func(ms memberSet) error { return ms.decide(cc, confContext{PeerURLs: peerURLs}) })
 }
 
 // LeaderMember implements httpd.MemberAdmin.
-func (s *Server) LeaderMember() (httpd.Member, bool) {
+func (s *Server) LeaderMember() (membership.Member, bool) {
 	lead := s.node.Leader()
 	if lead == 0 {
-		return httpd.Member{}, false
+		return membership.Member{}, false
 	}
 	return s.members.get(lead)
 }
@@ -465,7 +465,7 @@ func (s *Server) LeaderMember() (httpd.Member, bool) {
 // confChange checks cc against this member's view first (quick answers
 // for the common mistakes), then proposes it and returns the apply-time
 // decision. Waits for a leader like any write; one change at a time.
-func (s *Server) confChange(ctx context.Context, cc raftpb.ConfChange, precheck func(membership) error) error {
+func (s *Server) confChange(ctx context.Context, cc raftpb.ConfChange, precheck func(memberSet) error) error {
 	reconfigMu.Lock()
 	defer reconfigMu.Unlock()
 	s.members.mu.Lock()
@@ -493,7 +493,7 @@ func (s *Server) confChange(ctx context.Context, cc raftpb.ConfChange, precheck 
 
 // connected counts the members this one has a live stream to, itself
 // included.
-func (s *Server) connected(members []httpd.Member) int {
+func (s *Server) connected(members []membership.Member) int {
 	st := s.tr.Stats()
 	n := 0
 	for _, m := range members {
@@ -504,6 +504,6 @@ func (s *Server) connected(members []httpd.Member) int {
 	return n
 }
 
-func (s *Server) connectedToAll(members []httpd.Member) bool {
+func (s *Server) connectedToAll(members []membership.Member) bool {
 	return s.connected(members) == len(members)
 }

@@ -20,7 +20,7 @@ import (
 	"github.com/strata-kv/strata/consensus"
 	"github.com/strata-kv/strata/consensus/transport"
 	"github.com/strata-kv/strata/engine"
-	"github.com/strata-kv/strata/httpd"
+	"github.com/strata-kv/strata/membership"
 )
 
 // Config configures a member.
@@ -120,7 +120,7 @@ func Start(cfg Config) (_ *Server, err error) {
 	}
 	// Peers are served before raft starts: an election needs them.
 	s.startPeers(peers)
-	s.members.self = httpd.Member{ID: s.id, Name: cfg.Name, ClientURLs: cfg.ClientURLs}
+	s.members.self = membership.Member{ID: s.id, Name: cfg.Name, ClientURLs: cfg.ClientURLs}
 	s.reloadMembers() // membership from the replicated records, if any
 	fsm := newFSM(s.eng, s.be)
 	fsm.onMembers = s.reloadMembers
@@ -258,7 +258,7 @@ func (s *Server) RaftStatus() (uint64, uint64) { return s.node.Progress() }
 func (s *Server) ClusterID() uint64 { return s.clusterID }
 
 // Members implements httpd.Cluster.
-func (s *Server) Members() []httpd.Member { return s.members.list() }
+func (s *Server) Members() []membership.Member { return s.members.list() }
 
 // StoreStats implements httpd.Cluster.
 func (s *Server) StoreStats() engine.StoreStats { return s.eng.Stats() }
