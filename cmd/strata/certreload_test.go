@@ -115,10 +115,7 @@ func TestPeerCertRotation(t *testing.T) {
 	}
 	ms[1].kill9(t)
 	waitReady(t, ms[1].start(t))
-	c := &http.Client{Timeout: 10 * time.Second}
-	if code, _, err := doReq(c, "PUT", ms[0].clientURL+"/v2/keys/after-rotation", "ok"); err != nil || code != 201 {
-		t.Fatalf("write after rotation: %d %v", code, err)
-	}
+	putAfterElection(t, ms, ms[0], "/after-rotation", "ok")
 	if got := flatten(t, converge(t, ms))["/after-rotation"]; got != "ok" {
 		t.Fatalf("/after-rotation = %q", got)
 	}
@@ -134,10 +131,30 @@ func TestPeerCertRotation(t *testing.T) {
 	waitLog(t, memberStderr{ms[1]}, "peer certificate [CN=m1-foreign,O=strata tests] is not signed by a CA in --peer-trusted-ca-file")
 	rotate(t, ca, certs[0], "m1-again", certtest.Both)
 	waitReady(t, ready)
-	if code, _, err := doReq(c, "PUT", ms[1].clientURL+"/v2/keys/healed", "yes"); err != nil || code != 201 {
-		t.Fatalf("write after rotating back: %d %v", code, err)
-	}
+	putAfterElection(t, ms, ms[1], "/healed", "yes")
 	if got := flatten(t, converge(t, ms))["/healed"]; got != "yes" {
 		t.Fatalf("/healed = %q", got)
+	}
+}
+
+// putAfterElection sets key on m once the members agree on a leader. A
+// member that just restarted may still start an election, failing a write
+// in flight with 500 (leader changed): the PUT is idempotent, so it is
+// retried for a few seconds, and any other answer fails the test.
+func putAfterElection(t *testing.T, ms []*testMember, m *testMember, key, value string) {
+	t.Helper()
+	c := &http.Client{Timeout: 10 * time.Second}
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		findLeader(t, ms)
+		code, body, err := doReq(c, "PUT", m.clientURL+"/v2/keys"+key, value)
+		if err == nil && (code == 201 || code == 200) {
+			return
+		}
+		if err == nil && code < 500 || time.Now().After(deadline) {
+			t.Fatalf("PUT %s on %s: %d %s %v", key, m.id, code, body, err)
+		}
+		t.Logf("PUT %s on %s: %d %s %v; retrying after the election", key, m.id, code, body, err)
+		time.Sleep(100 * time.Millisecond)
 	}
 }
