@@ -18,7 +18,10 @@ type fastRequest struct {
 	form          fastForm
 }
 
-// parse reads a request head ending in CRLF CRLF.
+// parse reads a request head whose lines all end in CRLF (peekHead).
+// Heads larger than the lean buffer go to net/http, so every head parsed
+// here is within http.Server.MaxHeaderBytes: net/http allows
+// MaxHeaderBytes plus 4096 bytes of slack, never less than this buffer.
 func (r *fastRequest) parse(head []byte, s *Server) bool {
 	if len(s.cfg.CORS) > 0 {
 		return false // CORS headers go on every response: net/http's path adds them
@@ -43,6 +46,9 @@ func (r *fastRequest) parse(head []byte, s *Server) bool {
 	target, proto, ok := bytes.Cut(line, sp)
 	if !ok || string(proto) != "HTTP/1.1" || !keysTarget(target) {
 		return false
+	}
+	if len(target) > s.cfg.MaxURIBytes {
+		return false // net/http's path answers 414 (limits)
 	}
 	for _, c := range target {
 		// Controls, spaces, fragments and backslashes are net/http's to judge.
