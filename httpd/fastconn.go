@@ -265,6 +265,7 @@ func isTimeout(err error) bool {
 func (fc *fastConn) serveKeys(target, body string) {
 	s, w := fc.f.api, &fc.resp
 	w.reset()
+	s.cors.addHeaders(w.h, fc.req.origin) // as corsHandler on net/http's path
 	w.h["X-Etcd-Cluster-Id"] = s.clusterIDHeader
 	p, rawQuery, _ := strings.Cut(target, "?")
 	if strings.IndexByte(p, '%') >= 0 {
