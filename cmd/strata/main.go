@@ -128,7 +128,7 @@ func newFlagSet(stderr io.Writer) (*options, *flag.FlagSet) {
 	fs.DurationVar(&o.readHeaderTimeout, "read-header-timeout", 10*time.Second, "time a client has to send request headers")
 	fs.DurationVar(&o.idleTimeout, "idle-timeout", 5*time.Minute, "how long an idle keep-alive connection stays open")
 	fs.IntVar(&o.maxConcurrentStreams, "max-concurrent-streams", 1<<16, "HTTP/2 streams (e.g. watches) one client connection may carry")
-	fs.IntVar(&o.maxHeaderBytes, "max-header-bytes", 1<<20, "maximum size of request headers, request line included")
+	fs.IntVar(&o.maxHeaderBytes, "max-header-bytes", 1<<20, "maximum size of request headers, request line included (as every Go server, net/http allows 4 KiB of read slack beyond it)")
 	fs.IntVar(&o.maxWatchers, "max-watchers", httpd.DefaultMaxWatchers, "maximum watches open at once on this member, over all connections (more get 429)")
 	fs.IntVar(&o.maxKeyDepth, "max-key-depth", engine.MaxDepth, "maximum number of levels in a key")
 	o.tls.register(fs)
