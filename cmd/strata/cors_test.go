@@ -6,6 +6,8 @@ import (
 	"context"
 	"io"
 	"net/http"
+	"os"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"sync"
@@ -71,7 +73,7 @@ func startStrataLogged(t *testing.T, args ...string) (string, *lockedBuffer) {
 // TestCORSDefault: like etcd 3.4 (whose --cors defaults to "*"), a
 // member started without --cors sends Access-Control-Allow-Origin: * on
 // every answer, OPTIONS included (values recorded from etcd 3.4.23);
-// --cors limits it to listed origins and --cors=” turns it off; the
+// --cors limits it to listed origins and an empty --cors turns it off; the
 // start-up log says which.
 func TestCORSDefault(t *testing.T) {
 	cases := []struct {
@@ -128,5 +130,28 @@ func TestCORSDefault(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestCORSConfigFile: etcd reads an empty cors value in a config file
+// (quoted or not) as "keep the default *"; a list sets it.
+func TestCORSConfigFile(t *testing.T) {
+	cases := []struct{ yaml, want string }{
+		{"cors: ''\n", "*"},
+		{"cors:\n", "*"},
+		{"cors: 'http://a.example:80,http://b.example:8080'\n", "http://a.example:80,http://b.example:8080"},
+	}
+	for _, tc := range cases {
+		path := filepath.Join(t.TempDir(), "etcd.yaml")
+		if err := os.WriteFile(path, []byte("name: m\n"+tc.yaml), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		_, fs := newFlagSet(io.Discard)
+		if _, err := applyConfigFile(fs, path); err != nil {
+			t.Fatalf("%q: %v", tc.yaml, err)
+		}
+		if got := fs.Lookup("cors").Value.String(); got != tc.want {
+			t.Errorf("%q: --cors %q, want %q", tc.yaml, got, tc.want)
+		}
 	}
 }
