@@ -72,9 +72,12 @@ func (h *history) scan(key string, recursive bool, index, current uint64, max in
 			continue
 		}
 		k := e.Node.Key
-		// As for live events, a recursive watch does not see hidden nodes
-		// below the watched key.
-		ok := k == key || (recursive && strings.HasPrefix(k, prefix) && !hiddenBelow(key, k))
+		// Unlike live events, history shows a recursive watch the hidden
+		// ('_') nodes below its key: etcd 3.4's EventHistory.scan matches
+		// by prefix alone (recorded: a watch on /dir from the index of
+		// /dir/_h gets /dir/_h). Strata's own NUL-named nodes (auth) stay
+		// out of sight of every watch that does not name them.
+		ok := k == key || (recursive && strings.HasPrefix(k, prefix) && !internalBelow(key, k))
 		// A deleted or expired directory takes the watched key with it.
 		if !ok && (e.Action == ActionDelete || e.Action == ActionExpire) && e.PrevNode != nil && e.PrevNode.Dir {
 			ok = isUnder(key, e.PrevNode.Key)
@@ -84,6 +87,12 @@ func (h *history) scan(key string, recursive bool, index, current uint64, max in
 		}
 	}
 	return out, nil
+}
+
+// internalBelow reports whether k is a Strata-internal node (its path has
+// a NUL byte, which no request can send) that a watch on key must not see.
+func internalBelow(key, k string) bool {
+	return strings.IndexByte(k, 0) >= 0 && strings.IndexByte(key, 0) < 0
 }
 
 // isUnder reports whether p is dir or lies below it.

@@ -44,36 +44,56 @@ func TestTracker(t *testing.T) {
 	}
 }
 
-// TestHistoryHidesHiddenNodes: a recursive watch answered from history
-// skips hidden nodes below the watched key, as a live watch does; a watch
-// on the hidden key itself still sees it.
-func TestHistoryHidesHiddenNodes(t *testing.T) {
+// TestHistoryHiddenNodes: a watch answered from history sees the hidden
+// ('_') nodes below its key, as etcd 3.4 answers (recorded with
+// `etcd --enable-v2=true`: PUT /dir/_h, PUT /dir/x, then
+// GET /v2/keys/dir?wait=true&recursive=true&waitIndex=<index of _h>
+// returns the set of /dir/_h; the same for /_r and /_hd/c under a watch on
+// /, and for the delete of /dir/_h), while a live watch does not
+// (TestWatchRules). Strata's NUL-named internal nodes stay hidden.
+func TestHistoryHiddenNodes(t *testing.T) {
 	h := newHarness(t)
-	h.must(set("/_h\x00/secret", "s")) // index 1
-	h.must(set("/dir/_x", "s"))        // index 2
-	h.must(set("/dir/y", "v"))         // index 3
+	h.must(set("/_h\x00/secret", "s"))                           // index 1: internal (auth-like)
+	h.must(set("/dir/_x", "s"))                                  // 2
+	h.must(set("/dir/y", "v"))                                   // 3
+	h.must(set("/_r", "r"))                                      // 4
+	h.must(set("/_hd/c", "c"))                                   // 5
+	h.must(engine.Command{Op: engine.OpDelete, Path: "/dir/_x"}) // 6
+	h.must(set("/dir/y", "w"))                                   // 7
+	h.must(set("/_h\x00/other", "s"))                            // 8: internal
+	h.must(set("/z", "z"))                                       // 9
 	cases := []struct {
 		key       string
 		recursive bool
-		want      string // key of the first event from index 1
+		from      uint64
+		want      string // action and key of the first event
 	}{
-		{"/", true, "/dir/y"},
-		{"/dir", true, "/dir/y"},
-		{"/dir/_x", false, "/dir/_x"},
-		{"/_h\x00/secret", false, "/_h\x00/secret"},
+		{"/", true, 1, "set /dir/_x"},
+		{"/dir", true, 1, "set /dir/_x"},
+		{"/dir", true, 3, "set /dir/y"},
+		{"/dir", true, 6, "delete /dir/_x"},
+		{"/", true, 4, "set /_r"},
+		{"/", true, 5, "set /_hd/c"},
+		{"/_hd", true, 5, "set /_hd/c"},
+		{"/", true, 8, "set /z"},
+		{"/dir/_x", false, 1, "set /dir/_x"},
+		{"/dir", false, 1, ""}, // a non-recursive watch on a directory sees none of its children
+		{"/_h\x00/secret", false, 1, "set /_h\x00/secret"},
+		{"/_h\x00", true, 1, "set /_h\x00/secret"},
 	}
 	for _, c := range cases {
-		w, err := h.e.Watch(c.key, c.recursive, false, 1)
+		w, err := h.e.Watch(c.key, c.recursive, false, c.from)
 		if err != nil {
 			t.Fatalf("watch %q: %v", c.key, err)
 		}
+		got := ""
 		select {
 		case ev := <-w.C:
-			if ev.Node.Key != c.want {
-				t.Errorf("watch %q recursive=%v from 1: got %q, want %q", c.key, c.recursive, ev.Node.Key, c.want)
-			}
+			got = ev.Action + " " + ev.Node.Key
 		default:
-			t.Errorf("watch %q recursive=%v from 1: no event from history", c.key, c.recursive)
+		}
+		if got != c.want {
+			t.Errorf("watch %q recursive=%v from %d: got %q, want %q", c.key, c.recursive, c.from, got, c.want)
 		}
 		w.Remove()
 	}

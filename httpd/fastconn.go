@@ -37,6 +37,7 @@ var (
 type fastConn struct {
 	f     *Front
 	c     net.Conn
+	cr    connReader // br's source: c, plus what a close watch read
 	br    *bufio.Reader
 	bw    *bufio.Writer
 	state atomic.Int32
@@ -54,8 +55,9 @@ type fastConn struct {
 
 func newFastConn(f *Front, c net.Conn) *fastConn {
 	fc := &fastConn{f: f, c: c}
+	fc.cr.c = c
 	fc.br = readerPool.Get().(*bufio.Reader)
-	fc.br.Reset(c)
+	fc.br.Reset(&fc.cr)
 	fc.bw = writerPool.Get().(*bufio.Writer)
 	fc.bw.Reset(c)
 	fc.resp.h = make(http.Header, 8)
@@ -217,12 +219,27 @@ func (fc *fastConn) serveOne() (ok bool, err error) {
 }
 
 // peekHead returns the request head (request line to blank line) without
-// consuming it, or nil if it does not fit the buffer.
+// consuming it, or nil when net/http must read it: it does not fit the
+// buffer, a line ends in a bare LF (net/http accepts those; the lean
+// parser knows only CRLF), or it starts with an empty line.
 func (fc *fastConn) peekHead() ([]byte, error) {
+	line, next := 0, 0 // start of the current line; where to look for LF
 	for {
 		buf, _ := fc.br.Peek(fc.br.Buffered())
-		if i := bytes.Index(buf, crlfcrlf); i >= 0 {
-			return buf[:i+4], nil
+		for {
+			i := bytes.IndexByte(buf[next:], '\n')
+			if i < 0 {
+				next = len(buf)
+				break
+			}
+			i += next
+			if i == 0 || buf[i-1] != '\r' || i-1 == 0 {
+				return nil, nil
+			}
+			if i-1 == line {
+				return buf[:i+1], nil
+			}
+			line, next = i+1, i+1
 		}
 		if len(buf) >= fc.br.Size() {
 			return nil, nil
@@ -239,8 +256,6 @@ func (fc *fastConn) peekHead() ([]byte, error) {
 	}
 }
 
-var crlfcrlf = []byte("\r\n\r\n")
-
 func isTimeout(err error) bool {
 	ne, ok := err.(net.Error)
 	return ok && ne.Timeout()
@@ -250,6 +265,7 @@ func isTimeout(err error) bool {
 func (fc *fastConn) serveKeys(target, body string) {
 	s, w := fc.f.api, &fc.resp
 	w.reset()
+	s.cors.addHeaders(w.h, fc.req.origin) // as corsHandler on net/http's path
 	w.h["X-Etcd-Cluster-Id"] = s.clusterIDHeader
 	p, rawQuery, _ := strings.Cut(target, "?")
 	if strings.IndexByte(p, '%') >= 0 {
@@ -277,10 +293,62 @@ func (fc *fastConn) serveKeys(target, body string) {
 		writeParseError(w, verr)
 		return
 	}
-	if !s.allowKeys(context.Background(), w, fc.req.authz, p[len(keysPrefix):], kr) {
+	ctx := context.Background()
+	if kr.method != http.MethodGet || kr.quorum {
+		// A write waits for its commit and a quorum read for the leader:
+		// end the wait if the client hangs up, as net/http's path does.
+		var stop func()
+		ctx, stop = fc.watchClose()
+		defer stop()
+	}
+	if !s.allowKeys(ctx, w, fc.req.authz, p[len(keysPrefix):], kr) {
 		return
 	}
-	s.serveKey(context.Background(), w, kr)
+	s.serveKey(ctx, w, kr)
+}
+
+// watchClose returns a context that ends when the client closes or resets
+// the connection, found by a read in the background as net/http's
+// connReader does; a byte that read takes (a pipelined request) is kept
+// for br. stop must be called before the connection is read again.
+func (fc *fastConn) watchClose() (ctx context.Context, stop func()) {
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	cr := &fc.cr
+	cr.c.SetReadDeadline(time.Time{}) // the head's deadline is not the wait's: net/http clears it too
+	go func() {
+		defer close(done)
+		n, err := cr.c.Read(cr.b[:])
+		if n == 1 {
+			cr.hasByte = true
+		} else if err != nil && !isTimeout(err) {
+			cancel()
+		}
+	}()
+	return ctx, func() {
+		cr.c.SetReadDeadline(aLongTimeAgo) // unblocks the read
+		<-done
+		cr.c.SetReadDeadline(time.Time{})
+		cancel()
+	}
+}
+
+// aLongTimeAgo is a deadline that makes a pending read return at once.
+var aLongTimeAgo = time.Unix(1, 0)
+
+// connReader reads the connection, first the byte a close watch took.
+type connReader struct {
+	c       net.Conn
+	hasByte bool
+	b       [1]byte
+}
+
+func (r *connReader) Read(p []byte) (int, error) {
+	if r.hasByte && len(p) > 0 {
+		p[0], r.hasByte = r.b[0], false
+		return 1, nil
+	}
+	return r.c.Read(p)
 }
 
 // writeResponse writes the response head as net/http would for the same

@@ -15,14 +15,15 @@ type fastRequest struct {
 	contentLength int
 	close         bool
 	authz         string // the Authorization header's value, "" if none
+	origin        string // the first Origin header's value, when CORS needs it
 	form          fastForm
 }
 
-// parse reads a request head ending in CRLF CRLF.
+// parse reads a request head whose lines all end in CRLF (peekHead).
+// Heads larger than the lean buffer go to net/http, so every head parsed
+// here is within http.Server.MaxHeaderBytes: net/http allows
+// MaxHeaderBytes plus 4096 bytes of slack, never less than this buffer.
 func (r *fastRequest) parse(head []byte, s *Server) bool {
-	if len(s.cfg.CORS) > 0 {
-		return false // CORS headers go on every response: net/http's path adds them
-	}
 	line, rest, _ := bytes.Cut(head, crlf)
 	m, line, ok := bytes.Cut(line, sp)
 	if !ok {
@@ -44,6 +45,9 @@ func (r *fastRequest) parse(head []byte, s *Server) bool {
 	if !ok || string(proto) != "HTTP/1.1" || !keysTarget(target) {
 		return false
 	}
+	if len(target) > s.cfg.MaxURIBytes {
+		return false // net/http's path answers 414 (limits)
+	}
 	for _, c := range target {
 		// Controls, spaces, fragments and backslashes are net/http's to judge.
 		if c <= ' ' || c == 0x7f || c == '#' || c == '\\' {
@@ -59,8 +63,9 @@ func (r *fastRequest) parse(head []byte, s *Server) bool {
 	} else if cleanPath(string(p)) != string(p) {
 		return false
 	}
-	r.target, r.contentLength, r.close, r.authz = target, 0, false, ""
-	var hosts, lengths, authzs, n int
+	r.target, r.contentLength, r.close, r.authz, r.origin = target, 0, false, "", ""
+	var hosts, lengths, authzs, origins, n int
+	needOrigin := s.cors.needsOrigin()
 	formType := false   // a Content-Type was given (and is a form's)
 	for len(rest) > 2 { // the final CRLF remains
 		var hl []byte
@@ -120,6 +125,10 @@ func (r *fastRequest) parse(head []byte, s *Server) bool {
 			// Checked by the same code as net/http's path (allowKeys).
 			if authzs++; authzs == 1 {
 				r.authz = string(value)
+			}
+		case needOrigin && asciiEqualFold(name, "Origin"):
+			if origins++; origins == 1 { // Header.Get's choice
+				r.origin = string(value)
 			}
 		case asciiEqualFold(name, "Transfer-Encoding"), asciiEqualFold(name, "Expect"),
 			asciiEqualFold(name, "Upgrade"):

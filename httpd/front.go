@@ -185,8 +185,8 @@ func (fc *fastConn) serveTLS(cfg *tls.Config) {
 		fc.f.handoff.hand(tc)
 		return
 	}
-	fc.c, fc.isTLS = tc, true
-	fc.br.Reset(tc)
+	fc.c, fc.cr.c, fc.isTLS = tc, tc, true
+	fc.br.Reset(&fc.cr)
 	fc.bw.Reset(tc)
 	fc.serve()
 }

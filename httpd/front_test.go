@@ -28,7 +28,7 @@ type engineStore struct {
 	index uint64
 }
 
-func newEngineStore(t *testing.T) *engineStore {
+func newEngineStore(t testing.TB) *engineStore {
 	eng, err := engine.Open(memory.New(), engine.Options{})
 	if err != nil {
 		t.Fatal(err)

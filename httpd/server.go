@@ -27,7 +27,9 @@ type Config struct {
 	// Version is reported by /version as etcdserver; ClusterVersion as
 	// etcdcluster.
 	Version, ClusterVersion string
-	// CORS lists allowed origins ("*" for any); empty disables CORS.
+	// CORS lists the origins whose requests get etcd's
+	// Access-Control-Allow-* headers ("*": every request); empty: none.
+	// OPTIONS is answered 200 on every path either way, as etcd does.
 	CORS []string
 	// Metrics, if set, receives the request metrics (metrics.go) and is
 	// served at GET /metrics.
@@ -62,6 +64,7 @@ type Server struct {
 	log             *slog.Logger
 	limitLog        limitLogger  // limits.go
 	watchers        atomic.Int64 // open watches, against MaxWatchers
+	cors            corsPolicy   // cors.go
 }
 
 // New builds the API handler.
@@ -90,7 +93,8 @@ func New(cfg Config, store Store, cluster Cluster) *Server {
 	if cfg.ClusterVersion == "" {
 		cfg.ClusterVersion = "3.4.0"
 	}
-	s := &Server{cfg: cfg, store: store, cluster: cluster, done: make(chan struct{}), auth: auth.New(store), log: cfg.Logger}
+	s := &Server{cfg: cfg, store: store, cluster: cluster, done: make(chan struct{}), auth: auth.New(store), log: cfg.Logger,
+		cors: newCORSPolicy(cfg.CORS)}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
 	}
@@ -129,17 +133,33 @@ func New(cfg Config, store Store, cluster Cluster) *Server {
 	rt.HandlerFunc("GET", "/v2/stats/store", s.handleStoreStats)
 	rt.HandlerFunc("GET", snapshotPath, s.handleSnapshot) // snapshot.go
 	if cfg.Metrics != nil {
-		rt.Handler("GET", "/metrics", metricsHandler(cfg.Metrics))
+		mh := metricsHandler(cfg.Metrics)
+		for _, m := range []string{"GET", "HEAD", "PUT", "POST", "DELETE", "PATCH", "TRACE", "CONNECT"} {
+			rt.Handler(m, "/metrics", mh) // etcd's promhttp handler answers any method
+		}
 	}
 	rt.MethodNotAllowed = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if a, ok := allowText[r.URL.Path]; ok {
+			w.Header().Set("Allow", a) // httprouter's own text differs from etcd's
+		}
 		http.Error(w, "Method Not Allowed", http.StatusMethodNotAllowed)
 	})
-	var h http.Handler = rt
-	if len(cfg.CORS) > 0 {
-		h = &corsHandler{next: h, origins: cfg.CORS}
-	}
-	s.handler = s.limits(cleanPaths(h))
+	// CORS outermost, as etcd's accessController: OPTIONS is answered
+	// before path cleaning and limits, and every answer carries the headers.
+	s.handler = &corsHandler{next: s.limits(cleanPaths(rt)), policy: &s.cors}
 	return s
+}
+
+// allowText is etcd 3.4's Allow header on a 405 from the endpoints the
+// router refuses methods for (keys, members and auth set theirs).
+var allowText = map[string]string{
+	"/version":         "GET",
+	"/health":          "GET",
+	"/v2/machines":     "GET,HEAD",
+	"/v2/stats/self":   "GET",
+	"/v2/stats/leader": "GET",
+	"/v2/stats/store":  "GET",
+	snapshotPath:       "GET",
 }
 
 // limits answers requests beyond the URI and header-count caps with a
@@ -205,38 +225,6 @@ func cleanPath(p string) string {
 		np += "/"
 	}
 	return np
-}
-
-type corsHandler struct {
-	next    http.Handler
-	origins []string
-}
-
-func (c *corsHandler) allowed(origin string) bool {
-	for _, o := range c.origins {
-		if o == "*" || o == origin {
-			return true
-		}
-	}
-	return false
-}
-
-func (c *corsHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	origin := "*"
-	if !c.allowed("*") {
-		origin = r.Header.Get("Origin")
-	}
-	if origin != "" && c.allowed(origin) {
-		h := w.Header()
-		h.Add("Access-Control-Allow-Methods", "POST, GET, OPTIONS, PUT, DELETE")
-		h.Add("Access-Control-Allow-Origin", origin)
-		h.Add("Access-Control-Allow-Headers", "accept, content-type, authorization")
-	}
-	if r.Method == http.MethodOptions {
-		w.WriteHeader(http.StatusOK)
-		return
-	}
-	c.next.ServeHTTP(w, r)
 }
 
 func (s *Server) handleVersion(w http.ResponseWriter, r *http.Request) {

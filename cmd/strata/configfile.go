@@ -47,8 +47,8 @@ func applyConfigFile(fs *flag.FlagSet, path string) (warnings []string, err erro
 		return nil, fmt.Errorf("--config-file %s: not a YAML mapping of etcd options: %w", path, err)
 	}
 	set := func(key, name string, v any) error {
-		if v == nil {
-			return nil // "key:" with no value: etcd keeps the default
+		if v == nil || name == "cors" && v == "" {
+			return nil // "key:" with no value (or cors: ''): etcd keeps the default
 		}
 		f := fs.Lookup(name)
 		if f == nil || name == "config-file" || name == "version" {

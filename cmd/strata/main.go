@@ -120,7 +120,7 @@ func newFlagSet(stderr io.Writer) (*options, *flag.FlagSet) {
 	fs.IntVar(&o.watchHistory, "watch-history", 1000, "number of recent events kept for watches with a past waitIndex")
 	fs.Int64Var(&o.maxRequestBytes, "max-request-bytes", 3<<19, "maximum client request body size in bytes")
 	fs.IntVar(&o.maxKeyBytes, "max-key-bytes", 8<<10, "maximum key length in bytes")
-	fs.StringVar(&o.cors, "cors", "", "comma-separated origins allowed for CORS (\"*\" for any)")
+	fs.StringVar(&o.cors, "cors", "*", "comma-separated origins whose requests get CORS headers (\"*\": every request, etcd's default; \"\": none)")
 	fs.StringVar(&o.logLevel, "log-level", "info", "log level: debug, info, warn or error")
 	fs.StringVar(&o.logFormat, "log-format", "text", "log format: text (key=value) or json (one object per line)")
 	fs.StringVar(&o.restoreFile, "restore", "", "before starting, restore this backup (stratactl snapshot save) into a new --data-dir, as a new single-member cluster")
@@ -128,7 +128,7 @@ func newFlagSet(stderr io.Writer) (*options, *flag.FlagSet) {
 	fs.DurationVar(&o.readHeaderTimeout, "read-header-timeout", 10*time.Second, "time a client has to send request headers")
 	fs.DurationVar(&o.idleTimeout, "idle-timeout", 5*time.Minute, "how long an idle keep-alive connection stays open")
 	fs.IntVar(&o.maxConcurrentStreams, "max-concurrent-streams", 1<<16, "HTTP/2 streams (e.g. watches) one client connection may carry")
-	fs.IntVar(&o.maxHeaderBytes, "max-header-bytes", 1<<20, "maximum size of request headers, request line included")
+	fs.IntVar(&o.maxHeaderBytes, "max-header-bytes", 1<<20, "maximum size of request headers, request line included (as every Go server, net/http allows 4 KiB of read slack beyond it)")
 	fs.IntVar(&o.maxWatchers, "max-watchers", httpd.DefaultMaxWatchers, "maximum watches open at once on this member, over all connections (more get 429)")
 	fs.IntVar(&o.maxKeyDepth, "max-key-depth", engine.MaxDepth, "maximum number of levels in a key")
 	o.tls.register(fs)
@@ -371,6 +371,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	var cors []string
 	if o.cors != "" {
 		cors = strings.Split(o.cors, ",")
+		// etcd's default, kept deliberately: browsers may read every answer; --cors limits that.
+		log.Info("CORS: Access-Control-Allow-* headers on client responses", "origins", o.cors)
+	} else {
+		log.Info("CORS off (--cors=''): no Access-Control-Allow-* headers; OPTIONS still answered 200")
 	}
 	reg := newMetricsRegistry(srv) // metrics.go
 	api := httpd.New(httpd.Config{Metrics: reg, MaxRequestBytes: o.maxRequestBytes, MaxKeyBytes: o.maxKeyBytes, CORS: cors,
