@@ -21,7 +21,7 @@ type Peer struct {
 // Transport delivers raft messages to peers. Send must not block the
 // caller for long (queue and return); lost messages are tolerated by raft.
 // A MsgSnap carries only snapshot metadata: the transport must attach an
-// image from Node.SnapshotImage (which may reflect a later index than the
+// image from Node.PeerSnapshot (which may reflect a later index than the
 // metadata), and on receipt put it in Snapshot.Data.
 type Transport interface {
 	Send(msgs []raftpb.Message)

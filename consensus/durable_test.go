@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -221,70 +220,6 @@ func TestDurableBehindSnapshotRebuilds(t *testing.T) {
 			applied2, cmds2, counts2 := empty.state()
 			if applied2 != applied+1 || cmds2 != cmds || fmt.Sprint(counts2) != fmt.Sprint(counts) {
 				t.Fatalf("rebuilt applied=%d cmds=%d %v, want %d %d %v", applied2, cmds2, counts2, applied+1, cmds, counts)
-			}
-		})
-	}
-}
-
-// TestSnapshotImage: one way to get an image for the newest snapshot, for
-// both kinds of state machine. An image snapshot's file reflects exactly
-// its index; a durable state machine streams its current state, at or
-// after the snapshot index.
-func TestSnapshotImage(t *testing.T) {
-	for _, durable := range []bool{false, true} {
-		t.Run(fmt.Sprintf("durable=%v", durable), func(t *testing.T) {
-			var sm StateMachine
-			var counter *counterSM
-			if durable {
-				d := (&durableDisk{}).reopen(t)
-				sm, counter = d, d.counterSM
-			} else {
-				counter = newCounterSM()
-				sm = counter
-			}
-			n := openNode(t, t.TempDir(), sm, func(c *Config) { c.SnapshotCount = 50; c.SnapshotSpacing = -1 })
-			defer n.Stop()
-			if _, _, err := n.SnapshotImage(); !errors.Is(err, ErrNoSnapshot) {
-				t.Fatalf("SnapshotImage before any snapshot: %v", err)
-			}
-			for i := range 60 {
-				propose(t, n, fmt.Sprintf("k%d", i%4))
-			}
-			st := waitSnapshot(t, n, 50)
-			propose(t, n, "after")
-			md, rc, err := n.SnapshotImage()
-			if err != nil {
-				t.Fatal(err)
-			}
-			got := newCounterSM()
-			err = got.Restore(rc)
-			rc.Close()
-			if err != nil {
-				t.Fatal(err)
-			}
-			if md.Index != st.SnapshotIndex || md.Term == 0 || len(md.ConfState.Voters) != 1 {
-				t.Fatalf("metadata %+v, want index %d, a term and one voter", md, st.SnapshotIndex)
-			}
-			applied, cmds, counts := counter.state()
-			gApplied, gCmds, gCounts := got.state()
-			if durable {
-				// The current state, "after" included.
-				if gApplied != applied || gCmds != cmds || fmt.Sprint(gCounts) != fmt.Sprint(counts) || gCounts["after"] != 1 {
-					t.Fatalf("streamed image: applied=%d cmds=%d %v, want %d %d %v", gApplied, gCmds, gCounts, applied, cmds, counts)
-				}
-			} else if gApplied != md.Index || gCounts["after"] != 0 {
-				t.Fatalf("file image reflects %d (%v), want exactly %d", gApplied, gCounts, md.Index)
-			}
-			// Closing early stops a streamed image without error or leak.
-			_, rc, err = n.SnapshotImage()
-			if err != nil {
-				t.Fatal(err)
-			}
-			if _, err := io.ReadFull(rc, make([]byte, 1)); err != nil {
-				t.Fatal(err)
-			}
-			if err := rc.Close(); err != nil {
-				t.Fatal(err)
 			}
 		})
 	}

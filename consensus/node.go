@@ -295,7 +295,7 @@ func (n *Node) restoreImage(sf *snap.File) error {
 		return fmt.Errorf("restore state machine from %s: %w", sf.Path, err)
 	}
 	// A received image may reflect a later index than its metadata (see
-	// SnapshotImage); never an earlier one.
+	// PeerSnapshot); never an earlier one.
 	if got := n.sm.AppliedIndex(); got < sf.Metadata.Index {
 		return fmt.Errorf("state machine reports applied index %d after restoring snapshot %d", got, sf.Metadata.Index)
 	}

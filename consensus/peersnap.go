@@ -16,7 +16,7 @@ import (
 // member added after that file was written is not in the file's
 // membership, and raft refuses a snapshot whose membership does not
 // include the receiver. The receiver restores the image and skips the
-// entries at or below its AppliedIndex (see SnapshotImage).
+// entries at or below its AppliedIndex, as StateMachine.Apply requires.
 //
 // The caller must Close the reader; closing it early stops the stream.
 // Safe for concurrent use, also with the run loop and Apply.

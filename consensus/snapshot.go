@@ -3,14 +3,11 @@ package consensus
 import (
 	"errors"
 	"fmt"
-	"io"
-	"os"
 	"time"
 
 	"go.etcd.io/raft/v3"
 	"go.etcd.io/raft/v3/raftpb"
 
-	"github.com/strata-kv/strata/consensus/snap"
 	"github.com/strata-kv/strata/consensus/wal"
 )
 
@@ -169,67 +166,6 @@ func (n *Node) finishSnapshot(res snapResult) error {
 	n.confHist = append(n.confHist[:0], n.confHist[k:]...)
 	n.confMu.Unlock()
 	return nil
-}
-
-// ErrNoSnapshot is returned by SnapshotImage before the first snapshot.
-var ErrNoSnapshot = errors.New("consensus: no snapshot yet")
-
-// SnapshotImage returns the metadata of the newest snapshot and a stream
-// of a state machine image to go with it: what a leader sends a follower
-// that needs a snapshot (raft's MsgSnap carries only the metadata). It
-// works whatever kind of snapshots the member takes:
-//
-//   - image snapshots (a StateMachine that is not durable): the image in
-//     the newest snapshot file, which reflects exactly md.Index;
-//   - metadata-only snapshots (DurableStateMachine): a fresh image streamed
-//     from StateMachine.Snapshot while the caller reads, which reflects the
-//     state machine's applied index at that moment: md.Index or later.
-//
-// A receiver must therefore accept an image that reflects an index at or
-// after md.Index: it restores it (AppliedIndex then reports the image's
-// index) and, as StateMachine.Apply requires, skips the entries at or
-// below its AppliedIndex that the log then delivers. Every index an image
-// reflects is committed, so this never applies anything out of order.
-//
-// The caller must Close the reader; closing it early stops a streamed
-// image. Safe for concurrent use, also with the run loop and Apply. It
-// fails with ErrNoSnapshot before the member's first snapshot.
-func (n *Node) SnapshotImage() (raftpb.SnapshotMetadata, io.ReadCloser, error) {
-	if n.durable {
-		s, err := n.ms.Snapshot()
-		if err != nil {
-			return raftpb.SnapshotMetadata{}, nil, fmt.Errorf("snapshot image: %w", err)
-		}
-		md := s.Metadata
-		if md.Index == 0 {
-			return md, nil, ErrNoSnapshot
-		}
-		pr, pw := io.Pipe()
-		go func() {
-			_, err := n.sm.Snapshot(pw)
-			pw.CloseWithError(err)
-		}()
-		return md, pr, nil
-	}
-	// The newest file can be purged between Load and open: try again.
-	for range 3 {
-		f, err := n.snaps.LoadImage()
-		if errors.Is(err, snap.ErrNoSnapshot) {
-			return raftpb.SnapshotMetadata{}, nil, ErrNoSnapshot
-		}
-		if err != nil {
-			return raftpb.SnapshotMetadata{}, nil, fmt.Errorf("snapshot image: %w", err)
-		}
-		rc, err := f.Image()
-		if errors.Is(err, os.ErrNotExist) {
-			continue
-		}
-		if err != nil {
-			return raftpb.SnapshotMetadata{}, nil, fmt.Errorf("snapshot image: %w", err)
-		}
-		return f.Metadata, rc, nil
-	}
-	return raftpb.SnapshotMetadata{}, nil, errors.New("snapshot image: snapshot files kept being replaced while opening them")
 }
 
 // SnapshotMetadata returns the metadata a snapshot taken at index would

@@ -45,7 +45,7 @@ type StateMachine interface {
 // records a snapshot at the AppliedIndex that Sync covered with no image,
 // and releases the log behind it. Restarting then restores no image: the
 // state machine reopens at or after that index and the log replays the
-// rest. An image is only made when one is asked for (Node.SnapshotImage).
+// rest. An image is only made for a peer that needs one (Node.PeerSnapshot).
 type DurableStateMachine interface {
 	StateMachine
 	// Durable reports whether this state machine keeps the guarantee

@@ -37,14 +37,6 @@ func (e *Event) IsCreated() bool {
 	return e.Action == ActionCreate || (e.Action == ActionSet && e.PrevNode == nil)
 }
 
-// clone copies the top level so a caller may drop Node/PrevNode
-// (noValueOnSuccess) without touching the shared history entry.
-func (e *Event) clone() *Event {
-	c := *e
-	c.removed = nil
-	return &c
-}
-
 // Result is the outcome of applying one command: an event or an error.
 // Err is an *Error for request failures that etcd reports in the API.
 type Result struct {

@@ -180,8 +180,6 @@ func endpointOf(r *http.Request) string {
 		return "/v2/auth/roles"
 	case strings.HasPrefix(p, "/v2/members"):
 		return "/v2/members"
-	case strings.HasPrefix(p, "/debug/pprof/"):
-		return "/debug/pprof/"
 	}
 	switch p {
 	case "/v2/auth/enable", "/version", "/health", "/v2/machines", "/v2/stats/self",

@@ -254,17 +254,6 @@ func (t *Transport) RemovePeer(id uint64) {
 	}
 }
 
-// PeerIDs lists the peers messages are sent to.
-func (t *Transport) PeerIDs() []uint64 {
-	t.mu.RLock()
-	defer t.mu.RUnlock()
-	ids := make([]uint64, 0, len(t.peers))
-	for id := range t.peers {
-		ids = append(ids, id)
-	}
-	return ids
-}
-
 // Send queues messages for their peers and returns at once. A message for
 // an unknown peer, or for a peer whose queue is full, is dropped (raft is
 // told the peer is unreachable; a dropped MsgSnap is reported failed).
