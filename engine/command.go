@@ -47,10 +47,12 @@ type Command struct {
 	Refresh    bool
 }
 
-const (
-	cmdVersion = 1
+// CommandVersion is the first byte of every marshalled Command; a
+// replicated log that carries other entries must not start them with it.
+const CommandVersion = 1
 
-	cfDir = 1 << iota
+const (
+	cfDir = 1 << (iota + 1)
 	cfUnique
 	cfRecursive
 	cfRefresh
@@ -74,7 +76,7 @@ func (c *Command) Marshal() []byte {
 	if c.Refresh {
 		f |= cfRefresh
 	}
-	b = append(b, cmdVersion, byte(c.Op), f)
+	b = append(b, CommandVersion, byte(c.Op), f)
 	b = appendString(b, c.Path)
 	b = appendString(b, c.Value)
 	b = appendString(b, c.PrevValue)
@@ -93,7 +95,7 @@ func appendString(b []byte, s string) []byte {
 // UnmarshalCommand decodes a command made by Marshal.
 func UnmarshalCommand(b []byte) (Command, error) {
 	var c Command
-	if len(b) < 3 || b[0] != cmdVersion {
+	if len(b) < 3 || b[0] != CommandVersion {
 		return c, errBadCommand
 	}
 	c.Op = Op(b[1])

@@ -52,13 +52,6 @@ type confContext struct {
 	PeerURLs []string `json:"peerURLs"`
 }
 
-// attrsPrefix marks a log entry that publishes a member's name and client
-// URLs (etcd publishes them through raft the same way, as a normal
-// entry): attrsPrefix, then memberRecord JSON (ID, Name, ClientURLs, and
-// PeerURLs, recorded only where the record has none).
-// Engine commands start with their version byte (1), never this.
-const attrsPrefix = 0xA7
-
 // Errors of membership changes, with etcd's messages.
 var (
 	errNotEnoughStarted = errors.New("etcdserver: re-configuration failed due to not enough started members")
