@@ -10,8 +10,6 @@ import (
 	"sort"
 	"strings"
 
-	"golang.org/x/sys/unix"
-
 	"github.com/strata-kv/strata/internal/fsutil"
 )
 
@@ -118,15 +116,18 @@ func preallocate(f *os.File, size int64) error {
 	if fi.Size() >= size {
 		return nil
 	}
-	err = unix.Fallocate(int(f.Fd()), 0, 0, size)
+	err = fallocate(f, size)
 	if err == nil {
 		return nil
 	}
-	if errors.Is(err, unix.EOPNOTSUPP) || errors.Is(err, unix.ENOSYS) || errors.Is(err, unix.EINVAL) {
+	if errors.Is(err, errNoFallocate) {
 		return f.Truncate(size)
 	}
 	return fmt.Errorf("fallocate: %w", err)
 }
+
+// errNoFallocate: the platform or filesystem cannot reserve space.
+var errNoFallocate = errors.New("fallocate not supported")
 
 // scanResult is what a segment holds.
 type scanResult struct {

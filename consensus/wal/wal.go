@@ -238,7 +238,7 @@ func zeroRange(f *os.File, from, to int64) error {
 		}
 		off += n
 	}
-	return unix.Fdatasync(int(f.Fd()))
+	return fdatasync(f)
 }
 
 // replayer folds records into the recovered state.
@@ -431,7 +431,7 @@ func (w *WAL) fdatasync() error {
 		return nil
 	}
 	start := time.Now()
-	err := unix.Fdatasync(int(w.f.Fd()))
+	err := fdatasync(w.f)
 	d := time.Since(start)
 	w.fsyncNanos.Add(uint64(d))
 	i := 0
