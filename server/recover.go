@@ -14,7 +14,6 @@ import (
 	"time"
 
 	"github.com/strata-kv/strata/backends"
-	"github.com/strata-kv/strata/backends/bbolt"
 	"go.etcd.io/raft/v3/raftpb"
 
 	"github.com/strata-kv/strata/consensus"
@@ -28,7 +27,7 @@ import (
 // --unsafe-no-fsync, see backends.Options).
 //
 // If the backend reports that its files may be corrupt because the machine
-// went down while they held unsynced commits (bbolt's ErrUnsafeShutdown,
+// went down while they held unsynced commits (backends.ErrUnsafeShutdown, from bbolt:
 // possible only after a run with --unsafe-no-fsync or with a data dir
 // written by an older Strata, whose bbolt commits were not fsync'd), db/
 // is moved aside to db.unsafe-<UTC time> and an empty backend is opened in
@@ -48,7 +47,7 @@ func openBackend(d *dataDir, name string, noFsync bool, log *slog.Logger) (backe
 	if err == nil {
 		return be, nil
 	}
-	if !errors.Is(err, bbolt.ErrUnsafeShutdown) {
+	if !errors.Is(err, backends.ErrUnsafeShutdown) {
 		return nil, fmt.Errorf("open %s backend: %w", name, err)
 	}
 	member := d.sub("member")

@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/strata-kv/strata/backends"
 	"github.com/strata-kv/strata/internal/fsutil"
 )
 
@@ -18,7 +19,7 @@ import (
 // have reached the disk out of order, so the file may be corrupt in ways
 // bbolt cannot detect. Recover by discarding the directory and rebuilding
 // from a raft snapshot and the log; see the package documentation.
-var ErrUnsafeShutdown = errors.New("bbolt file may be corrupt: machine restarted while it held unsynced commits")
+var ErrUnsafeShutdown = fmt.Errorf("bbolt file may be corrupt: %w", backends.ErrUnsafeShutdown)
 
 // bootIDPath identifies the running kernel instance; it changes on every
 // boot, which is exactly the event that loses the page cache.
