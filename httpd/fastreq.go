@@ -29,23 +29,48 @@ func (r *fastRequest) parse(head []byte, s *Server) bool {
 	if !ok {
 		return false
 	}
+	method, ok := leanMethod(m)
+	if !ok {
+		return false
+	}
+	r.method = method
+	target, proto, ok := bytes.Cut(line, sp)
+	if !ok || string(proto) != "HTTP/1.1" || !leanTarget(target, s.cfg.MaxURIBytes) {
+		return false
+	}
+	r.target, r.contentLength, r.close, r.authz, r.origin = target, 0, false, "", ""
+	var h headCounts
+	if !r.parseHeaders(rest, s, &h) {
+		return false
+	}
+	if h.hosts != 1 || h.lengths > 1 || h.authzs > 1 {
+		return false
+	}
+	return r.bodyAllowed(h.formType, s.cfg.MaxRequestBytes)
+}
+
+// leanMethod returns the method constant for m; the lean path serves only these.
+func leanMethod(m []byte) (string, bool) {
 	switch string(m) { // no allocation: the compiler compares in place
 	case "GET":
-		r.method = "GET"
+		return "GET", true
 	case "PUT":
-		r.method = "PUT"
+		return "PUT", true
 	case "POST":
-		r.method = "POST"
+		return "POST", true
 	case "DELETE":
-		r.method = "DELETE"
-	default:
+		return "DELETE", true
+	}
+	return "", false
+}
+
+// leanTarget reports whether target is a clean /v2/keys path the lean path
+// may serve as is; anything net/http would redirect, refuse or judge is not.
+func leanTarget(target []byte, maxURIBytes int) bool {
+	if !keysTarget(target) {
 		return false
 	}
-	target, proto, ok := bytes.Cut(line, sp)
-	if !ok || string(proto) != "HTTP/1.1" || !keysTarget(target) {
-		return false
-	}
-	if len(target) > s.cfg.MaxURIBytes {
+	if len(target) > maxURIBytes {
 		return false // net/http's path answers 414 (limits)
 	}
 	for _, c := range target {
@@ -63,10 +88,20 @@ func (r *fastRequest) parse(head []byte, s *Server) bool {
 	} else if cleanPath(string(p)) != string(p) {
 		return false
 	}
-	r.target, r.contentLength, r.close, r.authz, r.origin = target, 0, false, "", ""
-	var hosts, lengths, authzs, origins, n int
+	return true
+}
+
+// headCounts tallies the headers whose repetition or presence decides
+// whether the lean path may answer.
+type headCounts struct {
+	hosts, lengths, authzs, origins int
+	formType                        bool // a Content-Type was given (and is a form's)
+}
+
+// parseHeaders reads the header lines in rest into r and h.
+func (r *fastRequest) parseHeaders(rest []byte, s *Server, h *headCounts) bool {
+	n := 0
 	needOrigin := s.cors.needsOrigin()
-	formType := false   // a Content-Type was given (and is a form's)
 	for len(rest) > 2 { // the final CRLF remains
 		var hl []byte
 		hl, rest, _ = bytes.Cut(rest, crlf)
@@ -83,66 +118,102 @@ func (r *fastRequest) parse(head []byte, s *Server) bool {
 				return false
 			}
 		}
-		switch {
-		case asciiEqualFold(name, "Host"):
-			hosts++
-			for _, c := range value {
-				// Anything unusual is net/http's to judge (its Host check).
-				if c >= 0x80 || !hostChar[c] {
-					return false
-				}
-			}
-		case asciiEqualFold(name, "Content-Length"):
-			lengths++
-			if len(value) == 0 || len(value) > 9 {
-				return false
-			}
-			cl := 0
-			for _, c := range value {
-				if c < '0' || c > '9' {
-					return false
-				}
-				cl = cl*10 + int(c-'0')
-			}
-			r.contentLength = cl
-		case asciiEqualFold(name, "Content-Type"):
-			formType = true
-			mt, _, _ := bytes.Cut(value, semicolon)
-			if !asciiEqualFold(bytes.TrimRight(mt, " \t"), "application/x-www-form-urlencoded") {
-				return false
-			}
-		case asciiEqualFold(name, "Connection"):
-			for tok := range strings.SplitSeq(string(value), ",") {
-				switch tok = strings.TrimSpace(tok); {
-				case strings.EqualFold(tok, "close"):
-					r.close = true
-				case strings.EqualFold(tok, "keep-alive"), tok == "":
-				default:
-					return false // upgrades and the like
-				}
-			}
-		case asciiEqualFold(name, "Authorization"):
-			// Checked by the same code as net/http's path (allowKeys).
-			if authzs++; authzs == 1 {
-				r.authz = string(value)
-			}
-		case needOrigin && asciiEqualFold(name, "Origin"):
-			if origins++; origins == 1 { // Header.Get's choice
-				r.origin = string(value)
-			}
-		case asciiEqualFold(name, "Transfer-Encoding"), asciiEqualFold(name, "Expect"),
-			asciiEqualFold(name, "Upgrade"):
+		if !r.header(name, value, needOrigin, h) {
 			return false
 		}
 	}
-	if hosts != 1 || lengths > 1 || authzs > 1 {
+	return true
+}
+
+// header takes one header into r and h; false refuses the request.
+func (r *fastRequest) header(name, value []byte, needOrigin bool, h *headCounts) bool {
+	switch {
+	case asciiEqualFold(name, "Host"):
+		h.hosts++
+		return validHost(value)
+	case asciiEqualFold(name, "Content-Length"):
+		h.lengths++
+		cl, ok := parseContentLength(value)
+		if !ok {
+			return false
+		}
+		r.contentLength = cl
+	case asciiEqualFold(name, "Content-Type"):
+		h.formType = true
+		mt, _, _ := bytes.Cut(value, semicolon)
+		if !asciiEqualFold(bytes.TrimRight(mt, " \t"), "application/x-www-form-urlencoded") {
+			return false
+		}
+	case asciiEqualFold(name, "Connection"):
+		closes, ok := connectionTokens(value)
+		if closes {
+			r.close = true
+		}
+		return ok
+	case asciiEqualFold(name, "Authorization"):
+		// Checked by the same code as net/http's path (allowKeys).
+		if h.authzs++; h.authzs == 1 {
+			r.authz = string(value)
+		}
+	case needOrigin && asciiEqualFold(name, "Origin"):
+		if h.origins++; h.origins == 1 { // Header.Get's choice
+			r.origin = string(value)
+		}
+	case asciiEqualFold(name, "Transfer-Encoding"), asciiEqualFold(name, "Expect"),
+		asciiEqualFold(name, "Upgrade"):
 		return false
 	}
+	return true
+}
+
+// validHost reports whether a Host value is plain; anything unusual is
+// net/http's to judge (its Host check).
+func validHost(value []byte) bool {
+	for _, c := range value {
+		if c >= 0x80 || !hostChar[c] {
+			return false
+		}
+	}
+	return true
+}
+
+// parseContentLength decodes up to 9 decimal digits, nothing else.
+func parseContentLength(value []byte) (int, bool) {
+	if len(value) == 0 || len(value) > 9 {
+		return 0, false
+	}
+	cl := 0
+	for _, c := range value {
+		if c < '0' || c > '9' {
+			return 0, false
+		}
+		cl = cl*10 + int(c-'0')
+	}
+	return cl, true
+}
+
+// connectionTokens reports whether a Connection value asks to close, and
+// false for any token other than close and keep-alive (upgrades and the like).
+func connectionTokens(value []byte) (closes, ok bool) {
+	for tok := range strings.SplitSeq(string(value), ",") {
+		switch tok = strings.TrimSpace(tok); {
+		case strings.EqualFold(tok, "close"):
+			closes = true
+		case strings.EqualFold(tok, "keep-alive"), tok == "":
+		default:
+			return closes, false
+		}
+	}
+	return closes, true
+}
+
+// bodyAllowed reports whether a body, if any, is one the lean path reads.
+func (r *fastRequest) bodyAllowed(formType bool, maxRequestBytes int64) bool {
 	if r.contentLength > 0 {
 		// net/http reads only POST, PUT and PATCH bodies as forms, and
 		// answers the too-large ones with 413.
 		// Without a Content-Type, net/http does not read the body as a form.
-		if r.method != "PUT" && r.method != "POST" || int64(r.contentLength) > s.cfg.MaxRequestBytes || !formType {
+		if r.method != "PUT" && r.method != "POST" || int64(r.contentLength) > maxRequestBytes || !formType {
 			return false
 		}
 	}

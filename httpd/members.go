@@ -62,73 +62,93 @@ func (s *Server) serveMembers(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
 	switch r.Method {
 	case "GET":
-		switch rest {
-		case "":
-			s.handleMembers(w, r)
-		case "leader":
-			if admin == nil {
-				httpError(w, http.StatusServiceUnavailable, "During election")
-				return
-			}
-			m, ok := admin.LeaderMember()
-			if !ok {
-				httpError(w, http.StatusServiceUnavailable, "During election")
-				return
-			}
-			writeJSON(w, http.StatusOK, toMemberJSON(m))
-		default:
-			httpError(w, http.StatusNotFound, "Not found")
-		}
+		s.getMembers(w, r, admin, rest)
 	case "POST":
-		urls, ok := readPeerURLs(w, r)
-		if !ok {
-			return
-		}
-		m, err := admin.AddMember(ctx, urls)
-		switch {
-		case errors.Is(err, membership.ErrIDExists), errors.Is(err, membership.ErrPeerURLExists):
-			httpError(w, http.StatusConflict, err.Error())
-		case err != nil:
-			httpError(w, http.StatusInternalServerError, "Internal Server Error")
-		default:
-			writeJSON(w, http.StatusCreated, toMemberJSON(m))
-		}
+		addMember(ctx, w, r, admin)
 	case "DELETE":
-		id, ok := memberID(w, rest)
-		if !ok {
-			return
-		}
-		err := admin.RemoveMember(ctx, id)
-		switch {
-		case errors.Is(err, membership.ErrIDRemoved):
-			httpError(w, http.StatusGone, fmt.Sprintf("Member permanently removed: %x", id))
-		case errors.Is(err, membership.ErrNotFound):
-			httpError(w, http.StatusNotFound, fmt.Sprintf("No such member: %x", id))
-		case err != nil:
-			httpError(w, http.StatusInternalServerError, "Internal Server Error")
-		default:
-			w.WriteHeader(http.StatusNoContent)
-		}
+		removeMember(ctx, w, admin, rest)
 	case "PUT":
-		id, ok := memberID(w, rest)
-		if !ok {
+		updateMember(ctx, w, r, admin, rest)
+	}
+}
+
+// getMembers answers GET /v2/members and /v2/members/leader; admin may be nil.
+func (s *Server) getMembers(w http.ResponseWriter, r *http.Request, admin MemberAdmin, rest string) {
+	switch rest {
+	case "":
+		s.handleMembers(w, r)
+	case "leader":
+		if admin == nil {
+			httpError(w, http.StatusServiceUnavailable, "During election")
 			return
 		}
-		urls, ok := readPeerURLs(w, r)
+		m, ok := admin.LeaderMember()
 		if !ok {
+			httpError(w, http.StatusServiceUnavailable, "During election")
 			return
 		}
-		err := admin.UpdateMember(ctx, id, urls)
-		switch {
-		case errors.Is(err, membership.ErrPeerURLExists):
-			httpError(w, http.StatusConflict, err.Error())
-		case errors.Is(err, membership.ErrNotFound):
-			httpError(w, http.StatusNotFound, fmt.Sprintf("No such member: %x", id))
-		case err != nil:
-			httpError(w, http.StatusInternalServerError, "Internal Server Error")
-		default:
-			w.WriteHeader(http.StatusNoContent)
-		}
+		writeJSON(w, http.StatusOK, toMemberJSON(m))
+	default:
+		httpError(w, http.StatusNotFound, "Not found")
+	}
+}
+
+// addMember answers POST /v2/members.
+func addMember(ctx context.Context, w http.ResponseWriter, r *http.Request, admin MemberAdmin) {
+	urls, ok := readPeerURLs(w, r)
+	if !ok {
+		return
+	}
+	m, err := admin.AddMember(ctx, urls)
+	switch {
+	case errors.Is(err, membership.ErrIDExists), errors.Is(err, membership.ErrPeerURLExists):
+		httpError(w, http.StatusConflict, err.Error())
+	case err != nil:
+		httpError(w, http.StatusInternalServerError, "Internal Server Error")
+	default:
+		writeJSON(w, http.StatusCreated, toMemberJSON(m))
+	}
+}
+
+// removeMember answers DELETE /v2/members/<id>.
+func removeMember(ctx context.Context, w http.ResponseWriter, admin MemberAdmin, rest string) {
+	id, ok := memberID(w, rest)
+	if !ok {
+		return
+	}
+	err := admin.RemoveMember(ctx, id)
+	switch {
+	case errors.Is(err, membership.ErrIDRemoved):
+		httpError(w, http.StatusGone, fmt.Sprintf("Member permanently removed: %x", id))
+	case errors.Is(err, membership.ErrNotFound):
+		httpError(w, http.StatusNotFound, fmt.Sprintf("No such member: %x", id))
+	case err != nil:
+		httpError(w, http.StatusInternalServerError, "Internal Server Error")
+	default:
+		w.WriteHeader(http.StatusNoContent)
+	}
+}
+
+// updateMember answers PUT /v2/members/<id>.
+func updateMember(ctx context.Context, w http.ResponseWriter, r *http.Request, admin MemberAdmin, rest string) {
+	id, ok := memberID(w, rest)
+	if !ok {
+		return
+	}
+	urls, ok := readPeerURLs(w, r)
+	if !ok {
+		return
+	}
+	err := admin.UpdateMember(ctx, id, urls)
+	switch {
+	case errors.Is(err, membership.ErrPeerURLExists):
+		httpError(w, http.StatusConflict, err.Error())
+	case errors.Is(err, membership.ErrNotFound):
+		httpError(w, http.StatusNotFound, fmt.Sprintf("No such member: %x", id))
+	case err != nil:
+		httpError(w, http.StatusInternalServerError, "Internal Server Error")
+	default:
+		w.WriteHeader(http.StatusNoContent)
 	}
 }
 

@@ -69,6 +69,27 @@ type Server struct {
 
 // New builds the API handler.
 func New(cfg Config, store Store, cluster Cluster) *Server {
+	cfg = cfg.withDefaults()
+	s := &Server{cfg: cfg, store: store, cluster: cluster, done: make(chan struct{}), auth: auth.New(store), log: cfg.Logger,
+		cors: newCORSPolicy(cfg.CORS)}
+	if s.log == nil {
+		s.log = slog.New(slog.DiscardHandler)
+	}
+	if cluster != nil {
+		s.clusterIDHeader = []string{strconv.FormatUint(cluster.ClusterID(), 16)}
+	}
+	s.metrics = newRequestMetrics()
+	if cfg.Metrics != nil {
+		cfg.Metrics.MustRegister(s.metrics)
+	}
+	// CORS outermost, as etcd's accessController: OPTIONS is answered
+	// before path cleaning and limits, and every answer carries the headers.
+	s.handler = &corsHandler{next: s.limits(cleanPaths(s.router())), policy: &s.cors}
+	return s
+}
+
+// withDefaults fills in the limits and versions left zero.
+func (cfg Config) withDefaults() Config {
 	if cfg.MaxRequestBytes == 0 {
 		cfg.MaxRequestBytes = 3 << 19 // 1.5 MiB
 	}
@@ -93,18 +114,11 @@ func New(cfg Config, store Store, cluster Cluster) *Server {
 	if cfg.ClusterVersion == "" {
 		cfg.ClusterVersion = "3.4.0"
 	}
-	s := &Server{cfg: cfg, store: store, cluster: cluster, done: make(chan struct{}), auth: auth.New(store), log: cfg.Logger,
-		cors: newCORSPolicy(cfg.CORS)}
-	if s.log == nil {
-		s.log = slog.New(slog.DiscardHandler)
-	}
-	if cluster != nil {
-		s.clusterIDHeader = []string{strconv.FormatUint(cluster.ClusterID(), 16)}
-	}
-	s.metrics = newRequestMetrics()
-	if cfg.Metrics != nil {
-		cfg.Metrics.MustRegister(s.metrics)
-	}
+	return cfg
+}
+
+// router routes the v2 API's paths to s's handlers.
+func (s *Server) router() *httprouter.Router {
 	rt := httprouter.New()
 	rt.RedirectTrailingSlash = false
 	rt.RedirectFixedPath = false
@@ -132,8 +146,8 @@ func New(cfg Config, store Store, cluster Cluster) *Server {
 	rt.HandlerFunc("GET", "/v2/stats/leader", s.handleLeaderStats)
 	rt.HandlerFunc("GET", "/v2/stats/store", s.handleStoreStats)
 	rt.HandlerFunc("GET", snapshotPath, s.handleSnapshot) // snapshot.go
-	if cfg.Metrics != nil {
-		mh := metricsHandler(cfg.Metrics)
+	if s.cfg.Metrics != nil {
+		mh := metricsHandler(s.cfg.Metrics)
 		for _, m := range []string{"GET", "HEAD", "PUT", "POST", "DELETE", "PATCH", "TRACE", "CONNECT"} {
 			rt.Handler(m, "/metrics", mh) // etcd's promhttp handler answers any method
 		}
@@ -144,10 +158,7 @@ func New(cfg Config, store Store, cluster Cluster) *Server {
 		}
 		http.Error(w, "Method Not Allowed", http.StatusMethodNotAllowed)
 	})
-	// CORS outermost, as etcd's accessController: OPTIONS is answered
-	// before path cleaning and limits, and every answer carries the headers.
-	s.handler = &corsHandler{next: s.limits(cleanPaths(rt)), policy: &s.cors}
-	return s
+	return rt
 }
 
 // allowText is etcd 3.4's Allow header on a 405 from the endpoints the

@@ -94,14 +94,41 @@ func Restore(backup io.Reader, cfg RestoreConfig) (_ RestoreResult, err error) {
 		}
 	}()
 	br := bufio.NewReaderSize(backup, 64<<10)
+	if res.Index, err = backupIndex(br); err != nil {
+		return res, err
+	}
+	if err := restoreRecords(br, t, cfg.Backend, &res); err != nil {
+		return res, err
+	}
+	res.MemberID = MemberID(cfg.PeerURLs, cfg.ClusterToken)
+	res.ClusterID = ClusterID([]uint64{res.MemberID})
+	md := raftpb.SnapshotMetadata{Index: res.Index, Term: 1, ConfState: raftpb.ConfState{Voters: []uint64{res.MemberID}}}
+	if err := writeRestoredRaft(t, cfg, md); err != nil {
+		return res, err
+	}
+	if err := commitRestore(t, cfg.Backend, identity{cluster: res.ClusterID, member: res.MemberID}); err != nil {
+		return res, err
+	}
+	return res, nil
+}
+
+// backupIndex reads a backup's header (without consuming it) and returns
+// the raft index the backup reflects.
+func backupIndex(br *bufio.Reader) (uint64, error) {
 	head, err := br.Peek(20)
 	if err != nil || string(head[:8]) != "STRATASN" {
-		return res, fmt.Errorf("%w: not a Strata backup (no snapshot header)", backends.ErrCorruptSnapshot)
+		return 0, fmt.Errorf("%w: not a Strata backup (no snapshot header)", backends.ErrCorruptSnapshot)
 	}
-	res.Index = binary.BigEndian.Uint64(head[12:20])
-	if res.Index == 0 {
-		return res, fmt.Errorf("%w: backup reflects raft index 0", backends.ErrCorruptSnapshot)
+	index := binary.BigEndian.Uint64(head[12:20])
+	if index == 0 {
+		return index, fmt.Errorf("%w: backup reflects raft index 0", backends.ErrCorruptSnapshot)
 	}
+	return index, nil
+}
+
+// restoreRecords streams the backup's key-space records into t's backend,
+// counting and hashing them into res; the old cluster's records are dropped.
+func restoreRecords(br *bufio.Reader, t *Target, backend string, res *RestoreResult) error {
 	// Backup -> (check, filter, hash) -> portable stream -> backend.Restore.
 	sum := sha256.New()
 	pr, pw := io.Pipe()
@@ -121,38 +148,41 @@ func Restore(backup io.Reader, cfg RestoreConfig) (_ RestoreResult, err error) {
 	})
 	pw.CloseWithError(werr)
 	if rerr := <-done; werr == nil && rerr != nil {
-		werr = fmt.Errorf("%s backend restore: %w", cfg.Backend, rerr)
+		werr = fmt.Errorf("%s backend restore: %w", backend, rerr)
 	}
 	if werr != nil {
-		return res, fmt.Errorf("read backup: %w", werr)
+		return fmt.Errorf("read backup: %w", werr)
 	}
 	res.SHA256 = sum.Sum(nil)
 	if got := t.be.AppliedIndex(); got != res.Index {
-		return res, fmt.Errorf("restored backend reports applied index %d, the backup %d", got, res.Index)
+		return fmt.Errorf("restored backend reports applied index %d, the backup %d", got, res.Index)
 	}
+	return nil
+}
 
-	res.MemberID = MemberID(cfg.PeerURLs, cfg.ClusterToken)
-	res.ClusterID = ClusterID([]uint64{res.MemberID})
-	md := raftpb.SnapshotMetadata{Index: res.Index, Term: 1, ConfState: raftpb.ConfState{Voters: []uint64{res.MemberID}}}
+// writeRestoredRaft writes the raft state a restored member starts from:
+// a snapshot at md (metadata only on a durable backend, else the image)
+// and a log that restarts after it.
+func writeRestoredRaft(t *Target, cfg RestoreConfig, md raftpb.SnapshotMetadata) error {
 	memberDir := t.dir.sub("member")
 	if backends.IsDurable(t.be) {
 		if err := t.be.Sync(); err != nil {
-			return res, fmt.Errorf("sync %s backend: %w", cfg.Backend, err)
+			return fmt.Errorf("sync %s backend: %w", cfg.Backend, err)
 		}
 		ss, err := snap.New(filepath.Join(memberDir, "snap"), cfg.Logger, false)
 		if err != nil {
-			return res, err
+			return err
 		}
 		if err := ss.SaveMeta(md); err != nil {
-			return res, err
+			return err
 		}
 	} else if err := writeImageSnapshot(filepath.Join(memberDir, "snap"), t.be, md); err != nil {
-		return res, fmt.Errorf("image snapshot: %w", err)
+		return fmt.Errorf("image snapshot: %w", err)
 	}
 	// The log restarts after the snapshot, at term 1, committed up to it.
 	w, _, err := wal.Open(filepath.Join(memberDir, "wal"), 0, wal.Options{Logger: cfg.Logger})
 	if err != nil {
-		return res, err
+		return err
 	}
 	err = w.SaveSnapshot(wal.Snapshot{Index: md.Index, Term: md.Term, Reset: true})
 	if err == nil {
@@ -162,21 +192,24 @@ func Restore(backup io.Reader, cfg RestoreConfig) (_ RestoreResult, err error) {
 		err = cerr
 	}
 	if err != nil {
-		return res, fmt.Errorf("write raft log: %w", err)
+		return fmt.Errorf("write raft log: %w", err)
 	}
-	if err := t.dir.writeIdentity(identity{cluster: res.ClusterID, member: res.MemberID}); err != nil {
-		return res, err
+	return nil
+}
+
+// commitRestore records the new member's identity and backend, syncs the
+// data dir and commits it (it stops being MIGRATING).
+func commitRestore(t *Target, backend string, id identity) error {
+	if err := t.dir.writeIdentity(id); err != nil {
+		return err
 	}
-	if err := fsutil.WriteFileSync(t.dir.sub("backend"), []byte(cfg.Backend+"\n")); err != nil {
-		return res, err
+	if err := fsutil.WriteFileSync(t.dir.sub("backend"), []byte(backend+"\n")); err != nil {
+		return err
 	}
 	if err := fsutil.SyncDir(t.dir.path); err != nil {
-		return res, err
+		return err
 	}
-	if err := t.Commit(); err != nil {
-		return res, err
-	}
-	return res, nil
+	return t.Commit()
 }
 
 // hashRecord adds one record to a store hash: SHA-256 over

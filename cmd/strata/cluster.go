@@ -63,35 +63,12 @@ func runCluster(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	if err := os.MkdirAll(*dir, 0o700); err != nil {
 		return fmt.Errorf("cluster: %w", err)
 	}
-	var ms []*clusterMember
-	var ic []string
-	for i := 0; i < *size; i++ {
-		m := &clusterMember{
-			name:   fmt.Sprintf("infra%d", i+1),
-			client: fmt.Sprintf("http://127.0.0.1:%d", *basePort+2*i),
-			peer:   fmt.Sprintf("http://127.0.0.1:%d", *basePort+2*i+1),
-			ready:  make(chan string, 1),
-			done:   make(chan struct{}),
-		}
-		m.dir = filepath.Join(*dir, m.name+".strata")
-		ms = append(ms, m)
-		ic = append(ic, m.name+"="+m.peer)
-	}
+	ms, ic := planMembers(*size, *basePort, *dir)
 	var outMu sync.Mutex // one child's line at a time
 	for _, m := range ms {
-		margs := append([]string{
-			"--name", m.name, "--data-dir", m.dir,
-			"--listen-client-urls", m.client, "--advertise-client-urls", m.client,
-			"--listen-peer-urls", m.peer, "--initial-advertise-peer-urls", m.peer,
-			"--initial-cluster", strings.Join(ic, ","), "--initial-cluster-token", *token,
-		}, extra...)
-		m.cmd = exec.Command(exe, margs...)
+		m.cmd = exec.Command(exe, memberArgs(m, ic, *token, extra)...)
 		m.cmd.Stdin = nil
-		out, err := m.cmd.StdoutPipe()
-		if err != nil {
-			return fmt.Errorf("cluster: %w", err)
-		}
-		errOut, err := m.cmd.StderrPipe()
+		out, errOut, err := outputPipes(m.cmd)
 		if err != nil {
 			return fmt.Errorf("cluster: %w", err)
 		}
@@ -99,29 +76,11 @@ func runCluster(ctx context.Context, args []string, stdout, stderr io.Writer) er
 			stopMembers(ms)
 			return fmt.Errorf("cluster: start %s: %w", m.name, err)
 		}
-		var pipes sync.WaitGroup
-		pipes.Add(2)
-		go func() { defer pipes.Done(); prefixLines(out, stdout, &outMu, m.name, m.ready) }()
-		go func() { defer pipes.Done(); prefixLines(errOut, stderr, &outMu, m.name, nil) }()
-		go func(m *clusterMember) {
-			pipes.Wait() // Wait closes the pipes: read them out first
-			m.err = m.cmd.Wait()
-			close(m.done)
-		}(m)
+		m.follow(out, errOut, stdout, stderr, &outMu)
 	}
-	// Every member prints its ready line once the cluster has a leader.
-	var clients []string
-	for _, m := range ms {
-		select {
-		case <-m.ready:
-			clients = append(clients, m.client)
-		case <-m.done:
-			stopMembers(ms)
-			return fmt.Errorf("cluster: %s exited before it was ready: %v", m.name, m.err)
-		case <-ctx.Done():
-			stopMembers(ms)
-			return nil
-		}
+	clients, ready, err := awaitReady(ctx, ms)
+	if !ready {
+		return err // nil when ctx ended first
 	}
 	outMu.Lock()
 	fmt.Fprintf(stdout, "strata cluster: %d members ready; client URLs %s; data in %s\n", len(ms), strings.Join(clients, ","), *dir)
@@ -129,7 +88,84 @@ func runCluster(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		fmt.Fprintf(stdout, "strata cluster: %s pid %d client %s peer %s\n", m.name, m.cmd.Process.Pid, m.client, m.peer)
 	}
 	outMu.Unlock()
+	return superviseMembers(ctx, ms, stderr, &outMu)
+}
 
+// planMembers names the members and places their ports and data dirs; it
+// also returns their --initial-cluster entries.
+func planMembers(size, basePort int, dir string) (ms []*clusterMember, ic []string) {
+	for i := 0; i < size; i++ {
+		m := &clusterMember{
+			name:   fmt.Sprintf("infra%d", i+1),
+			client: fmt.Sprintf("http://127.0.0.1:%d", basePort+2*i),
+			peer:   fmt.Sprintf("http://127.0.0.1:%d", basePort+2*i+1),
+			ready:  make(chan string, 1),
+			done:   make(chan struct{}),
+		}
+		m.dir = filepath.Join(dir, m.name+".strata")
+		ms = append(ms, m)
+		ic = append(ic, m.name+"="+m.peer)
+	}
+	return ms, ic
+}
+
+// memberArgs returns the flags member m is started with, then extra.
+func memberArgs(m *clusterMember, ic []string, token string, extra []string) []string {
+	return append([]string{
+		"--name", m.name, "--data-dir", m.dir,
+		"--listen-client-urls", m.client, "--advertise-client-urls", m.client,
+		"--listen-peer-urls", m.peer, "--initial-advertise-peer-urls", m.peer,
+		"--initial-cluster", strings.Join(ic, ","), "--initial-cluster-token", token,
+	}, extra...)
+}
+
+// outputPipes connects cmd's stdout and stderr, before it starts.
+func outputPipes(cmd *exec.Cmd) (stdout, stderr io.ReadCloser, err error) {
+	if stdout, err = cmd.StdoutPipe(); err != nil {
+		return nil, nil, err
+	}
+	if stderr, err = cmd.StderrPipe(); err != nil {
+		return nil, nil, err
+	}
+	return stdout, stderr, nil
+}
+
+// follow copies the started member's output, prefixed by its name, and
+// closes m.done once the process has exited.
+func (m *clusterMember) follow(out, errOut io.Reader, stdout, stderr io.Writer, outMu *sync.Mutex) {
+	var pipes sync.WaitGroup
+	pipes.Add(2)
+	go func() { defer pipes.Done(); prefixLines(out, stdout, outMu, m.name, m.ready) }()
+	go func() { defer pipes.Done(); prefixLines(errOut, stderr, outMu, m.name, nil) }()
+	go func() {
+		pipes.Wait() // Wait closes the pipes: read them out first
+		m.err = m.cmd.Wait()
+		close(m.done)
+	}()
+}
+
+// awaitReady waits for every member's ready line, which each prints once
+// the cluster has a leader, and returns their client URLs. If a member
+// exits first or ctx ends, it stops the members and reports not ready.
+func awaitReady(ctx context.Context, ms []*clusterMember) (clients []string, ready bool, err error) {
+	for _, m := range ms {
+		select {
+		case <-m.ready:
+			clients = append(clients, m.client)
+		case <-m.done:
+			stopMembers(ms)
+			return nil, false, fmt.Errorf("cluster: %s exited before it was ready: %v", m.name, m.err)
+		case <-ctx.Done():
+			stopMembers(ms)
+			return nil, false, nil
+		}
+	}
+	return clients, true, nil
+}
+
+// superviseMembers reports each member's exit until ctx ends, when it
+// stops them, or until none is left.
+func superviseMembers(ctx context.Context, ms []*clusterMember, stderr io.Writer, outMu *sync.Mutex) error {
 	running := len(ms)
 	exits := make(chan string, len(ms))
 	for _, m := range ms {

@@ -32,6 +32,42 @@ var transportKeys = map[string]string{
 // (etcd ignores them silently); security settings Strata lacks are
 // errors, as their flags are (refusedFlags).
 func applyConfigFile(fs *flag.FlagSet, path string) (warnings []string, err error) {
+	top, err := readConfigFile(path)
+	if err != nil {
+		return nil, err
+	}
+	a := &configApplier{fs: fs, path: path}
+	for _, k := range sortedKeys(top) {
+		v := top[k]
+		var prefix string
+		switch k {
+		case "client-transport-security":
+			prefix = "client-"
+		case "peer-transport-security":
+			prefix = "peer-"
+		default:
+			if err := a.set(k, k, v); err != nil {
+				return nil, err
+			}
+			continue
+		}
+		m, ok := v.(map[string]any)
+		if !ok {
+			if v == nil {
+				continue
+			}
+			return nil, fmt.Errorf("--config-file %s: key %q must be a mapping", path, k)
+		}
+		if err := a.transportSection(k, prefix, m); err != nil {
+			return nil, err
+		}
+	}
+	return a.warnings, nil
+}
+
+// readConfigFile decodes the YAML file at path into its top-level mapping,
+// numbers kept as written.
+func readConfigFile(path string) (map[string]any, error) {
 	b, err := os.ReadFile(path)
 	if err != nil {
 		return nil, fmt.Errorf("--config-file: %w", err)
@@ -46,79 +82,70 @@ func applyConfigFile(fs *flag.FlagSet, path string) (warnings []string, err erro
 	if err := dec.Decode(&top); err != nil {
 		return nil, fmt.Errorf("--config-file %s: not a YAML mapping of etcd options: %w", path, err)
 	}
-	set := func(key, name string, v any) error {
-		if v == nil || name == "cors" && v == "" {
-			return nil // "key:" with no value (or cors: ''): etcd keeps the default
-		}
-		f := fs.Lookup(name)
-		if f == nil || name == "config-file" || name == "version" {
-			warnings = append(warnings, fmt.Sprintf("--config-file %s: unknown key %q ignored", path, key))
-			return nil
-		}
-		s, err := configValue(v)
-		if err != nil {
-			return fmt.Errorf("--config-file %s: key %q: %w", path, key, err)
-		}
-		if err := fs.Set(name, s); err != nil {
-			return fmt.Errorf("--config-file %s: key %q: invalid value %q: %w", path, key, s, err)
-		}
+	return top, nil
+}
+
+// configApplier sets flags from one config file's keys, collecting warnings.
+type configApplier struct {
+	fs       *flag.FlagSet
+	path     string
+	warnings []string
+}
+
+// set sets flag name from the value v of config key key.
+func (a *configApplier) set(key, name string, v any) error {
+	if v == nil || name == "cors" && v == "" {
+		return nil // "key:" with no value (or cors: ''): etcd keeps the default
+	}
+	f := a.fs.Lookup(name)
+	if f == nil || name == "config-file" || name == "version" {
+		a.warnings = append(a.warnings, fmt.Sprintf("--config-file %s: unknown key %q ignored", a.path, key))
 		return nil
 	}
-	keys := make([]string, 0, len(top))
-	for k := range top {
-		keys = append(keys, k)
+	s, err := configValue(v)
+	if err != nil {
+		return fmt.Errorf("--config-file %s: key %q: %w", a.path, key, err)
 	}
-	sort.Strings(keys)
-	for _, k := range keys {
-		v := top[k]
-		prefix, section := "", false
-		switch k {
-		case "client-transport-security":
-			prefix, section = "client-", true
-		case "peer-transport-security":
-			prefix, section = "peer-", true
+	if err := a.fs.Set(name, s); err != nil {
+		return fmt.Errorf("--config-file %s: key %q: invalid value %q: %w", a.path, key, s, err)
+	}
+	return nil
+}
+
+// transportSection sets the TLS flags named by the keys of section k
+// (client- or peer-transport-security, as prefix says).
+func (a *configApplier) transportSection(k, prefix string, m map[string]any) error {
+	for _, sk := range sortedKeys(m) {
+		name, ok := transportKeys[sk]
+		if !ok {
+			a.warnings = append(a.warnings, fmt.Sprintf("--config-file %s: unknown key %q in %s ignored", a.path, sk, k))
+			continue
 		}
-		if !section {
-			if err := set(k, k, v); err != nil {
-				return nil, err
+		switch {
+		case prefix == "peer-":
+			name = "peer-" + name
+		case name == "crl-file" || name == "cert-allowed-hostname":
+			name = "client-" + name
+		case name == "cert-allowed-cn":
+			if m[sk] != nil && m[sk] != "" {
+				return fmt.Errorf("--config-file %s: %s.%s: Strata does not implement this etcd security setting, and will not start without it rather than ignore it", a.path, k, sk)
 			}
 			continue
 		}
-		m, ok := v.(map[string]any)
-		if !ok {
-			if v == nil {
-				continue
-			}
-			return nil, fmt.Errorf("--config-file %s: key %q must be a mapping", path, k)
-		}
-		sub := make([]string, 0, len(m))
-		for sk := range m {
-			sub = append(sub, sk)
-		}
-		sort.Strings(sub)
-		for _, sk := range sub {
-			name, ok := transportKeys[sk]
-			if !ok {
-				warnings = append(warnings, fmt.Sprintf("--config-file %s: unknown key %q in %s ignored", path, sk, k))
-				continue
-			}
-			switch {
-			case prefix == "peer-":
-				name = "peer-" + name
-			case name == "crl-file" || name == "cert-allowed-hostname":
-				name = "client-" + name
-			case name == "cert-allowed-cn":
-				if m[sk] != nil && m[sk] != "" {
-					return nil, fmt.Errorf("--config-file %s: %s.%s: Strata does not implement this etcd security setting, and will not start without it rather than ignore it", path, k, sk)
-				}
-				continue
-			}
-			if err := set(k+"."+sk, name, m[sk]); err != nil {
-				return nil, err
-			}
+		if err := a.set(k+"."+sk, name, m[sk]); err != nil {
+			return err
 		}
 	}
-	return warnings, nil
+	return nil
+}
+
+func sortedKeys(m map[string]any) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
 }
 
 // configValue renders a decoded YAML value as a flag value.

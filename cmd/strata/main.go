@@ -4,6 +4,7 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"flag"
 	"fmt"
@@ -25,6 +26,7 @@ import (
 	_ "github.com/strata-kv/strata/backends/memory"
 	"github.com/strata-kv/strata/engine"
 	"github.com/strata-kv/strata/httpd"
+	"github.com/strata-kv/strata/internal/tlsutil"
 	"github.com/strata-kv/strata/server"
 )
 
@@ -254,109 +256,23 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	if o.configFile != "" {
-		log.Info("loaded server configuration; other command-line flags and environment variables are ignored", "path", o.configFile)
-	}
-	for _, n := range o.notes {
-		log.Warn(n)
-	}
-	if len(o.ignored) > 0 {
-		log.Warn("etcd flags accepted for compatibility and ignored", "flags", strings.Join(o.ignored, " "))
-	}
-	clientListen, err := parseURLs("listen-client-urls", o.listenClient)
+	logStartNotes(o, log)
+	p, err := resolveMember(ctx, o, log)
 	if err != nil {
-		return err
-	}
-	clientAdv, err := parseURLs("advertise-client-urls", o.advertiseClient)
-	if err != nil {
-		return err
-	}
-	peerAdv, err := parseURLs("initial-advertise-peer-urls", o.advertisePeer)
-	if err != nil {
-		return err
-	}
-	if err := resolveBootstrap(ctx, o, log); err != nil { // discovery.go
-		return err
-	}
-	initial, err := parseInitialCluster(o.initialCluster)
-	if err != nil {
-		return err
-	}
-	clientInfo, err := resolveTLS(o.tls.client, o.dataDir, "client", clientListen)
-	if err != nil {
-		return err
-	}
-	clientTLS, err := serverTLSFor(clientInfo, "listen-client-urls", "cert-file", clientListen)
-	if err != nil {
-		return err
-	}
-	peerListen, err := parseURLs("listen-peer-urls", o.listenPeer)
-	if err != nil {
-		return err
-	}
-	peerInfo, err := resolveTLS(o.tls.peer, o.dataDir, "peer", append(peerListen, peerAdv...))
-	if err != nil {
-		return err
-	}
-	peerServerTLS, err := serverTLSFor(peerInfo, "listen-peer-urls", "peer-cert-file", peerListen)
-	if err != nil {
-		return err
-	}
-	peerClientTLS, err := peerInfo.ClientConfig()
-	if err != nil {
-		return fmt.Errorf("--peer-cert-file: %w", err)
-	}
-	if err := reloadCerts(clientInfo, "cert-file", log, clientTLS, nil); err != nil {
-		return err
-	}
-	if err := reloadCerts(peerInfo, "peer-cert-file", log, peerServerTLS, peerClientTLS); err != nil {
 		return err
 	}
 	// Bind before touching the data dir, so a port in use fails fast.
-	var lns []net.Listener
+	lns, err := listenClients(p.clientListen)
 	defer func() {
 		for _, ln := range lns {
 			ln.Close()
 		}
 	}()
-	for _, u := range clientListen {
-		ln, err := net.Listen("tcp", hostPort(u))
-		if err != nil {
-			return fmt.Errorf("listen on client URL %s: %w", u, err)
-		}
-		lns = append(lns, ln)
-	}
-	peerLns, err := listenPeers(o, initial) // peer.go; server.Start owns them
 	if err != nil {
 		return err
 	}
-	peerLns = wrapPeerTLS(peerLns, peerListen, peerServerTLS, log)
-	if peerInfo.Enabled() && peerServerTLS == nil && len(peerLns) > 0 {
-		log.Warn("peer TLS flags are set but --listen-peer-urls are http://: peers are served in the clear")
-	}
-	if clientInfo.Enabled() && clientTLS == nil {
-		log.Warn("client TLS flags are set but no --listen-client-urls is https://: clients are served in the clear")
-	}
-	if o.restoreFile != "" {
-		if err := restoreBackup(o, peerAdv, stdout, log); err != nil { // restore.go
-			return err
-		}
-	}
-	if o.unsafeNoFsync {
-		log.Warn("--unsafe-no-fsync is set: a power loss or kernel crash can lose acknowledged writes")
-	}
-	srv, err := server.Start(server.Config{
-		Name: o.name, DataDir: o.dataDir, Backend: o.backend,
-		ClientURLs: clientAdv, PeerURLs: peerAdv, InitialPeers: initial, ClusterToken: o.token,
-		SnapshotCount: o.snapshotCount, HistorySize: o.watchHistory, UnsafeNoFsync: o.unsafeNoFsync,
-		Logger: log, ClusterState: o.clusterState, PeerListeners: peerLns, PeerTLS: peerClientTLS,
-		HeartbeatInterval: o.raft.heartbeat(), ElectionTimeout: o.raft.election(), SnapshotCatchUpEntries: o.raft.catchUpEntries,
-		ForceNewCluster: o.forceNewCluster, MaxSnapshots: unlimitedIfZero(o.maxSnapshots), MaxWALSegments: int(o.maxWALs),
-	})
+	srv, err := startServer(o, p, stdout, log)
 	if err != nil {
-		for _, ln := range peerLns {
-			ln.Close()
-		}
 		return err
 	}
 	// A cluster member serves clients once a leader is known, as etcd.
@@ -368,6 +284,152 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		}
 		return err
 	}
+	api, front := newFrontend(o, srv, log)
+	errc, bound := serveClients(front, lns, p.clientListen, p.clientTLS)
+	lns = nil // owned by hs now
+	fmt.Fprintf(stdout, "strata: ready to serve client requests on %s (member %x, backend %s, data dir %s)\n",
+		strings.Join(bound, ","), srv.ID(), o.backend, o.dataDir)
+	if err := sdNotify("READY=1"); err != nil { // notify.go: Type=notify units
+		log.Warn("systemd readiness notification failed", "err", err)
+	}
+	return awaitShutdown(ctx, errc, srv, api, front, stderr, log)
+}
+
+// logStartNotes logs what the options' sources changed or ignored.
+func logStartNotes(o *options, log *slog.Logger) {
+	if o.configFile != "" {
+		log.Info("loaded server configuration; other command-line flags and environment variables are ignored", "path", o.configFile)
+	}
+	for _, n := range o.notes {
+		log.Warn(n)
+	}
+	if len(o.ignored) > 0 {
+		log.Warn("etcd flags accepted for compatibility and ignored", "flags", strings.Join(o.ignored, " "))
+	}
+}
+
+// memberPlan is what the options resolve to before anything is bound or
+// opened: the member's URLs, initial cluster and TLS settings.
+type memberPlan struct {
+	clientListen, clientAdv, peerListen, peerAdv []string
+	initial                                      map[string][]string
+	clientInfo, peerInfo                         tlsutil.Info
+	clientTLS, peerServerTLS, peerClientTLS      *tls.Config
+}
+
+// resolveMember checks and resolves o's URLs, bootstrap and TLS flags, and
+// starts the certificates' reloading.
+func resolveMember(ctx context.Context, o *options, log *slog.Logger) (*memberPlan, error) {
+	p := &memberPlan{}
+	var err error
+	if p.clientListen, err = parseURLs("listen-client-urls", o.listenClient); err != nil {
+		return nil, err
+	}
+	if p.clientAdv, err = parseURLs("advertise-client-urls", o.advertiseClient); err != nil {
+		return nil, err
+	}
+	if p.peerAdv, err = parseURLs("initial-advertise-peer-urls", o.advertisePeer); err != nil {
+		return nil, err
+	}
+	if err := resolveBootstrap(ctx, o, log); err != nil { // discovery.go
+		return nil, err
+	}
+	if p.initial, err = parseInitialCluster(o.initialCluster); err != nil {
+		return nil, err
+	}
+	if p.clientInfo, err = resolveTLS(o.tls.client, o.dataDir, "client", p.clientListen); err != nil {
+		return nil, err
+	}
+	if p.clientTLS, err = serverTLSFor(p.clientInfo, "listen-client-urls", "cert-file", p.clientListen); err != nil {
+		return nil, err
+	}
+	if err := p.planPeerTLS(o); err != nil {
+		return nil, err
+	}
+	if err := reloadCerts(p.clientInfo, "cert-file", log, p.clientTLS, nil); err != nil {
+		return nil, err
+	}
+	if err := reloadCerts(p.peerInfo, "peer-cert-file", log, p.peerServerTLS, p.peerClientTLS); err != nil {
+		return nil, err
+	}
+	return p, nil
+}
+
+// planPeerTLS resolves the peer listen URLs and the peer TLS, for
+// serving peers and for dialing them.
+func (p *memberPlan) planPeerTLS(o *options) error {
+	var err error
+	if p.peerListen, err = parseURLs("listen-peer-urls", o.listenPeer); err != nil {
+		return err
+	}
+	if p.peerInfo, err = resolveTLS(o.tls.peer, o.dataDir, "peer", append(p.peerListen, p.peerAdv...)); err != nil {
+		return err
+	}
+	if p.peerServerTLS, err = serverTLSFor(p.peerInfo, "listen-peer-urls", "peer-cert-file", p.peerListen); err != nil {
+		return err
+	}
+	if p.peerClientTLS, err = p.peerInfo.ClientConfig(); err != nil {
+		return fmt.Errorf("--peer-cert-file: %w", err)
+	}
+	return nil
+}
+
+// listenClients binds the client URLs; on failure the listeners already
+// bound are returned with the error, for the caller to close.
+func listenClients(urls []string) ([]net.Listener, error) {
+	var lns []net.Listener
+	for _, u := range urls {
+		ln, err := net.Listen("tcp", hostPort(u))
+		if err != nil {
+			return lns, fmt.Errorf("listen on client URL %s: %w", u, err)
+		}
+		lns = append(lns, ln)
+	}
+	return lns, nil
+}
+
+// startServer binds the peer URLs, restores a backup if asked, and starts
+// the member (its data dir, raft and peer transport).
+func startServer(o *options, p *memberPlan, stdout io.Writer, log *slog.Logger) (*server.Server, error) {
+	peerLns, err := listenPeers(o, p.initial) // peer.go; server.Start owns them
+	if err != nil {
+		return nil, err
+	}
+	peerLns = wrapPeerTLS(peerLns, p.peerListen, p.peerServerTLS, log)
+	if p.peerInfo.Enabled() && p.peerServerTLS == nil && len(peerLns) > 0 {
+		log.Warn("peer TLS flags are set but --listen-peer-urls are http://: peers are served in the clear")
+	}
+	if p.clientInfo.Enabled() && p.clientTLS == nil {
+		log.Warn("client TLS flags are set but no --listen-client-urls is https://: clients are served in the clear")
+	}
+	if o.restoreFile != "" {
+		if err := restoreBackup(o, p.peerAdv, stdout, log); err != nil { // restore.go
+			return nil, err
+		}
+	}
+	if o.unsafeNoFsync {
+		log.Warn("--unsafe-no-fsync is set: a power loss or kernel crash can lose acknowledged writes")
+	}
+	srv, err := server.Start(server.Config{
+		Name: o.name, DataDir: o.dataDir, Backend: o.backend,
+		ClientURLs: p.clientAdv, PeerURLs: p.peerAdv, InitialPeers: p.initial, ClusterToken: o.token,
+		SnapshotCount: o.snapshotCount, HistorySize: o.watchHistory, UnsafeNoFsync: o.unsafeNoFsync,
+		Logger: log, ClusterState: o.clusterState, PeerListeners: peerLns, PeerTLS: p.peerClientTLS,
+		HeartbeatInterval: o.raft.heartbeat(), ElectionTimeout: o.raft.election(), SnapshotCatchUpEntries: o.raft.catchUpEntries,
+		ForceNewCluster: o.forceNewCluster, MaxSnapshots: unlimitedIfZero(o.maxSnapshots), MaxWALSegments: int(o.maxWALs),
+	})
+	if err != nil {
+		for _, ln := range peerLns {
+			ln.Close()
+		}
+		return nil, err
+	}
+	return srv, nil
+}
+
+// newFrontend builds the client-facing v2 API over srv and the front that
+// serves it: httpd's lean path, then net/http for the rest.
+func newFrontend(o *options, srv *server.Server, log *slog.Logger) (*httpd.Server, *httpd.Front) {
 	var cors []string
 	if o.cors != "" {
 		cors = strings.Split(o.cors, ",")
@@ -404,25 +466,29 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	hs.Protocols.SetHTTP2(true) // negotiated by ALPN on https listeners
 	// Plain HTTP/1.1 key reads and writes take httpd's lean path; the rest
 	// goes to hs.
-	front := httpd.NewFront(api, hs)
+	return api, httpd.NewFront(api, hs)
+}
+
+// serveClients serves front on every client listener (urls[i] says
+// whether lns[i] is https) and returns their errors' channel and bound URLs.
+func serveClients(front *httpd.Front, lns []net.Listener, urls []string, tlsCfg *tls.Config) (chan error, []string) {
 	errc := make(chan error, len(lns))
 	var bound []string
 	for i, ln := range lns {
-		if isHTTPS(clientListen[i]) {
-			go func(ln net.Listener) { errc <- front.ServeTLS(ln, clientTLS) }(ln)
+		if isHTTPS(urls[i]) {
+			go func(ln net.Listener) { errc <- front.ServeTLS(ln, tlsCfg) }(ln)
 			bound = append(bound, "https://"+ln.Addr().String())
 		} else {
 			go func(ln net.Listener) { errc <- front.Serve(ln) }(ln)
 			bound = append(bound, "http://"+ln.Addr().String())
 		}
 	}
-	lns = nil // owned by hs now
-	fmt.Fprintf(stdout, "strata: ready to serve client requests on %s (member %x, backend %s, data dir %s)\n",
-		strings.Join(bound, ","), srv.ID(), o.backend, o.dataDir)
-	if err := sdNotify("READY=1"); err != nil { // notify.go: Type=notify units
-		log.Warn("systemd readiness notification failed", "err", err)
-	}
+	return errc, bound
+}
 
+// awaitShutdown serves until ctx ends, a listener fails or the member is
+// removed, then stops the API, the front (5 s grace) and the member.
+func awaitShutdown(ctx context.Context, errc <-chan error, srv *server.Server, api *httpd.Server, front *httpd.Front, stderr io.Writer, log *slog.Logger) error {
 	var serveErr error
 	removed := false
 	select {

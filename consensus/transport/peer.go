@@ -229,35 +229,16 @@ func (p *peer) dialURL(rawURL string) (net.Conn, *bufio.Reader, error) {
 // stream writes queued messages to conn in batches until a write fails,
 // the peer closes the connection or the peer is stopped.
 func (p *peer) stream(conn net.Conn, br *bufio.Reader) error {
-	p.mu.Lock()
-	p.conn = conn
-	p.mu.Unlock()
-	p.active.Store(true)
-	defer func() {
-		p.active.Store(false)
-		p.mu.Lock()
-		p.conn = nil
-		p.mu.Unlock()
-		conn.Close()
-	}()
-	// The receiver never writes after the upgrade: a read returning means
-	// the connection is gone, which a writer alone notices only on its
-	// next write.
-	closed := make(chan struct{})
-	go func() {
-		io.Copy(io.Discard, br)
-		close(closed)
-		conn.Close()
-	}()
-	bw := bufio.NewWriterSize(conn, 64<<10)
-	var buf []byte
+	p.attach(conn)
+	defer p.detach(conn)
+	closed := watchClose(conn, br)
+	fw := frameWriter{bw: bufio.NewWriterSize(conn, 64<<10)}
 	keepAlive := time.NewTicker(keepAliveInterval)
 	defer keepAlive.Stop()
 	wrote := false
 	cfg := &p.t.cfg
 	batch := make([]raftpb.Message, maxBatch)
 	for {
-		n := 0
 		select {
 		case <-p.stopc:
 			return errStopped
@@ -273,37 +254,15 @@ func (p *peer) stream(conn net.Conn, br *bufio.Reader) error {
 				return fmt.Errorf("write keep-alive: %w", err)
 			}
 			continue
-		case m := <-p.q:
-			batch[0] = m
-			n = 1
+		case batch[0] = <-p.q:
 		}
-	drain:
-		for n < maxBatch {
-			select {
-			case m := <-p.q:
-				batch[n] = m
-				n++
-			default:
-				break drain
-			}
-		}
-		heartbeat := false
-		for i := range batch[:n] {
-			m := &batch[i]
-			size := m.Size()
-			if cap(buf) < 4+size {
-				buf = make([]byte, 4+size)
-			}
-			buf = buf[:4+size]
-			binary.BigEndian.PutUint32(buf, uint32(size))
-			if _, err := m.MarshalTo(buf[4:]); err != nil {
-				return fmt.Errorf("marshal %s: %w", m.Type, err)
-			}
-			bw.Write(buf)
-			heartbeat = heartbeat || m.Type == raftpb.MsgHeartbeat
+		n := p.fillBatch(batch)
+		heartbeat, err := fw.write(batch[:n])
+		if err != nil {
+			return err
 		}
 		conn.SetWriteDeadline(time.Now().Add(cfg.WriteTimeout))
-		if err := bw.Flush(); err != nil {
+		if err := fw.bw.Flush(); err != nil {
 			p.fail.Add(uint64(n))
 			p.t.reportUnreachable(p.id)
 			return fmt.Errorf("write %d messages: %w", n, err)
@@ -315,6 +274,79 @@ func (p *peer) stream(conn net.Conn, br *bufio.Reader) error {
 		wrote = true
 		clear(batch[:n]) // do not keep entries alive
 	}
+}
+
+// attach makes conn the peer's current stream (reconnect closes it).
+func (p *peer) attach(conn net.Conn) {
+	p.mu.Lock()
+	p.conn = conn
+	p.mu.Unlock()
+	p.active.Store(true)
+}
+
+// detach undoes attach and closes conn.
+func (p *peer) detach(conn net.Conn) {
+	p.active.Store(false)
+	p.mu.Lock()
+	p.conn = nil
+	p.mu.Unlock()
+	conn.Close()
+}
+
+// watchClose returns a channel closed when the stream's read side ends.
+// The receiver never writes after the upgrade: a read returning means
+// the connection is gone, which a writer alone notices only on its
+// next write.
+func watchClose(conn net.Conn, br *bufio.Reader) <-chan struct{} {
+	closed := make(chan struct{})
+	go func() {
+		io.Copy(io.Discard, br)
+		close(closed)
+		conn.Close()
+	}()
+	return closed
+}
+
+// fillBatch adds to batch, whose first message is set, whatever else is
+// queued, up to len(batch), without waiting; it returns the count.
+func (p *peer) fillBatch(batch []raftpb.Message) int {
+	n := 1
+	for n < len(batch) {
+		select {
+		case m := <-p.q:
+			batch[n] = m
+			n++
+		default:
+			return n
+		}
+	}
+	return n
+}
+
+// frameWriter buffers messages each prefixed by its 4-byte big-endian
+// length, reusing one encoding buffer.
+type frameWriter struct {
+	bw  *bufio.Writer
+	buf []byte
+}
+
+// write buffers msgs (the caller flushes) and reports whether one is a heartbeat.
+func (w *frameWriter) write(msgs []raftpb.Message) (heartbeat bool, err error) {
+	for i := range msgs {
+		m := &msgs[i]
+		size := m.Size()
+		if cap(w.buf) < 4+size {
+			w.buf = make([]byte, 4+size)
+		}
+		w.buf = w.buf[:4+size]
+		binary.BigEndian.PutUint32(w.buf, uint32(size))
+		if _, err := m.MarshalTo(w.buf[4:]); err != nil {
+			return heartbeat, fmt.Errorf("marshal %s: %w", m.Type, err)
+		}
+		w.bw.Write(w.buf)
+		heartbeat = heartbeat || m.Type == raftpb.MsgHeartbeat
+	}
+	return heartbeat, nil
 }
 
 // heartbeatResp records a heartbeat round trip when the peer answers one.
