@@ -186,7 +186,8 @@ func (n *Node) prepareWAL() {
 	case err == nil:
 		n.space.clear(spacePrealloc)
 	case fsutil.IsNoSpace(err):
-		n.space.set(spacePrealloc, err.Error())
+		free, _ := fsutil.FreeBytes(n.cfg.DataDir)
+		n.space.set(spacePrealloc, fmt.Sprintf("%v (%d bytes free)", err, free))
 	default:
 		n.log.Warn("consensus: preallocate next wal segment", "err", err) // the cut will retry
 	}

@@ -58,6 +58,10 @@ type Config struct {
 	ForceNewCluster bool
 	// MaxSnapshots and MaxWALSegments bound the files kept (consensus.Config).
 	MaxSnapshots, MaxWALSegments int
+	// SpaceReserve: writes are refused (NOSPACE alarm) while the data dir's
+	// file system has fewer free bytes (0: spaceReserve(Backend); negative:
+	// only on actual ENOSPC). See space.go.
+	SpaceReserve int64
 }
 
 // Server is a running member.
@@ -149,6 +153,7 @@ func Start(cfg Config) (_ *Server, err error) {
 		ProposalTimeout:        requestTimeout,
 		Logger:                 cfg.Logger,
 		Transport:              tr,
+		SpaceReserve:           spaceReserve(cfg.Backend, cfg.SpaceReserve),
 	}, fsm)
 	if err != nil {
 		return nil, err
@@ -218,6 +223,9 @@ var errTimeout = errors.New("etcdserver: request timed out")
 
 // Propose implements httpd.Store.
 func (s *Server) Propose(ctx context.Context, c engine.Command) (*engine.Event, error) {
+	if err := s.admit(c); err != nil { // space.go
+		return nil, err
+	}
 	res, err := s.propose(ctx, c.Marshal()) // cluster.go: waits for a leader, bounded
 	if err != nil {
 		return nil, err
@@ -266,6 +274,9 @@ func (s *Server) StoreStats() engine.StoreStats { return s.eng.Stats() }
 // Healthy implements httpd.Cluster: the member has a leader and can pass
 // a linearizable read barrier.
 func (s *Server) Healthy(ctx context.Context) error {
+	if err := s.node.SpaceErr(); err != nil {
+		return fmt.Errorf("ALARM NOSPACE: %w", err)
+	}
 	if s.node.Status().Lead == 0 {
 		return errors.New("no leader")
 	}
@@ -312,6 +323,10 @@ func (s *Server) LeaderStats() (any, bool) {
 	}
 	return s.leaderStats(), true // cluster.go
 }
+
+// Failed is closed when the raft node stopped on its own (a failed disk):
+// the process should exit; Stop returns the cause.
+func (s *Server) Failed() <-chan struct{} { return s.node.Done() }
 
 // NodeStatus reports the raft node's state and counters.
 func (s *Server) NodeStatus() consensus.Status { return s.node.Status() }

@@ -425,6 +425,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	case <-ctx.Done():
 		log.Info("shutting down")
 	case serveErr = <-errc:
+	case <-srv.Failed():
+		// The raft node stopped on its own (a failed disk: fail-stop);
+		// Stop returns why, and the process exits with it.
+		log.Info("raft node stopped: shutting down")
 	case <-srv.Removed():
 		// etcd: the member stops, and exits cleanly (a supervisor must not
 		// restart it: the cluster refuses it from now on).
