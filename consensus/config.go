@@ -70,7 +70,8 @@ type Config struct {
 	Logger          *slog.Logger
 	// SpaceReserve: the NOSPACE alarm is raised while the data dir's file
 	// system has fewer free bytes than this (default 16 MiB; negative: only
-	// actual ENOSPC/EDQUOT raise it). It is checked every SpaceProbeInterval
+	// a write that actually fails with ENOSPC/EDQUOT raises it, not the free
+	// space nor a failed preallocation of the next WAL segment). It is checked every SpaceProbeInterval
 	// (default 100ms), which is also how often a write that failed for want
 	// of space is retried.
 	SpaceReserve       int64

@@ -157,13 +157,13 @@ func (n *Node) stall(p *pendingReady, err error) error {
 	if !retryable(err) {
 		return err
 	}
+	n.space.set(spaceWALWrite, err.Error())
 	if n.stuck == nil {
 		n.stuck = p
 		// Proposals waiting in this Ready will not be answered soon: fail
 		// them now rather than at their deadline (they may still commit).
-		n.failWaiters(fmt.Errorf("%w: %v", ErrNoSpace, err))
+		n.failWaiters(n.space.errOr())
 	}
-	n.space.set(spaceWALWrite, err.Error())
 	return nil
 }
 
@@ -185,6 +185,9 @@ func (n *Node) prepareWAL() {
 	switch {
 	case err == nil:
 		n.space.clear(spacePrealloc)
+	case fsutil.IsNoSpace(err) && n.cfg.SpaceReserve < 0:
+		// No early warning wanted: the cut will fail (and stall) if
+		// space is still short then.
 	case fsutil.IsNoSpace(err):
 		free, _ := fsutil.FreeBytes(n.cfg.DataDir)
 		n.space.set(spacePrealloc, fmt.Sprintf("%v (%d bytes free)", err, free))

@@ -104,9 +104,9 @@ type WAL struct {
 	next *os.File // the next segment, preallocated ahead (nextTmp in dir)
 	// failed is set once the log must not be written again (ErrFailed).
 	failed error
-	off  int64 // append offset in f
-	head int64 // bytes of f taken by the segment head (marker, HardState)
-	buf  []byte
+	off    int64 // append offset in f
+	head   int64 // bytes of f taken by the segment head (marker, HardState)
+	buf    []byte
 
 	last uint64 // index of the last entry written
 	hs   raftpb.HardState
@@ -190,7 +190,13 @@ func (w *WAL) open(from uint64) (*Recovered, error) {
 			out.Repaired = true
 		}
 		if err := preallocate(f, w.opts.SegmentSize); err != nil {
-			return nil, fmt.Errorf("preallocate %s: %w", s.path, err)
+			if !fsutil.IsNoSpace(err) {
+				return nil, fmt.Errorf("preallocate %s: %w", s.path, err)
+			}
+			// A full disk must not keep the member from starting: the
+			// segment grows as it is written, and a write that finds no
+			// space waits for it like any other.
+			w.log.Warn("wal: cannot preallocate the last segment: disk full", "segment", s.path, "err", err)
 		}
 		if err := f.Sync(); err != nil {
 			return nil, err
@@ -488,17 +494,17 @@ func (w *WAL) maybeCut(n int64) error {
 	if w.off+n <= w.opts.SegmentSize || w.off <= w.head {
 		return nil
 	}
-	return w.cut()
+	return w.cut(n)
 }
 
 // cut seals the current segment and starts the next one. The new segment
 // begins with the current snapshot marker and HardState so that it stays
 // self-sufficient once older segments are released.
-func (w *WAL) cut() error {
+func (w *WAL) cut(n int64) error {
 	// The next segment first: without space for it the current one stays
 	// open and unchanged, so the batch may be retried once space returns.
 	if w.next == nil {
-		if err := w.prepareNext(); err != nil {
+		if err := w.prepareNext(n); err != nil {
 			return err
 		}
 	}
@@ -557,18 +563,26 @@ func (w *WAL) PrepareNext() error {
 	if w.failed != nil || w.next != nil || w.f == nil || w.off < w.opts.SegmentSize/2 {
 		return nil
 	}
-	return w.prepareNext()
+	return w.prepareNext(0)
 }
 
 // prepareNext creates the next segment, preallocated and synced, under a
 // temporary name (removed by listSegments if a crash leaves it).
-func (w *WAL) prepareNext() error {
+// If need > 0 (a cut that cannot wait) and the disk has no room for a
+// whole segment, it settles for need bytes rounded up to 1 MiB: the
+// segment then grows as it is written.
+func (w *WAL) prepareNext(need int64) error {
 	tmp := filepath.Join(w.dir, nextTmp)
 	f, err := os.OpenFile(tmp, os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o600)
 	if err != nil {
 		return fmt.Errorf("preallocate next wal segment %s: %w", tmp, err)
 	}
-	if err := preallocate(f, w.opts.SegmentSize); err != nil {
+	err = preallocate(f, w.opts.SegmentSize)
+	if small := (need + 1<<20 - 1) &^ (1<<20 - 1); err != nil && need > 0 && small < w.opts.SegmentSize && fsutil.IsNoSpace(err) {
+		w.log.Warn("wal: no room for a whole segment: preallocating only part of it", "bytes", small, "err", err)
+		err = preallocate(f, small)
+	}
+	if err != nil {
 		f.Close()
 		os.Remove(tmp)
 		return fmt.Errorf("preallocate next wal segment %s (%d bytes): %w", tmp, w.opts.SegmentSize, err)
