@@ -17,6 +17,7 @@ import (
 type fsm struct {
 	eng     *engine.Engine
 	durable bool
+	where   string // "backend NAME in DIR", for errors
 	cmds    []engine.Command
 	pos     []int
 	// onMembers is called after the replicated membership changed (a conf
@@ -96,7 +97,7 @@ func (f *fsm) flush(appliedIndex uint64, out []any) error {
 		// skipped (that would diverge from the other members); the Node
 		// retries the batch if the disk is full, else stops the member.
 		f.cmds, f.pos = f.cmds[:0], f.pos[:0]
-		return fmt.Errorf("apply entries up to %d: %w", appliedIndex, err)
+		return fmt.Errorf("%s: apply entries up to %d: %w", f.where, appliedIndex, err)
 	}
 	for j, r := range res {
 		out[f.pos[j]] = r

@@ -127,6 +127,7 @@ func Start(cfg Config) (_ *Server, err error) {
 	s.members.self = httpd.Member{ID: s.id, Name: cfg.Name, ClientURLs: cfg.ClientURLs}
 	s.reloadMembers() // membership from the replicated records, if any
 	fsm := newFSM(s.eng, s.be)
+	fsm.where = fmt.Sprintf("backend %s in %s", cfg.Backend, s.dir.sub("db"))
 	fsm.onMembers = s.reloadMembers
 	var tr consensus.Transport = s.tr
 	var flt *faults

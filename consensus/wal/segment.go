@@ -108,7 +108,13 @@ func createSegment(dir string, seq, first uint64, size int64, head []byte) (*os.
 	if err := fsutil.SyncDir(dir); err != nil {
 		return fail(err)
 	}
-	return f, path, nil
+	// Reopened so that errors name the segment, not the temporary file.
+	nf, err := os.OpenFile(path, os.O_RDWR, 0)
+	f.Close()
+	if err != nil {
+		return nil, "", fmt.Errorf("reopen segment %s: %w", path, err)
+	}
+	return nf, path, nil
 }
 
 // installSegment turns f, a preallocated file named nextTmp in dir, into
