@@ -4,8 +4,8 @@
 // -tags failpoints; in every other build Inject is a no-op the compiler
 // removes.
 //
-// Points are armed by the environment variable STRATA_FAILPOINTS, read
-// once at start: a comma-separated list of name=errno@n, e.g.
+// Points are armed by the environment variable STRATA_FAILPOINTS (re-read
+// when it changes, which resets the counts): a comma-separated list of name=errno@n, e.g.
 // "wal-fsync=EIO@40" makes the 40th and every later pass through the
 // point "wal-fsync" fail with EIO; errno is EIO, ENOSPC or EDQUOT.
 // Points: wal-write, wal-fsync (consensus/wal), backend-commit (server).
@@ -35,13 +35,15 @@ type point struct {
 }
 
 var (
-	once   sync.Once
-	points map[string]*point
+	mu     sync.Mutex
+	loaded string
+	points = map[string]*point{}
 )
 
-func load() {
+func load(env string) {
+	loaded = env
 	points = map[string]*point{}
-	for _, spec := range strings.Split(os.Getenv(EnvVar), ",") {
+	for _, spec := range strings.Split(env, ",") {
 		name, rest, ok := strings.Cut(strings.TrimSpace(spec), "=")
 		if !ok {
 			continue
@@ -70,8 +72,12 @@ func load() {
 // Inject returns the error armed for the named point from its n-th pass
 // on, else nil.
 func Inject(name string) error {
-	once.Do(load)
+	mu.Lock()
+	if env := os.Getenv(EnvVar); env != loaded {
+		load(env)
+	}
 	p := points[name]
+	mu.Unlock()
 	if p == nil {
 		return nil
 	}
