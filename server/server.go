@@ -14,6 +14,7 @@ import (
 	"net/http"
 	"os"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/strata-kv/strata/backends"
@@ -62,6 +63,9 @@ type Config struct {
 	// file system has fewer free bytes (0: spaceReserve(Backend); negative:
 	// only on actual ENOSPC). See space.go.
 	SpaceReserve int64
+	// QuotaBackendBytes, when positive, refuses writes other than deletes
+	// once the backend's files exceed it (etcd's --quota-backend-bytes).
+	QuotaBackendBytes int64
 }
 
 // Server is a running member.
@@ -83,6 +87,8 @@ type Server struct {
 
 	removedc    chan struct{} // closed when this member was removed (members.go)
 	removedOnce sync.Once
+
+	overQuota atomic.Bool // space.go
 
 	stop       chan struct{}
 	expiryDone chan struct{}
@@ -179,6 +185,7 @@ func Start(cfg Config) (_ *Server, err error) {
 		s.log.Info("cluster member starting", "cluster", fmt.Sprintf("%x", s.clusterID), "peers", peerList(peers))
 	}
 	go s.runExpiry()
+	go s.watchQuota() // space.go
 	go s.watchLeader()
 	go s.publish() // members.go
 	return s, nil
@@ -277,6 +284,9 @@ func (s *Server) StoreStats() engine.StoreStats { return s.eng.Stats() }
 func (s *Server) Healthy(ctx context.Context) error {
 	if err := s.node.SpaceErr(); err != nil {
 		return fmt.Errorf("ALARM NOSPACE: %w", err)
+	}
+	if s.overQuota.Load() {
+		return fmt.Errorf("ALARM NOSPACE: %w", ErrQuota)
 	}
 	if s.node.Status().Lead == 0 {
 		return errors.New("no leader")

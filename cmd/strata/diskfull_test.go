@@ -310,3 +310,52 @@ func readLog(t *testing.T, file string) string {
 	}
 	return string(lastBytes(b, 8000))
 }
+
+// TestQuotaBackendBytes: past --quota-backend-bytes writes get etcd's
+// "database space exceeded" as error 300 and /health is false, while reads
+// and deletes still work.
+func TestQuotaBackendBytes(t *testing.T) {
+	for _, be := range []string{"bbolt", "badger"} {
+		t.Run(be, func(t *testing.T) {
+			p := startLogProc(t, t.TempDir(), filepath.Join(t.TempDir(), "log"), "--backend", be, "--quota-backend-bytes", "4194304")
+			c := &http.Client{Timeout: 10 * time.Second}
+			value := strings.Repeat("q", 60<<10)
+			var last etcdError
+			acked := 0
+			for i := 0; i < 2000; i++ {
+				status, _, e, err := putRaw(c, p.url, fmt.Sprintf("/q/%04d", i), value)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if status != http.StatusCreated {
+					if status != http.StatusInternalServerError {
+						t.Fatalf("status %d %+v", status, e)
+					}
+					last = e
+					break
+				}
+				acked++
+			}
+			if last.ErrorCode != 300 || last.Cause != "etcdserver: mvcc: database space exceeded" {
+				t.Fatalf("after %d writes: %+v, want error 300 with etcd's quota cause", acked, last)
+			}
+			t.Logf("%s: %d writes of 60 KiB under a 4 MiB quota", be, acked)
+			if n, status, err := get(c, p.url, "/q/0000"); err != nil || status != http.StatusOK || len(n.Value) != len(value) {
+				t.Fatalf("read past the quota: %d %v", status, err)
+			}
+			if body := httpGet(t, c, p.url+"/health"); !strings.Contains(body, "database space exceeded") {
+				t.Fatalf("/health past the quota: %s", body)
+			}
+			req, _ := http.NewRequest("DELETE", p.url+"/v2/keys/q/0000", nil)
+			resp, err := c.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			if resp.StatusCode != http.StatusOK {
+				t.Fatalf("delete past the quota: status %d", resp.StatusCode)
+			}
+			p.stop(t)
+		})
+	}
+}
