@@ -158,12 +158,11 @@ func (n *Node) stall(p *pendingReady, err error) error {
 		return err
 	}
 	n.space.set(spaceWALWrite, err.Error())
-	if n.stuck == nil {
-		n.stuck = p
-		// Proposals waiting in this Ready will not be answered soon: fail
-		// them now rather than at their deadline (they may still commit).
-		n.failWaiters(n.space.errOr())
-	}
+	// Proposals already in this Ready are not failed: their entries are
+	// written once space returns and may then commit, so only their
+	// deadline answers them (ErrTimeout says "unknown", NOSPACE would lie).
+	// New ones are refused at once (propose).
+	n.stuck = p
 	return nil
 }
 
@@ -212,14 +211,4 @@ func (n *Node) dropWhileStalled(m raftpb.Message) bool {
 		return true
 	}
 	return false
-}
-
-// failWaiters fails every pending local proposal with err.
-func (n *Node) failWaiters(err error) {
-	n.mu.Lock()
-	for id, p := range n.waiters {
-		delete(n.waiters, id)
-		p.resc <- result{err: err}
-	}
-	n.mu.Unlock()
 }

@@ -214,6 +214,11 @@ func testDiskFull(t *testing.T, be string, extra ...string) {
 		t.Fatalf("acked %d, refused %d: the disk never filled", len(acked), len(refusals))
 	}
 	for _, cause := range refusals {
+		if cause == "etcdserver: request timed out" {
+			// In flight when the member stalled: its entry may still be
+			// applied once space returns, so it gets etcd's "unknown".
+			continue
+		}
 		if !strings.Contains(cause, "etcdserver: no space") || !strings.Contains(cause, data) {
 			t.Fatalf("refusal cause %q does not name the disk (%s)", cause, data)
 		}
