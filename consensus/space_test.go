@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"go.etcd.io/raft/v3/raftpb"
 	"golang.org/x/sys/unix"
 )
 
@@ -97,5 +98,96 @@ func TestApplyRetriedWhileStorageFull(t *testing.T) {
 	}
 	if got := n.SpaceAlarms(); got != 0 {
 		t.Fatalf("fresh member reports %d alarms", got)
+	}
+}
+
+// chanTransport delivers messages between in-process members.
+type chanTransport struct {
+	nodes atomic.Pointer[map[uint64]*Node] // nil until every member is open
+}
+
+func (tr *chanTransport) Send(msgs []raftpb.Message) {
+	p := tr.nodes.Load()
+	if p == nil {
+		return // lost, as on a network: raft retries
+	}
+	for _, m := range msgs {
+		if n := (*p)[m.To]; n != nil {
+			go n.Step(context.Background(), m)
+		}
+	}
+}
+
+// TestFullFollowerDoesNotStallCluster: a follower whose storage is full
+// stops acknowledging and falls behind; the other two go on committing,
+// and it catches up, applying every entry once, when space returns.
+func TestFullFollowerDoesNotStallCluster(t *testing.T) {
+	peers := []Peer{{ID: 1}, {ID: 2}, {ID: 3}}
+	tr := &chanTransport{}
+	sms := map[uint64]*fullSM{}
+	for id := uint64(1); id <= 3; id++ {
+		sms[id] = &fullSM{counterSM: newCounterSM()}
+	}
+	// Open all three, then connect them.
+	opened := make(chan *Node, 3)
+	for id := uint64(1); id <= 3; id++ {
+		go func(id uint64) {
+			n, err := Open(Config{ID: id, Peers: peers, DataDir: t.TempDir(), Logger: testLogger(t), Transport: tr,
+				TickInterval: 10 * time.Millisecond, SpaceReserve: -1, SpaceProbeInterval: 10 * time.Millisecond}, sms[id])
+			if err != nil {
+				t.Errorf("Open %d: %v", id, err)
+			}
+			opened <- n
+		}(id)
+	}
+	var nodes []*Node
+	for i := 0; i < 3; i++ {
+		n := <-opened
+		if n == nil {
+			t.FailNow()
+		}
+		nodes = append(nodes, n)
+	}
+	for _, n := range nodes {
+		defer n.Stop()
+	}
+	m := map[uint64]*Node{}
+	for _, n := range nodes {
+		m[n.id] = n
+	}
+	tr.nodes.Store(&m)
+	var leader, full *Node
+	waitFor(t, "a leader", func() bool {
+		for _, n := range nodes {
+			if n.IsLeader() {
+				leader = n
+				return true
+			}
+		}
+		return false
+	})
+	for _, n := range nodes {
+		if n != leader {
+			full = n
+			break
+		}
+	}
+	sms[full.id].full.Store(true)
+	for i := 0; i < 30; i++ {
+		propose(t, leader, fmt.Sprintf("x%02d", i))
+	}
+	waitFor(t, "the full member's alarm", full.SpaceStalled)
+	if _, cnt, _ := sms[full.id].state(); cnt == 30 {
+		t.Fatal("the full member applied everything while full")
+	}
+	sms[full.id].full.Store(false)
+	waitFor(t, "the full member to catch up", func() bool {
+		_, cnt, _ := sms[full.id].state()
+		return cnt == 30 && full.SpaceErr() == nil
+	})
+	_, _, got := sms[full.id].state()
+	_, _, want := sms[leader.id].state()
+	if fmt.Sprint(got) != fmt.Sprint(want) || len(want) != 30 {
+		t.Fatalf("full member applied %v, leader %v", got, want)
 	}
 }
