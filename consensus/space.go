@@ -4,6 +4,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -138,11 +140,32 @@ func (n *Node) checkFree() {
 	if err != nil {
 		return // not a space problem; the writes will say what is wrong
 	}
-	if reserve := uint64(n.cfg.SpaceReserve); free < reserve {
+	// An in-memory state machine's snapshots are whole images: keep room
+	// for the next one, so the member can always compact its own log.
+	if reserve := uint64(n.cfg.SpaceReserve) + n.imageReserve(); free < reserve {
 		n.space.set(spaceDisk, fmt.Sprintf("%d bytes free, under the %d byte reserve", free, reserve))
 		return
 	}
 	n.space.clear(spaceDisk)
+}
+
+// imageReserve is the size of the largest snapshot file kept, for a state
+// machine whose snapshots carry an image (0 for a durable one).
+func (n *Node) imageReserve() uint64 {
+	if n.durable {
+		return 0
+	}
+	des, err := os.ReadDir(filepath.Join(n.cfg.DataDir, "snap"))
+	if err != nil {
+		return 0
+	}
+	var largest int64
+	for _, de := range des {
+		if fi, err := de.Info(); err == nil && fi.Mode().IsRegular() && fi.Size() > largest {
+			largest = fi.Size()
+		}
+	}
+	return uint64(largest)
 }
 
 // retryable reports whether a storage failure may succeed later, when
