@@ -457,8 +457,11 @@ func (w *WAL) flushHardState() error {
 		return nil
 	}
 	w.buf = appendRecord(w.buf[:0], recHardState, flagBatchEnd, uint64(w.off), hs.Size(), func(b []byte) { _, _ = hs.MarshalToSizedBuffer(b) })
+	if err := w.write(w.buf, false); err != nil {
+		return err // still pending: a retry writes it
+	}
 	w.hsPending = false
-	return w.write(w.buf, false)
+	return nil
 }
 
 func (w *WAL) fdatasync() error {
