@@ -277,7 +277,10 @@ func testDiskFull(t *testing.T, be string, extra ...string) {
 	}
 	p.stop(t)
 	log := readLog(t, logFile)
-	if n := strings.Count(log, "NOSPACE alarm raised"); n != 1 {
+	// Once with the reserve. Without it the alarm may clear and come back
+	// while the disk is full: a backend commit retried after bbolt rolled
+	// back its own growth can succeed before the next one fails.
+	if n := strings.Count(log, "NOSPACE alarm raised"); n != 1 && (len(extra) == 0 || n == 0) {
 		t.Errorf("NOSPACE alarm raised %d times in the log, want 1:\n%s", n, log)
 	}
 
