@@ -68,6 +68,14 @@ type Config struct {
 	// within this long (checked every tick); 0 waits as long as ctx allows.
 	ProposalTimeout time.Duration
 	Logger          *slog.Logger
+	// SpaceReserve: the NOSPACE alarm is raised while the data dir's file
+	// system has fewer free bytes than this (default 16 MiB; negative: only
+	// a write that actually fails with ENOSPC/EDQUOT raises it, not the free
+	// space nor a failed preallocation of the next WAL segment). It is checked every SpaceProbeInterval
+	// (default 100ms), which is also how often a write that failed for want
+	// of space is retried.
+	SpaceReserve       int64
+	SpaceProbeInterval time.Duration
 	// Transport is nil for a single member.
 	Transport Transport
 
@@ -129,6 +137,12 @@ func (c *Config) withDefaults() (Config, error) {
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
+	}
+	if cfg.SpaceReserve == 0 {
+		cfg.SpaceReserve = defaultSpaceReserve
+	}
+	if cfg.SpaceProbeInterval <= 0 {
+		cfg.SpaceProbeInterval = defaultSpaceProbe
 	}
 	return cfg, nil
 }

@@ -66,7 +66,9 @@ func (n *Node) applyCommitted(ents []raftpb.Entry) error {
 			continue
 		}
 		if i > start {
-			n.applyRun(ents[start:i])
+			if err := n.applyRun(ents[start:i]); err != nil {
+				return err
+			}
 		}
 		if err := n.applyConfEntry(&ents[i]); err != nil {
 			return err
@@ -74,17 +76,21 @@ func (n *Node) applyCommitted(ents []raftpb.Entry) error {
 		start = i + 1
 	}
 	if start < len(ents) {
-		n.applyRun(ents[start:])
+		return n.applyRun(ents[start:])
 	}
 	return nil
 }
 
-func (n *Node) applyRun(ents []raftpb.Entry) {
+func (n *Node) applyRun(ents []raftpb.Entry) error {
 	if n.async {
 		n.applyc <- applyJob{ents: ents}
-		return
+		return nil
 	}
-	n.apply(ents)
+	// Inline (replay in Open): a failure stops the start, naming why.
+	if err := n.apply(ents); err != nil {
+		return fmt.Errorf("apply committed entries %d-%d: %w", ents[0].Index, ents[len(ents)-1].Index, err)
+	}
+	return nil
 }
 
 // applyConfEntry applies one committed membership change: it waits for

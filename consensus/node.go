@@ -85,6 +85,14 @@ type Node struct {
 
 	stats counters
 
+	space spaceAlarm
+	// stuck is a Ready whose WAL write failed for want of space: the loop
+	// retries it every tick and takes no other Ready meanwhile (run).
+	stuck  *pendingReady
+	fatalc chan error // applier -> loop: a failure that stops the member
+	// quitApply is closed by shutdown: an applier waiting for space gives up.
+	quitApply chan struct{}
+
 	removedc    chan struct{} // closed once this member's own removal is applied
 	removedOnce sync.Once
 
@@ -128,7 +136,10 @@ func Open(cfg Config, sm StateMachine) (*Node, error) {
 		done:        make(chan struct{}),
 		waiters:     make(map[uint64]*proposal),
 		removedc:    make(chan struct{}),
+		fatalc:      make(chan error, 1),
+		quitApply:   make(chan struct{}),
 	}
+	n.space.log, n.space.dir = n.log, c.DataDir
 	if d, ok := sm.(DurableStateMachine); ok && d.Durable() {
 		n.durable = true
 	}
@@ -152,6 +163,7 @@ func Open(cfg Config, sm StateMachine) (*Node, error) {
 		return nil, fmt.Errorf("start consensus member %x in %s: %w", c.ID, c.DataDir, err)
 	}
 	go n.run()
+	go n.probeSpace() // space.go
 	return n, nil
 }
 
@@ -365,10 +377,23 @@ func (n *Node) run() {
 		}
 		select {
 		case now := <-ticker.C:
-			n.rn.Tick()
 			n.expireProposals(now)
+			if n.stuck != nil {
+				// Frozen until the Ready is durable: raft sees a member
+				// that neither ticks nor answers, as if it were paused.
+				if err := n.retryStuck(); err != nil {
+					n.shutdown(err)
+					return
+				}
+			} else {
+				n.rn.Tick()
+			}
+			n.prepareWAL()
 		case p := <-n.propc:
 			n.propose(p)
+		case err := <-n.fatalc:
+			n.shutdown(err)
+			return
 		case r := <-n.readc:
 			n.readsWaiting = append(n.readsWaiting, r)
 		case m := <-n.recvc:
@@ -412,6 +437,9 @@ func (n *Node) drain() {
 }
 
 func (n *Node) step(m raftpb.Message) {
+	if n.dropWhileStalled(m) { // space.go
+		return
+	}
 	if n.stepLocal(m) { // ReportUnreachable, ReportSnapshot
 		return
 	}
@@ -424,7 +452,7 @@ func (n *Node) step(m raftpb.Message) {
 // a single voter's own append ack commits the entries just persisted, and
 // they are applied at once rather than on the next tick.
 func (n *Node) processReady() error {
-	for n.rn.HasReady() {
+	for n.stuck == nil && n.rn.HasReady() {
 		if err := n.handleReady(); err != nil {
 			return err
 		}
@@ -449,16 +477,36 @@ func (n *Node) handleReady() error {
 			n.cfg.Transport.Send(early)
 		}
 	}
-	durable := n.wal.LastIndex()
+	return n.persistReady(&pendingReady{rd: rd, msgs: msgs, durable: n.wal.LastIndex()})
+}
+
+// pendingReady is a Ready taken from raft and not yet fully handled.
+type pendingReady struct {
+	rd        raft.Ready
+	msgs      []raftpb.Message // sent once the Ready is durable
+	durable   uint64           // WAL last index before this Ready
+	snapSaved bool
+}
+
+// persistReady makes a Ready durable and then acts on it. If the disk is
+// full it keeps the Ready as n.stuck (raft is not told: no Advance, no
+// acknowledgement) and returns nil; retryStuck calls it again.
+func (n *Node) persistReady(p *pendingReady) error {
+	rd, msgs, durable := p.rd, p.msgs, p.durable
 	hasSnap := !raft.IsEmptySnap(rd.Snapshot)
-	if hasSnap {
+	if hasSnap && !p.snapSaved {
 		if err := n.saveReceivedSnapshot(rd.Snapshot); err != nil {
-			return err
+			return n.stall(p, err)
 		}
+		p.snapSaved = true
 	}
 	// Durability first: nothing below happens before this returns.
 	if err := n.wal.Save(rd.HardState, rd.Entries); err != nil {
-		return err
+		return n.stall(p, err)
+	}
+	if n.stuck != nil {
+		n.stuck = nil
+		n.space.clear(spaceWALWrite)
 	}
 	if hasSnap {
 		if err := n.restoreReceivedSnapshot(rd.Snapshot); err != nil {
@@ -546,8 +594,10 @@ func (n *Node) softState(ss *raft.SoftState) {
 
 // apply hands committed entries, none of them a conf change (see
 // applyCommitted), to the state machine in one call and answers the local
-// proposers among them.
-func (n *Node) apply(ents []raftpb.Entry) {
+// proposers among them. If a FallibleStateMachine fails the batch, nothing
+// is answered and the error is returned: the same entries must be applied
+// again (or the member stopped), never skipped.
+func (n *Node) apply(ents []raftpb.Entry) error {
 	sme := n.smEnts[:0]
 	acks := n.acks[:0]
 	var cmds uint64
@@ -568,8 +618,18 @@ func (n *Node) apply(ents []raftpb.Entry) {
 		}
 		sme = append(sme, se)
 	}
+	var res []any
+	if f, ok := n.sm.(FallibleStateMachine); ok {
+		var err error
+		if res, err = f.TryApply(sme); err != nil {
+			clear(sme)
+			n.smEnts, n.acks = sme[:0], acks[:0]
+			return err
+		}
+	} else {
+		res = n.sm.Apply(sme)
+	}
 	n.stats.proposalsCommitted.Add(cmds)
-	res := n.sm.Apply(sme)
 	n.stats.applied.Store(ents[len(ents)-1].Index)
 	n.stats.proposalsApplied.Add(cmds)
 	for i := range acks {
@@ -588,6 +648,33 @@ func (n *Node) apply(ents []raftpb.Entry) {
 	n.answer(acks)
 	clear(sme) // drop references to entry data
 	n.smEnts, n.acks = sme[:0], acks[:0]
+	return nil
+}
+
+// applyRetrying applies ents on the applier, retrying the same batch every
+// SpaceProbeInterval while the state machine's storage is full (the
+// entries are durable in the WAL, so nothing is lost meanwhile). It
+// returns false if the member is stopping or must stop (another failure,
+// handed to the loop): the applier must then apply nothing more.
+func (n *Node) applyRetrying(ents []raftpb.Entry) bool {
+	for {
+		err := n.apply(ents)
+		if err == nil {
+			n.space.clear(spaceApply)
+			return true
+		}
+		first, last := ents[0].Index, ents[len(ents)-1].Index
+		if !retryable(err) {
+			n.fatalc <- fmt.Errorf("apply committed entries %d-%d: %w", first, last, err)
+			return false
+		}
+		n.space.set(spaceApply, fmt.Sprintf("apply committed entries %d-%d: %v", first, last, err))
+		select {
+		case <-n.quitApply:
+			return false
+		case <-time.After(n.cfg.SpaceProbeInterval):
+		}
+	}
 }
 
 // applyJob is a batch of committed entries for the applier, a barrier the
@@ -653,13 +740,40 @@ func (n *Node) applier() {
 				break merge
 			}
 		}
-		n.apply(ents) // never a conf change: the loop applies those
+		ok := n.applyRetrying(ents) // never a conf change: the loop applies those
 
 		clear(buf) // drop references to entry data
 		buf = buf[:0]
 		if closed {
 			return
 		}
+		if !ok {
+			n.drainApplies(held)
+			return
+		}
+	}
+}
+
+// drainApplies consumes the applier's queue without applying anything
+// until the loop closes it: after a batch that could not be applied no
+// later one may be. Barriers are released; snapshots report failure.
+func (n *Node) drainApplies(held *applyJob) {
+	fail := func(job applyJob) {
+		switch {
+		case job.barrier != nil:
+			close(job.barrier)
+		case job.sync:
+			select {
+			case n.snapc <- snapResult{err: ErrStopped}:
+			default:
+			}
+		}
+	}
+	if held != nil {
+		fail(*held)
+	}
+	for job := range n.applyc {
+		fail(job)
 	}
 }
 
@@ -697,6 +811,14 @@ func (n *Node) confAt(index uint64) (raftpb.ConfState, error) {
 
 func (n *Node) issueReads() {
 	if len(n.readsWaiting) == 0 {
+		return
+	}
+	if n.stuck != nil { // no Ready until space returns: fail, do not hang
+		err := n.space.errOr()
+		for _, r := range n.readsWaiting {
+			r.fail(err)
+		}
+		n.readsWaiting = nil
 		return
 	}
 	n.readSeq++
@@ -785,7 +907,9 @@ func (n *Node) shutdown(cause error) {
 	n.cause = cause
 	n.mu.Unlock()
 	if n.async {
-		// Entries already durable and committed are applied and answered.
+		// Entries already durable and committed are applied and answered,
+		// unless the applier waits for space: the WAL has them for the restart.
+		close(n.quitApply)
 		close(n.applyc)
 		<-n.applierDone
 		n.async = false

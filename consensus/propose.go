@@ -120,6 +120,11 @@ func (n *Node) failAll(err error) {
 
 // propose hands one queued proposal to raft. Called by the run loop.
 func (n *Node) propose(p *proposal) {
+	if n.space.hard() {
+		// Stalled for want of space: raft cannot take the entry now.
+		n.answer([]ack{{id: p.id, res: result{err: n.space.errOr()}}})
+		return
+	}
 	var err error
 	if p.cc != nil {
 		err = n.rn.ProposeConfChange(*p.cc)

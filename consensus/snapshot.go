@@ -117,7 +117,14 @@ func (n *Node) finishSnapshot(res snapResult) error {
 		return nil
 	}
 	if err := n.wal.SaveSnapshot(wal.Snapshot{Index: md.Index, Term: md.Term}); err != nil {
-		return err
+		if !retryable(err) {
+			return err
+		}
+		// Disk full: the snapshot stays unrecorded (the log keeps what it
+		// covers) and the next one is tried as usual.
+		n.stats.snapshotFailures.Add(1)
+		n.log.Error("consensus: snapshot not recorded: disk full", "index", md.Index, "err", err)
+		return nil
 	}
 	if _, err := n.ms.CreateSnapshot(md.Index, &md.ConfState, nil); err != nil && !errors.Is(err, raft.ErrSnapOutOfDate) {
 		return fmt.Errorf("create raft snapshot %d: %w", md.Index, err)

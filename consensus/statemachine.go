@@ -55,3 +55,14 @@ type DurableStateMachine interface {
 	// reports an AppliedIndex at least that high.
 	Durable() bool
 }
+
+// FallibleStateMachine is a StateMachine whose storage may refuse a batch
+// (a full disk). The Node calls TryApply instead of Apply: on an error it
+// answers none of the batch's proposers and either retries the same
+// entries later (the error is ENOSPC or EDQUOT: the member raises its
+// NOSPACE alarm meanwhile) or stops the member. Entries applied before the
+// failure must be reflected in AppliedIndex, so the retry skips them.
+type FallibleStateMachine interface {
+	StateMachine
+	TryApply(entries []Entry) ([]any, error)
+}

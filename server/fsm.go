@@ -7,6 +7,7 @@ import (
 	"github.com/strata-kv/strata/backends"
 	"github.com/strata-kv/strata/consensus"
 	"github.com/strata-kv/strata/engine"
+	"github.com/strata-kv/strata/internal/failpoint"
 )
 
 // fsm adapts the engine to consensus.StateMachine: it decodes commands and
@@ -16,6 +17,7 @@ import (
 type fsm struct {
 	eng     *engine.Engine
 	durable bool
+	where   string // "backend NAME in DIR", for errors
 	cmds    []engine.Command
 	pos     []int
 	// onMembers is called after the replicated membership changed (a conf
@@ -27,7 +29,20 @@ func newFSM(eng *engine.Engine, be backends.Backend) *fsm {
 	return &fsm{eng: eng, durable: backends.IsDurable(be)}
 }
 
+// Apply implements consensus.StateMachine; the Node calls TryApply instead.
 func (f *fsm) Apply(entries []consensus.Entry) []any {
+	out, err := f.TryApply(entries)
+	if err != nil {
+		panic(fmt.Sprintf("strata: %v", err)) // unreachable from consensus.Node
+	}
+	return out
+}
+
+// TryApply implements consensus.FallibleStateMachine: a backend failure
+// (a full disk) fails the batch, which the Node retries or stops on.
+// Engine batches committed before the failure stay applied and are
+// skipped on the retry (AppliedIndex moved past them).
+func (f *fsm) TryApply(entries []consensus.Entry) ([]any, error) {
 	out := make([]any, len(entries))
 	applied := f.eng.AppliedIndex()
 	f.cmds, f.pos = f.cmds[:0], f.pos[:0]
@@ -43,7 +58,9 @@ func (f *fsm) Apply(entries []consensus.Entry) []any {
 		if e.Data[0] == attrsPrefix {
 			// A member's published attributes: flush what came before,
 			// then record them at their own index.
-			f.flush(e.Index-1, out)
+			if err := f.flush(e.Index-1, out); err != nil {
+				return nil, err
+			}
 			f.applyAttributes(e.Index, e.Data[1:])
 			continue
 		}
@@ -56,28 +73,37 @@ func (f *fsm) Apply(entries []consensus.Entry) []any {
 		f.pos = append(f.pos, i)
 	}
 	if last == 0 || last <= f.eng.AppliedIndex() {
-		return out
+		return out, nil
 	}
-	f.flush(last, out)
-	return out
+	if err := f.flush(last, out); err != nil {
+		return nil, err
+	}
+	return out, nil
 }
 
 // flush applies the commands collected so far as one engine batch that
 // records appliedIndex, and puts their results in out.
-func (f *fsm) flush(appliedIndex uint64, out []any) {
+func (f *fsm) flush(appliedIndex uint64, out []any) error {
 	if len(f.cmds) == 0 && appliedIndex <= f.eng.AppliedIndex() {
-		return
+		return nil
 	}
-	res, err := f.eng.ApplyBatch(appliedIndex, f.cmds)
+	err := failpoint.Inject("backend-commit") // tests only
+	var res []engine.Result
+	if err == nil {
+		res, err = f.eng.ApplyBatch(appliedIndex, f.cmds)
+	}
 	if err != nil {
-		// The backend failed under a committed entry: going on would
-		// diverge from the other members. Stop hard, as etcd does.
-		panic(fmt.Sprintf("strata: cannot apply committed entries up to %d: %v", appliedIndex, err))
+		// The backend failed under a committed entry: it must not be
+		// skipped (that would diverge from the other members); the Node
+		// retries the batch if the disk is full, else stops the member.
+		f.cmds, f.pos = f.cmds[:0], f.pos[:0]
+		return fmt.Errorf("%s: apply entries up to %d: %w", f.where, appliedIndex, err)
 	}
 	for j, r := range res {
 		out[f.pos[j]] = r
 	}
 	f.cmds, f.pos = f.cmds[:0], f.pos[:0]
+	return nil
 }
 
 func (f *fsm) AppliedIndex() uint64 { return f.eng.AppliedIndex() }

@@ -56,6 +56,8 @@ var (
 	descBackendSize        = desc("backend_size_bytes", "Size on disk of the backend's files (the data dir's db/; 0 for memory).")
 	descRaftSize           = desc("raft_files_size_bytes", "Size on disk of the raft log and snapshots (the data dir's member/).")
 	descBackendInfo        = desc("backend_info", "The storage backend this member runs (always 1).", "backend")
+	descNoSpace            = desc("server_nospace_alarm", "1 while the NOSPACE alarm is raised (the data dir's disk is full: writes are refused), else 0.")
+	descNoSpaceTotal       = desc("server_nospace_alarms_total", "Times the NOSPACE alarm was raised.")
 )
 
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {
@@ -64,7 +66,7 @@ func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 		descLeaderChanges, descHasLeader, descIsLeader, descTerm, descCommitIndex, descAppliedIndex,
 		descFsync, descWALBytes, descWALSegments, descSnapshot, descSnapshotFailures, descSnapshotIndex,
 		descKeys, descDirs, descStoreIndex, descWatchers, descEvents, descExpired, descLateness, descOverdue,
-		descStoreOps, descBackendSize, descRaftSize, descBackendInfo,
+		descStoreOps, descBackendSize, descRaftSize, descBackendInfo, descNoSpace, descNoSpaceTotal,
 	} {
 		ch <- d
 	}
@@ -95,6 +97,8 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	gauge(descTerm, float64(st.Term))
 	gauge(descCommitIndex, float64(st.Commit))
 	gauge(descAppliedIndex, float64(st.Applied))
+	gauge(descNoSpace, bool01(s.node.SpaceErr() != nil))
+	counter(descNoSpaceTotal, s.node.SpaceAlarms())
 
 	n, b := cumulative(wal.FsyncBucketBounds[:], st.FsyncBuckets[:])
 	ch <- prometheus.MustNewConstHistogram(descFsync, n, st.FsyncTotal.Seconds(), b)

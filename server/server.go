@@ -14,6 +14,7 @@ import (
 	"net/http"
 	"os"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/strata-kv/strata/backends"
@@ -58,6 +59,13 @@ type Config struct {
 	ForceNewCluster bool
 	// MaxSnapshots and MaxWALSegments bound the files kept (consensus.Config).
 	MaxSnapshots, MaxWALSegments int
+	// SpaceReserve: writes are refused (NOSPACE alarm) while the data dir's
+	// file system has fewer free bytes (0: spaceReserve(Backend); negative:
+	// only on actual ENOSPC). See space.go.
+	SpaceReserve int64
+	// QuotaBackendBytes, when positive, refuses writes other than deletes
+	// once the backend's files exceed it (etcd's --quota-backend-bytes).
+	QuotaBackendBytes int64
 }
 
 // Server is a running member.
@@ -79,6 +87,8 @@ type Server struct {
 
 	removedc    chan struct{} // closed when this member was removed (members.go)
 	removedOnce sync.Once
+
+	overQuota atomic.Bool // space.go
 
 	stop       chan struct{}
 	expiryDone chan struct{}
@@ -123,6 +133,7 @@ func Start(cfg Config) (_ *Server, err error) {
 	s.members.self = membership.Member{ID: s.id, Name: cfg.Name, ClientURLs: cfg.ClientURLs}
 	s.reloadMembers() // membership from the replicated records, if any
 	fsm := newFSM(s.eng, s.be)
+	fsm.where = fmt.Sprintf("backend %s in %s", cfg.Backend, s.dir.sub("db"))
 	fsm.onMembers = s.reloadMembers
 	var tr consensus.Transport = s.tr
 	var flt *faults
@@ -149,6 +160,7 @@ func Start(cfg Config) (_ *Server, err error) {
 		ProposalTimeout:        requestTimeout,
 		Logger:                 cfg.Logger,
 		Transport:              tr,
+		SpaceReserve:           spaceReserve(cfg.Backend, cfg.SpaceReserve),
 	}, fsm)
 	if err != nil {
 		return nil, err
@@ -173,6 +185,7 @@ func Start(cfg Config) (_ *Server, err error) {
 		s.log.Info("cluster member starting", "cluster", fmt.Sprintf("%x", s.clusterID), "peers", peerList(peers))
 	}
 	go s.runExpiry()
+	go s.watchQuota() // space.go
 	go s.watchLeader()
 	go s.publish() // members.go
 	return s, nil
@@ -218,6 +231,9 @@ var errTimeout = errors.New("etcdserver: request timed out")
 
 // Propose implements httpd.Store.
 func (s *Server) Propose(ctx context.Context, c engine.Command) (*engine.Event, error) {
+	if err := s.admit(c); err != nil { // space.go
+		return nil, err
+	}
 	res, err := s.propose(ctx, c.Marshal()) // cluster.go: waits for a leader, bounded
 	if err != nil {
 		return nil, err
@@ -266,6 +282,12 @@ func (s *Server) StoreStats() engine.StoreStats { return s.eng.Stats() }
 // Healthy implements httpd.Cluster: the member has a leader and can pass
 // a linearizable read barrier.
 func (s *Server) Healthy(ctx context.Context) error {
+	if err := s.node.SpaceErr(); err != nil {
+		return fmt.Errorf("ALARM NOSPACE: %w", err)
+	}
+	if s.overQuota.Load() {
+		return fmt.Errorf("ALARM NOSPACE: %w", ErrQuota)
+	}
 	if s.node.Status().Lead == 0 {
 		return errors.New("no leader")
 	}
@@ -312,6 +334,10 @@ func (s *Server) LeaderStats() (any, bool) {
 	}
 	return s.leaderStats(), true // cluster.go
 }
+
+// Failed is closed when the raft node stopped on its own (a failed disk):
+// the process should exit; Stop returns the cause.
+func (s *Server) Failed() <-chan struct{} { return s.node.Done() }
 
 // NodeStatus reports the raft node's state and counters.
 func (s *Server) NodeStatus() consensus.Status { return s.node.Status() }

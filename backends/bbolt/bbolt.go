@@ -153,8 +153,23 @@ var initialMmapSize = func() int {
 	return n << 31
 }()
 
-// openDB opens (or creates) the bbolt file with Strata's options.
-func openDB(path string, noSync bool) (*bolt.DB, error) {
+// ErrCorrupt reports a file that fails bbolt's own checks at open.
+var ErrCorrupt = errors.New("fails its consistency check")
+
+// openDB opens (or creates) the bbolt file with Strata's options. bbolt
+// asserts (panics) on a damaged page while it rebuilds the freelist at
+// open; on this goroutine that is recovered and reported as ErrCorrupt
+// naming the file, instead of a goroutine dump.
+func openDB(path string, noSync bool) (db *bolt.DB, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			db, err = nil, fmt.Errorf("%s %w (%v): restore it from a backup or rejoin the cluster (docs/operations.md)", path, ErrCorrupt, r)
+		}
+	}()
+	return openDBUnchecked(path, noSync)
+}
+
+func openDBUnchecked(path string, noSync bool) (*bolt.DB, error) {
 	db, err := bolt.Open(path, 0o600, &bolt.Options{
 		// Every commit is fdatasync'd (pages, then meta page) unless the
 		// operator asked for --unsafe-no-fsync: the file is then the

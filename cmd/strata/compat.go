@@ -18,7 +18,6 @@ type compatFlag struct {
 var ignoredFlags = []compatFlag{
 	{"wal-dir", "", false, "the WAL stays under --data-dir"},
 	{"initial-election-tick-advance", "true", true, "raft's pre-vote makes it moot"},
-	{"quota-backend-bytes", "0", false, "no v3 backend quota"},
 	{"backend-batch-interval", "0s", false, "v3 backend tuning"},
 	{"backend-batch-limit", "0", false, "v3 backend tuning"},
 	{"max-txn-ops", "128", false, "v3 transactions only"},

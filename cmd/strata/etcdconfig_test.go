@@ -77,8 +77,8 @@ func TestEnvFlags(t *testing.T) {
 	if !reflect.DeepEqual(o.notes, wantNotes) {
 		t.Errorf("notes %q, want %q", o.notes, wantNotes)
 	}
-	if want := []string{"--quota-backend-bytes=8589934592"}; !reflect.DeepEqual(o.ignored, want) {
-		t.Errorf("ignored %q, want %q", o.ignored, want)
+	if o.quotaBackendBytes != 8589934592 || len(o.ignored) != 0 {
+		t.Errorf("quota %d, ignored %q: want the quota applied, nothing ignored", o.quotaBackendBytes, o.ignored)
 	}
 
 	for _, tc := range []struct {
@@ -240,7 +240,7 @@ func TestConfigFileEqualsFlags(t *testing.T) {
 func TestConfigFileServes(t *testing.T) {
 	dir := t.TempDir()
 	file := filepath.Join(dir, "etcd.conf.yml")
-	os.WriteFile(file, []byte("name: cfgmember\ndata-dir: "+filepath.Join(dir, "data")+"\nlisten-client-urls: http://127.0.0.1:0\nlog-level: info\nquota-backend-bytes: 1024\n"), 0o600)
+	os.WriteFile(file, []byte("name: cfgmember\ndata-dir: "+filepath.Join(dir, "data")+"\nlisten-client-urls: http://127.0.0.1:0\nlog-level: info\nbackend-batch-limit: 5\n"), 0o600)
 	t.Setenv("ETCD_CONFIG_FILE", file)
 	var log syncBuffer
 	base, _ := startLogged(t, &log)
@@ -253,7 +253,7 @@ func TestConfigFileServes(t *testing.T) {
 	if !strings.Contains(string(body), `"name":"cfgmember"`) {
 		t.Errorf("/v2/members = %s", body)
 	}
-	for _, want := range []string{"loaded server configuration", "etcd flags accepted for compatibility and ignored", "--quota-backend-bytes=1024"} {
+	for _, want := range []string{"loaded server configuration", "etcd flags accepted for compatibility and ignored", "--backend-batch-limit=5"} {
 		if !strings.Contains(log.String(), want) {
 			t.Errorf("log lacks %q:\n%s", want, log.String())
 		}

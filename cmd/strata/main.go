@@ -51,6 +51,7 @@ type options struct {
 	configFile                           string
 	version, forceNewCluster             bool
 	maxSnapshots, maxWALs                uint
+	spaceReserve, quotaBackendBytes      int64
 	discovery, discoverySRV              string // discovery.go
 	discoverySRVName                     string
 	initialClusterSet                    bool
@@ -141,6 +142,8 @@ func newFlagSet(stderr io.Writer) (*options, *flag.FlagSet) {
 	fs.BoolVar(&o.version, "version", false, "print the version (etcd's four lines) and exit")
 	fs.BoolVar(&o.forceNewCluster, "force-new-cluster", false, "restart this member as a single-member cluster with all its data, removing every other member (recovery after losing quorum for good); remove the flag once it runs")
 	fs.UintVar(&o.maxSnapshots, "max-snapshots", 5, "maximum number of snapshot files kept (0 is unlimited)")
+	fs.Int64Var(&o.quotaBackendBytes, "quota-backend-bytes", 0, "refuse writes other than deletes with etcd's \"database space exceeded\" once the backend's files (<data-dir>/db) exceed this many bytes; 0 is no quota")
+	fs.Int64Var(&o.spaceReserve, "space-reserve-bytes", 0, "refuse writes (NOSPACE alarm) while the data dir's disk has fewer free bytes than this; 0 is 16 MiB (112 MiB for badger), negative only on an actual ENOSPC")
 	fs.UintVar(&o.maxWALs, "max-wals", 5, "maximum number of WAL segment files kept (0 is unlimited); segments a kept snapshot still needs are never removed")
 	fs.StringVar(&o.discovery, "discovery", "", "discovery URL used to bootstrap the cluster (etcd's v2 discovery protocol: a /v2/keys directory, which a Strata can host)")
 	fs.StringVar(&o.discoverySRV, "discovery-srv", "", "DNS domain whose _etcd-server-ssl._tcp and _etcd-server._tcp SRV records list the cluster's peers, to bootstrap it")
@@ -417,6 +420,7 @@ func startServer(o *options, p *memberPlan, stdout io.Writer, log *slog.Logger) 
 		Logger: log, ClusterState: o.clusterState, PeerListeners: peerLns, PeerTLS: p.peerClientTLS,
 		HeartbeatInterval: o.raft.heartbeat(), ElectionTimeout: o.raft.election(), SnapshotCatchUpEntries: o.raft.catchUpEntries,
 		ForceNewCluster: o.forceNewCluster, MaxSnapshots: unlimitedIfZero(o.maxSnapshots), MaxWALSegments: int(o.maxWALs),
+		SpaceReserve: o.spaceReserve, QuotaBackendBytes: o.quotaBackendBytes,
 	})
 	if err != nil {
 		for _, ln := range peerLns {
@@ -495,6 +499,10 @@ func awaitShutdown(ctx context.Context, errc <-chan error, srv *server.Server, a
 	case <-ctx.Done():
 		log.Info("shutting down")
 	case serveErr = <-errc:
+	case <-srv.Failed():
+		// The raft node stopped on its own (a failed disk: fail-stop);
+		// Stop returns why, and the process exits with it.
+		log.Info("raft node stopped: shutting down")
 	case <-srv.Removed():
 		// etcd: the member stops, and exits cleanly (a supervisor must not
 		// restart it: the cluster refuses it from now on).

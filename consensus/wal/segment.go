@@ -15,6 +15,10 @@ import (
 
 const segmentExt = ".wal"
 
+// nextTmp is the next segment, preallocated ahead of the cut; like every
+// *.tmp it is removed at Open.
+const nextTmp = "next.wal.tmp"
+
 // segment describes one segment file of the log.
 type segment struct {
 	seq   uint64 // position in the log; consecutive from the oldest kept
@@ -102,7 +106,48 @@ func createSegment(dir string, seq, first uint64, size int64, head []byte) (*os.
 	if err := fsutil.SyncDir(dir); err != nil {
 		return fail(err)
 	}
-	return f, path, nil
+	// Reopened so that errors name the segment, not the temporary file.
+	nf, err := os.OpenFile(path, os.O_RDWR, 0)
+	f.Close()
+	if err != nil {
+		return nil, "", fmt.Errorf("reopen segment %s: %w", path, err)
+	}
+	return nf, path, nil
+}
+
+// installSegment turns f, a preallocated file named nextTmp in dir, into
+// segment seq beginning with head: head written and synced, renamed into
+// place, the directory synced.
+func installSegment(f *os.File, dir string, seq, first uint64, head []byte, noSync bool) (*os.File, string, error) {
+	path := filepath.Join(dir, segmentName(seq, first))
+	fail := func(err error) (*os.File, string, error) {
+		f.Close()
+		return nil, "", fmt.Errorf("create segment %s: %w", path, err)
+	}
+	if len(head) > 0 {
+		if _, err := f.WriteAt(head, 0); err != nil {
+			return fail(err)
+		}
+	}
+	if !noSync {
+		// Full fsync, not fdatasync: the size set by fallocate must be durable.
+		if err := fsyncFault(path, f.Sync()); err != nil {
+			return fail(err)
+		}
+	}
+	if err := os.Rename(f.Name(), path); err != nil {
+		return fail(err)
+	}
+	if err := fsutil.SyncDir(dir); err != nil {
+		return fail(err)
+	}
+	// Reopened so that errors name the segment, not the temporary file.
+	nf, err := os.OpenFile(path, os.O_RDWR, 0)
+	f.Close()
+	if err != nil {
+		return nil, "", fmt.Errorf("reopen segment %s: %w", path, err)
+	}
+	return nf, path, nil
 }
 
 // preallocate reserves size bytes for f so later appends within that range

@@ -23,6 +23,12 @@ const DefaultSegmentSize = 64 << 20
 // dropping acknowledged records; the log needs operator attention.
 var ErrCorrupt = errors.New("wal: corrupt")
 
+// ErrFailed marks a WAL that must not be written again: an fdatasync
+// failed (after which the kernel may have dropped the dirty pages and a
+// retry would falsely succeed: fsyncgate) or a write could not be undone.
+// The process must stop and recover from what is on disk.
+var ErrFailed = errors.New("wal: failed")
+
 // ErrGap reports that the log does not continue the snapshot it was opened
 // after: the entries in between are missing, so a newer snapshot is needed.
 var ErrGap = errors.New("wal: entries missing after snapshot")
@@ -95,9 +101,12 @@ type WAL struct {
 
 	segs []segment // live segments, oldest first; the last one is f
 	f    *os.File
-	off  int64 // append offset in f
-	head int64 // bytes of f taken by the segment head (marker, HardState)
-	buf  []byte
+	next *os.File // the next segment, preallocated ahead (nextTmp in dir)
+	// failed is set once the log must not be written again (ErrFailed).
+	failed error
+	off    int64 // append offset in f
+	head   int64 // bytes of f taken by the segment head (marker, HardState)
+	buf    []byte
 
 	last uint64 // index of the last entry written
 	hs   raftpb.HardState
@@ -181,7 +190,13 @@ func (w *WAL) open(from uint64) (*Recovered, error) {
 			out.Repaired = true
 		}
 		if err := preallocate(f, w.opts.SegmentSize); err != nil {
-			return nil, fmt.Errorf("preallocate %s: %w", s.path, err)
+			if !fsutil.IsNoSpace(err) {
+				return nil, fmt.Errorf("preallocate %s: %w", s.path, err)
+			}
+			// A full disk must not keep the member from starting: the
+			// segment grows as it is written, and a write that finds no
+			// space waits for it like any other.
+			w.log.Warn("wal: cannot preallocate the last segment: disk full", "segment", s.path, "err", err)
 		}
 		if err := f.Sync(); err != nil {
 			return nil, err
@@ -315,6 +330,9 @@ func (rp *replayer) entry(e raftpb.Entry) error {
 // lagging commit index costs only re-learning it. A failed Save leaves the
 // WAL unusable: the caller must stop.
 func (w *WAL) Save(hs raftpb.HardState, ents []raftpb.Entry) error {
+	if w.failed != nil {
+		return w.failed
+	}
 	hasHS := !raft.IsEmptyHardState(hs)
 	if !hasHS && len(ents) == 0 {
 		return nil
@@ -372,6 +390,9 @@ func (w *WAL) Save(hs raftpb.HardState, ents []raftpb.Entry) error {
 // SaveSnapshot durably records a snapshot marker. Call it only after the
 // snapshot itself is durable, so replay never points at a missing one.
 func (w *WAL) SaveSnapshot(s Snapshot) error {
+	if w.failed != nil {
+		return w.failed
+	}
 	if err := w.flushHardState(); err != nil {
 		return err
 	}
@@ -390,8 +411,19 @@ func (w *WAL) SaveSnapshot(s Snapshot) error {
 }
 
 func (w *WAL) write(buf []byte, sync bool) error {
-	if _, err := w.f.WriteAt(buf, w.off); err != nil {
-		return fmt.Errorf("wal write %s: %w", w.f.Name(), err)
+	if n, err := writeAt(w.f, buf, w.off); err != nil {
+		err = fmt.Errorf("wal write %s at offset %d: %w", w.f.Name(), w.off, err)
+		// Undo a partial write, so a retry at the same offset leaves no
+		// stale records behind it; zeros overwrite blocks already there.
+		if n > 0 {
+			if _, zerr := w.f.WriteAt(make([]byte, n), w.off); zerr != nil {
+				return w.fail(fmt.Errorf("%w (and undoing it: %v)", err, zerr))
+			}
+		}
+		if !fsutil.IsNoSpace(err) {
+			return w.fail(err)
+		}
+		return err
 	}
 	w.off += int64(len(buf))
 	w.bytes.Add(uint64(len(buf)))
@@ -403,6 +435,9 @@ func (w *WAL) write(buf []byte, sync bool) error {
 
 // Sync makes everything saved durable, a deferred HardState included.
 func (w *WAL) Sync() error {
+	if w.failed != nil {
+		return w.failed
+	}
 	if err := w.flushHardState(); err != nil {
 		return err
 	}
@@ -422,8 +457,11 @@ func (w *WAL) flushHardState() error {
 		return nil
 	}
 	w.buf = appendRecord(w.buf[:0], recHardState, flagBatchEnd, uint64(w.off), hs.Size(), func(b []byte) { _, _ = hs.MarshalToSizedBuffer(b) })
+	if err := w.write(w.buf, false); err != nil {
+		return err // still pending: a retry writes it
+	}
 	w.hsPending = false
-	return w.write(w.buf, false)
+	return nil
 }
 
 func (w *WAL) fdatasync() error {
@@ -440,10 +478,17 @@ func (w *WAL) fdatasync() error {
 	}
 	w.fsyncHist[i].Add(1)
 	w.fsyncs.Add(1)
-	if err != nil {
-		return fmt.Errorf("wal fdatasync %s: %w", w.f.Name(), err)
+	if err = fsyncFault(w.f.Name(), err); err != nil {
+		return w.fail(fmt.Errorf("wal fdatasync %s: %w", w.f.Name(), err))
 	}
 	return nil
+}
+
+// fail records that the log must not be written again and returns err
+// marked ErrFailed.
+func (w *WAL) fail(err error) error {
+	w.failed = fmt.Errorf("%w: %w", ErrFailed, err)
+	return w.failed
 }
 
 // maybeCut starts a new segment if a batch of n bytes does not fit in the
@@ -452,28 +497,36 @@ func (w *WAL) maybeCut(n int64) error {
 	if w.off+n <= w.opts.SegmentSize || w.off <= w.head {
 		return nil
 	}
-	return w.cut()
+	return w.cut(n)
 }
 
 // cut seals the current segment and starts the next one. The new segment
 // begins with the current snapshot marker and HardState so that it stays
 // self-sufficient once older segments are released.
-func (w *WAL) cut() error {
+func (w *WAL) cut(n int64) error {
+	// The next segment first: without space for it the current one stays
+	// open and unchanged, so the batch may be retried once space returns.
+	if w.next == nil {
+		if err := w.prepareNext(n); err != nil {
+			return err
+		}
+	}
 	cur := w.segs[len(w.segs)-1]
 	sealed := w.off
 	// Seal: drop the unused preallocation and make everything durable, so
 	// a sealed segment never ends in a torn batch.
 	if err := w.f.Truncate(w.off); err != nil {
-		return fmt.Errorf("seal segment %s: %w", cur.path, err)
+		return w.fail(fmt.Errorf("seal segment %s: %w", cur.path, err))
 	}
 	if !w.opts.UnsafeNoFsync {
-		if err := w.f.Sync(); err != nil {
-			return fmt.Errorf("seal segment %s: %w", cur.path, err)
+		if err := fsyncFault(cur.path, w.f.Sync()); err != nil {
+			return w.fail(fmt.Errorf("seal segment %s: %w", cur.path, err))
 		}
 	}
 	if err := w.f.Close(); err != nil {
-		return fmt.Errorf("seal segment %s: %w", cur.path, err)
+		return w.fail(fmt.Errorf("seal segment %s: %w", cur.path, err))
 	}
+	w.f = nil
 	var head []byte
 	hasSnap, hasHS := w.snap != (Snapshot{}), !raft.IsEmptyHardState(w.hs)
 	if hasSnap {
@@ -490,10 +543,10 @@ func (w *WAL) cut() error {
 		head = appendRecord(head, recHardState, flagBatchEnd, 0, hs.Size(), func(b []byte) { _, _ = hs.MarshalToSizedBuffer(b) })
 	}
 	next := segment{seq: cur.seq + 1, first: w.last + 1}
-	f, path, err := createSegment(w.dir, next.seq, next.first, w.opts.SegmentSize, head)
+	f, path, err := installSegment(w.next, w.dir, next.seq, next.first, head, w.opts.UnsafeNoFsync)
+	w.next = nil
 	if err != nil {
-		w.f = nil
-		return err
+		return w.fail(err)
 	}
 	next.path = path
 	w.f, w.off, w.head = f, int64(len(head)), int64(len(head))
@@ -501,6 +554,43 @@ func (w *WAL) cut() error {
 	w.segs = append(w.segs, next)
 	w.nsegs.Store(int64(len(w.segs)))
 	w.log.Debug("wal: segment cut", "sealed", cur.path, "sealed_bytes", sealed, "next", path, "first_index", next.first)
+	return nil
+}
+
+// PrepareNext preallocates the next segment once the current one is half
+// full, so a full disk shows up while half a segment is still left to
+// write into, and a cut never waits for fallocate. It does nothing when
+// the next segment is ready or not yet due; it fails (ENOSPC) when there
+// is no room for it, and may be called again later.
+func (w *WAL) PrepareNext() error {
+	if w.failed != nil || w.next != nil || w.f == nil || w.off < w.opts.SegmentSize/2 {
+		return nil
+	}
+	return w.prepareNext(0)
+}
+
+// prepareNext creates the next segment, preallocated and synced, under a
+// temporary name (removed by listSegments if a crash leaves it).
+// If need > 0 (a cut that cannot wait) and the disk has no room for a
+// whole segment, it settles for need bytes rounded up to 1 MiB: the
+// segment then grows as it is written.
+func (w *WAL) prepareNext(need int64) error {
+	tmp := filepath.Join(w.dir, nextTmp)
+	f, err := os.OpenFile(tmp, os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o600)
+	if err != nil {
+		return fmt.Errorf("preallocate next wal segment %s: %w", tmp, err)
+	}
+	err = preallocate(f, w.opts.SegmentSize)
+	if small := (need + 1<<20 - 1) &^ (1<<20 - 1); err != nil && need > 0 && small < w.opts.SegmentSize && fsutil.IsNoSpace(err) {
+		w.log.Warn("wal: no room for a whole segment: preallocating only part of it", "bytes", small, "err", err)
+		err = preallocate(f, small)
+	}
+	if err != nil {
+		f.Close()
+		os.Remove(tmp)
+		return fmt.Errorf("preallocate next wal segment %s (%d bytes): %w", tmp, w.opts.SegmentSize, err)
+	}
+	w.next = f
 	return nil
 }
 
@@ -563,10 +653,18 @@ func (w *WAL) Stats() Stats {
 
 // Close syncs and closes the current segment; its preallocation is kept.
 func (w *WAL) Close() error {
+	if w.next != nil {
+		w.next.Close()
+		os.Remove(w.next.Name())
+		w.next = nil
+	}
 	if w.f == nil {
 		return nil
 	}
-	err := w.Sync()
+	var err error
+	if w.failed == nil { // never retry a failed fsync (fsyncgate)
+		err = w.Sync()
+	}
 	if cerr := w.f.Close(); err == nil {
 		err = cerr
 	}
