@@ -88,7 +88,7 @@ type Node struct {
 	removedc    chan struct{} // closed once this member's own removal is applied
 	removedOnce sync.Once
 
-	forcing, fresh bool // force.go's first pass; it found no log
+	forcing, fresh bool // forceNewCluster's first pass; it found no log
 }
 
 type confAt struct {
@@ -137,7 +137,7 @@ func Open(cfg Config, sm StateMachine) (*Node, error) {
 	// restart: seeding from the clock keeps them from colliding.
 	n.reqID.Store(uint64(time.Now().UnixNano()))
 	if c.ForceNewCluster {
-		if err := n.forceNewCluster(); err != nil { // force.go
+		if err := n.forceNewCluster(); err != nil {
 			return nil, fmt.Errorf("force a new cluster from member %x in %s: %w", c.ID, c.DataDir, err)
 		}
 	}
@@ -208,7 +208,7 @@ func (n *Node) restore() error {
 	// it durable), so it may lag what was applied: applied implies committed.
 	hs.Commit = max(hs.Commit, applied)
 	if n.forcing {
-		hs.Commit = last // force.go: every entry this member holds is kept
+		hs.Commit = last // every entry this member holds is kept
 	}
 	if hs.Commit > last {
 		return fmt.Errorf("wal commit index %d is beyond its last entry %d", hs.Commit, last)

@@ -56,15 +56,15 @@ type Server struct {
 	store   Store
 	cluster Cluster
 	handler http.Handler
-	metrics *requestMetrics // metrics.go
+	metrics *requestMetrics
 	done    chan struct{}
 	auth    *auth.Store
 	// clusterIDHeader is X-Etcd-Cluster-Id's value, formatted once.
 	clusterIDHeader []string
 	log             *slog.Logger
-	limitLog        limitLogger  // limits.go
+	limitLog        limitLogger
 	watchers        atomic.Int64 // open watches, against MaxWatchers
-	cors            corsPolicy   // cors.go
+	cors            corsPolicy
 }
 
 // New builds the API handler.
@@ -135,7 +135,7 @@ func (s *Server) router() *httprouter.Router {
 	}
 	rt.HandlerFunc("GET", "/version", s.handleVersion)
 	rt.HandlerFunc("GET", "/health", s.handleHealth)
-	members := http.HandlerFunc(s.serveMembers) // members.go
+	members := http.HandlerFunc(s.serveMembers)
 	for _, m := range []string{"GET", "HEAD", "PUT", "POST", "DELETE", "PATCH", "OPTIONS", "TRACE", "CONNECT"} {
 		rt.Handler(m, "/v2/members", members)
 		rt.Handler(m, "/v2/members/*rest", members)
@@ -145,7 +145,7 @@ func (s *Server) router() *httprouter.Router {
 	rt.HandlerFunc("GET", "/v2/stats/self", s.handleSelfStats)
 	rt.HandlerFunc("GET", "/v2/stats/leader", s.handleLeaderStats)
 	rt.HandlerFunc("GET", "/v2/stats/store", s.handleStoreStats)
-	rt.HandlerFunc("GET", snapshotPath, s.handleSnapshot) // snapshot.go
+	rt.HandlerFunc("GET", snapshotPath, s.handleSnapshot)
 	if s.cfg.Metrics != nil {
 		mh := metricsHandler(s.cfg.Metrics)
 		for _, m := range []string{"GET", "HEAD", "PUT", "POST", "DELETE", "PATCH", "TRACE", "CONNECT"} {
