@@ -96,7 +96,7 @@ type Node struct {
 	removedc    chan struct{} // closed once this member's own removal is applied
 	removedOnce sync.Once
 
-	forcing, fresh bool // force.go's first pass; it found no log
+	forcing, fresh bool // forceNewCluster's first pass; it found no log
 }
 
 type confAt struct {
@@ -148,7 +148,7 @@ func Open(cfg Config, sm StateMachine) (*Node, error) {
 	// restart: seeding from the clock keeps them from colliding.
 	n.reqID.Store(uint64(time.Now().UnixNano()))
 	if c.ForceNewCluster {
-		if err := n.forceNewCluster(); err != nil { // force.go
+		if err := n.forceNewCluster(); err != nil {
 			return nil, fmt.Errorf("force a new cluster from member %x in %s: %w", c.ID, c.DataDir, err)
 		}
 	}
@@ -163,7 +163,7 @@ func Open(cfg Config, sm StateMachine) (*Node, error) {
 		return nil, fmt.Errorf("start consensus member %x in %s: %w", c.ID, c.DataDir, err)
 	}
 	go n.run()
-	go n.probeSpace() // space.go
+	go n.probeSpace()
 	return n, nil
 }
 
@@ -220,7 +220,7 @@ func (n *Node) restore() error {
 	// it durable), so it may lag what was applied: applied implies committed.
 	hs.Commit = max(hs.Commit, applied)
 	if n.forcing {
-		hs.Commit = last // force.go: every entry this member holds is kept
+		hs.Commit = last // every entry this member holds is kept
 	}
 	if hs.Commit > last {
 		return fmt.Errorf("wal commit index %d is beyond its last entry %d", hs.Commit, last)
@@ -437,7 +437,7 @@ func (n *Node) drain() {
 }
 
 func (n *Node) step(m raftpb.Message) {
-	if n.dropWhileStalled(m) { // space.go
+	if n.dropWhileStalled(m) {
 		return
 	}
 	if n.stepLocal(m) { // ReportUnreachable, ReportSnapshot

@@ -46,7 +46,7 @@ type result struct {
 func (n *Node) Propose(ctx context.Context, cmd []byte) (any, error) {
 	id := n.reqID.Add(1)
 	p := &proposal{id: id, data: encodeEnvelope(n.id, id, cmd), resc: make(chan result, 1)}
-	return n.submit(ctx, p) // membership.go
+	return n.submit(ctx, p)
 }
 
 // expireProposals fails proposals past their deadline. Called by the run

@@ -3,7 +3,6 @@ package httpd
 import (
 	"net/http"
 	"strconv"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -164,38 +163,6 @@ func (r *statusRecorder) Write(p []byte) (int, error) {
 }
 
 func (r *statusRecorder) Unwrap() http.ResponseWriter { return r.ResponseWriter }
-
-// endpointOf names the route a request is for, with bounded cardinality.
-func endpointOf(r *http.Request) string {
-	p := r.URL.Path
-	switch {
-	case p == keysPrefix || strings.HasPrefix(p, keysPrefix+"/"):
-		if r.Method == http.MethodGet && strings.Contains(r.URL.RawQuery, "wait") && r.URL.Query().Get("wait") == "true" {
-			return keysPrefix + "?wait=true"
-		}
-		return keysPrefix
-	case strings.HasPrefix(p, "/v2/auth/users"):
-		return "/v2/auth/users"
-	case strings.HasPrefix(p, "/v2/auth/roles"):
-		return "/v2/auth/roles"
-	case strings.HasPrefix(p, "/v2/members"):
-		return "/v2/members"
-	}
-	switch p {
-	case "/v2/auth/enable", "/version", "/health", "/v2/machines", "/v2/stats/self",
-		"/v2/stats/leader", "/v2/stats/store", "/metrics", snapshotPath:
-		return p
-	}
-	return "other"
-}
-
-func methodLabel(m string) string {
-	switch m {
-	case "GET", "HEAD", "PUT", "POST", "DELETE", "PATCH", "OPTIONS", "TRACE", "CONNECT":
-		return m
-	}
-	return "other"
-}
 
 // metricsHandler serves reg in the Prometheus text (or negotiated) format.
 func metricsHandler(reg *prometheus.Registry) http.Handler {

@@ -11,7 +11,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/julienschmidt/httprouter"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/strata-kv/strata/auth"
 	"github.com/strata-kv/strata/engine"
@@ -56,15 +55,15 @@ type Server struct {
 	store   Store
 	cluster Cluster
 	handler http.Handler
-	metrics *requestMetrics // metrics.go
+	metrics *requestMetrics
 	done    chan struct{}
 	auth    *auth.Store
 	// clusterIDHeader is X-Etcd-Cluster-Id's value, formatted once.
 	clusterIDHeader []string
 	log             *slog.Logger
-	limitLog        limitLogger  // limits.go
+	limitLog        limitLogger
 	watchers        atomic.Int64 // open watches, against MaxWatchers
-	cors            corsPolicy   // cors.go
+	cors            corsPolicy
 }
 
 // New builds the API handler.
@@ -115,62 +114,6 @@ func (cfg Config) withDefaults() Config {
 		cfg.ClusterVersion = "3.4.0"
 	}
 	return cfg
-}
-
-// router routes the v2 API's paths to s's handlers.
-func (s *Server) router() *httprouter.Router {
-	rt := httprouter.New()
-	rt.RedirectTrailingSlash = false
-	rt.RedirectFixedPath = false
-	rt.HandleOPTIONS = false
-	keys := http.HandlerFunc(s.handleKeys)
-	for _, m := range []string{"GET", "HEAD", "PUT", "POST", "DELETE", "PATCH", "OPTIONS", "TRACE", "CONNECT"} {
-		rt.Handler(m, "/v2/keys", keys)
-		rt.Handler(m, "/v2/keys/*key", keys)
-		rt.HandlerFunc(m, "/v2/auth/enable", s.handleAuthEnable)
-		rt.HandlerFunc(m, "/v2/auth/users", s.handleAuthUsers)
-		rt.HandlerFunc(m, "/v2/auth/users/*name", s.handleAuthUsers)
-		rt.HandlerFunc(m, "/v2/auth/roles", s.handleAuthRoles)
-		rt.HandlerFunc(m, "/v2/auth/roles/*name", s.handleAuthRoles)
-	}
-	rt.HandlerFunc("GET", "/version", s.handleVersion)
-	rt.HandlerFunc("GET", "/health", s.handleHealth)
-	members := http.HandlerFunc(s.serveMembers) // members.go
-	for _, m := range []string{"GET", "HEAD", "PUT", "POST", "DELETE", "PATCH", "OPTIONS", "TRACE", "CONNECT"} {
-		rt.Handler(m, "/v2/members", members)
-		rt.Handler(m, "/v2/members/*rest", members)
-	}
-	rt.HandlerFunc("GET", "/v2/machines", s.handleMachines)
-	rt.HandlerFunc("HEAD", "/v2/machines", s.handleMachines)
-	rt.HandlerFunc("GET", "/v2/stats/self", s.handleSelfStats)
-	rt.HandlerFunc("GET", "/v2/stats/leader", s.handleLeaderStats)
-	rt.HandlerFunc("GET", "/v2/stats/store", s.handleStoreStats)
-	rt.HandlerFunc("GET", snapshotPath, s.handleSnapshot) // snapshot.go
-	if s.cfg.Metrics != nil {
-		mh := metricsHandler(s.cfg.Metrics)
-		for _, m := range []string{"GET", "HEAD", "PUT", "POST", "DELETE", "PATCH", "TRACE", "CONNECT"} {
-			rt.Handler(m, "/metrics", mh) // etcd's promhttp handler answers any method
-		}
-	}
-	rt.MethodNotAllowed = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if a, ok := allowText[r.URL.Path]; ok {
-			w.Header().Set("Allow", a) // httprouter's own text differs from etcd's
-		}
-		http.Error(w, "Method Not Allowed", http.StatusMethodNotAllowed)
-	})
-	return rt
-}
-
-// allowText is etcd 3.4's Allow header on a 405 from the endpoints the
-// router refuses methods for (keys, members and auth set theirs).
-var allowText = map[string]string{
-	"/version":         "GET",
-	"/health":          "GET",
-	"/v2/machines":     "GET,HEAD",
-	"/v2/stats/self":   "GET",
-	"/v2/stats/leader": "GET",
-	"/v2/stats/store":  "GET",
-	snapshotPath:       "GET",
 }
 
 // limits answers requests beyond the URI and header-count caps with a

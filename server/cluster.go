@@ -95,7 +95,7 @@ func (s *Server) bootstrap() ([]consensus.Peer, error) {
 		s.leader.enabled = true
 		return nil, nil
 	case !ok && cfg.ClusterState == "existing" && !s.dir.hasRaftState():
-		return s.joinExisting() // join.go
+		return s.joinExisting()
 	}
 	names := make([]string, 0, len(cfg.InitialPeers))
 	for name := range cfg.InitialPeers {

@@ -78,17 +78,17 @@ type Server struct {
 	node      *consensus.Node
 	id        uint64
 	clusterID uint64
-	members   memberTable // cluster.go
+	members   memberTable
 	startTime time.Time
 	tr        *transport.Transport
 	peerHTTP  *http.Server
-	leader    leaderTracker // cluster.go
-	join      bool          // joined a running cluster: raft starts without bootstrap
+	leader    leaderTracker
+	join      bool // joined a running cluster: raft starts without bootstrap
 
 	removedc    chan struct{} // closed when this member was removed (members.go)
 	removedOnce sync.Once
 
-	overQuota atomic.Bool // space.go
+	overQuota atomic.Bool
 
 	stop       chan struct{}
 	expiryDone chan struct{}
@@ -118,13 +118,13 @@ func Start(cfg Config) (_ *Server, err error) {
 	if err = s.dir.checkBackend(cfg.Backend); err != nil {
 		return nil, err
 	}
-	if s.be, err = openBackend(s.dir, cfg.Backend, cfg.UnsafeNoFsync, s.log); err != nil { // recover.go
+	if s.be, err = openBackend(s.dir, cfg.Backend, cfg.UnsafeNoFsync, s.log); err != nil {
 		return nil, err
 	}
 	if s.eng, err = engine.Open(s.be, engine.Options{HistorySize: cfg.HistorySize}); err != nil {
 		return nil, err
 	}
-	peers, err := s.bootstrap() // cluster.go
+	peers, err := s.bootstrap()
 	if err != nil {
 		return nil, err
 	}
@@ -185,9 +185,9 @@ func Start(cfg Config) (_ *Server, err error) {
 		s.log.Info("cluster member starting", "cluster", fmt.Sprintf("%x", s.clusterID), "peers", peerList(peers))
 	}
 	go s.runExpiry()
-	go s.watchQuota() // space.go
+	go s.watchQuota()
 	go s.watchLeader()
-	go s.publish() // members.go
+	go s.publish()
 	return s, nil
 }
 
@@ -196,7 +196,7 @@ func Start(cfg Config) (_ *Server, err error) {
 func (s *Server) Stop() error {
 	var err error
 	s.stopOnce.Do(func() {
-		s.handOffLeadership() // cluster.go
+		s.handOffLeadership()
 		close(s.stop)
 		<-s.expiryDone
 		<-s.leaderDone
@@ -231,10 +231,10 @@ var errTimeout = errors.New("etcdserver: request timed out")
 
 // Propose implements httpd.Store.
 func (s *Server) Propose(ctx context.Context, c engine.Command) (*engine.Event, error) {
-	if err := s.admit(c); err != nil { // space.go
+	if err := s.admit(c); err != nil { // out of space or past the quota
 		return nil, err
 	}
-	res, err := s.propose(ctx, c.Marshal()) // cluster.go: waits for a leader, bounded
+	res, err := s.propose(ctx, c.Marshal()) // waits for a leader, bounded
 	if err != nil {
 		return nil, err
 	}
@@ -332,7 +332,7 @@ func (s *Server) LeaderStats() (any, bool) {
 	if !s.node.IsLeader() {
 		return nil, false
 	}
-	return s.leaderStats(), true // cluster.go
+	return s.leaderStats(), true
 }
 
 // Failed is closed when the raft node stopped on its own (a failed disk):

@@ -92,5 +92,5 @@ func applyEnv(fs *flag.FlagSet, environ []string) (warnings []string, err error)
 var ignoredEnv = map[string]bool{
 	"ETCD_UNSUPPORTED_ARCH": true, // etcd's own, for unsupported platforms
 	server.FaultFileEnv:     true, // peer fault injection (tests)
-	testDNSServerEnv:        true, // discovery.go (tests)
+	testDNSServerEnv:        true, // tests only
 }

@@ -46,13 +46,13 @@ type options struct {
 	readHeaderTimeout, idleTimeout       time.Duration
 	maxConcurrentStreams, maxHeaderBytes int
 	maxWatchers, maxKeyDepth             int
-	raft                                 raftFlags // peer.go
-	tls                                  tlsFlags  // tls.go
+	raft                                 raftFlags
+	tls                                  tlsFlags
 	configFile                           string
 	version, forceNewCluster             bool
 	maxSnapshots, maxWALs                uint
 	spaceReserve, quotaBackendBytes      int64
-	discovery, discoverySRV              string // discovery.go
+	discovery, discoverySRV              string
 	discoverySRVName                     string
 	initialClusterSet                    bool
 
@@ -148,7 +148,7 @@ func newFlagSet(stderr io.Writer) (*options, *flag.FlagSet) {
 	fs.StringVar(&o.discovery, "discovery", "", "discovery URL used to bootstrap the cluster (etcd's v2 discovery protocol: a /v2/keys directory, which a Strata can host)")
 	fs.StringVar(&o.discoverySRV, "discovery-srv", "", "DNS domain whose _etcd-server-ssl._tcp and _etcd-server._tcp SRV records list the cluster's peers, to bootstrap it")
 	fs.StringVar(&o.discoverySRVName, "discovery-srv-name", "", "suffix of the DNS SRV service names queried for --discovery-srv (_etcd-server-<name>._tcp)")
-	registerCompat(fs) // compat.go
+	registerCompat(fs)
 	return o, fs
 }
 
@@ -252,10 +252,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	if o.version {
-		printVersion(stdout) // version.go
+		printVersion(stdout)
 		return nil
 	}
-	log, err := newLogger(stderr, o.logLevel, o.logFormat) // logging.go
+	log, err := newLogger(stderr, o.logLevel, o.logFormat)
 	if err != nil {
 		return err
 	}
@@ -292,7 +292,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	lns = nil // owned by hs now
 	fmt.Fprintf(stdout, "strata: ready to serve client requests on %s (member %x, backend %s, data dir %s)\n",
 		strings.Join(bound, ","), srv.ID(), o.backend, o.dataDir)
-	if err := sdNotify("READY=1"); err != nil { // notify.go: Type=notify units
+	if err := sdNotify("READY=1"); err != nil { // for Type=notify units
 		log.Warn("systemd readiness notification failed", "err", err)
 	}
 	return awaitShutdown(ctx, errc, srv, api, front, stderr, log)
@@ -334,7 +334,7 @@ func resolveMember(ctx context.Context, o *options, log *slog.Logger) (*memberPl
 	if p.peerAdv, err = parseURLs("initial-advertise-peer-urls", o.advertisePeer); err != nil {
 		return nil, err
 	}
-	if err := resolveBootstrap(ctx, o, log); err != nil { // discovery.go
+	if err := resolveBootstrap(ctx, o, log); err != nil {
 		return nil, err
 	}
 	if p.initial, err = parseInitialCluster(o.initialCluster); err != nil {
@@ -394,7 +394,7 @@ func listenClients(urls []string) ([]net.Listener, error) {
 // startServer binds the peer URLs, restores a backup if asked, and starts
 // the member (its data dir, raft and peer transport).
 func startServer(o *options, p *memberPlan, stdout io.Writer, log *slog.Logger) (*server.Server, error) {
-	peerLns, err := listenPeers(o, p.initial) // peer.go; server.Start owns them
+	peerLns, err := listenPeers(o, p.initial) // server.Start owns them
 	if err != nil {
 		return nil, err
 	}
@@ -406,7 +406,7 @@ func startServer(o *options, p *memberPlan, stdout io.Writer, log *slog.Logger) 
 		log.Warn("client TLS flags are set but no --listen-client-urls is https://: clients are served in the clear")
 	}
 	if o.restoreFile != "" {
-		if err := restoreBackup(o, p.peerAdv, stdout, log); err != nil { // restore.go
+		if err := restoreBackup(o, p.peerAdv, stdout, log); err != nil {
 			return nil, err
 		}
 	}
@@ -442,7 +442,7 @@ func newFrontend(o *options, srv *server.Server, log *slog.Logger) (*httpd.Serve
 	} else {
 		log.Info("CORS off (--cors=''): no Access-Control-Allow-* headers; OPTIONS still answered 200")
 	}
-	reg := newMetricsRegistry(srv) // metrics.go
+	reg := newMetricsRegistry(srv)
 	api := httpd.New(httpd.Config{Metrics: reg, MaxRequestBytes: o.maxRequestBytes, MaxKeyBytes: o.maxKeyBytes, CORS: cors,
 		MaxWatchers: o.maxWatchers, MaxKeyDepth: o.maxKeyDepth, Logger: log}, srv, srv)
 	var handler http.Handler = api
