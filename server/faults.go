@@ -1,3 +1,5 @@
+//go:build failpoints
+
 package server
 
 import (
@@ -15,15 +17,21 @@ import (
 	"github.com/strata-kv/strata/consensus/transport"
 )
 
-// FaultFileEnv names an environment variable for tests only: the path of
-// a file listing (hex, whitespace-separated) the members this member must
-// not exchange raft traffic with. The file is re-read every 20 ms; an
-// absent or empty file means no fault. Messages to a listed member are
-// dropped before the transport sees them (a snapshot is reported failed),
-// and messages from one are dropped when they arrive, while client
-// traffic is served as usual: a network partition between members, as
-// the linearizability test needs. Never set it in production.
-const FaultFileEnv = "STRATA_TEST_PEER_FAULTS"
+
+// peerFaults wraps the transport when FaultFileEnv is set, and returns
+// what the transport must deliver received messages to.
+func (s *Server) peerFaults() (consensus.Transport, func(*consensus.Node) transport.Raft) {
+	path := os.Getenv(FaultFileEnv)
+	if path == "" {
+		return s.tr, func(n *consensus.Node) transport.Raft { return n }
+	}
+	f := newFaults(path, s.tr, s.stop)
+	s.log.Warn("peer traffic fault injection is enabled (tests only)", "file", path)
+	return f, func(n *consensus.Node) transport.Raft {
+		f.node.Store(n)
+		return inbound{f, n}
+	}
+}
 
 // faults drops raft traffic to and from the members listed in a file.
 type faults struct {

@@ -12,7 +12,6 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"os"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -135,13 +134,7 @@ func Start(cfg Config) (_ *Server, err error) {
 	fsm := newFSM(s.eng, s.be)
 	fsm.where = fmt.Sprintf("backend %s in %s", cfg.Backend, s.dir.sub("db"))
 	fsm.onMembers = s.reloadMembers
-	var tr consensus.Transport = s.tr
-	var flt *faults
-	if path := os.Getenv(FaultFileEnv); path != "" { // tests only: faults.go
-		flt = newFaults(path, s.tr, s.stop)
-		tr = flt
-		s.log.Warn("peer traffic fault injection is enabled (tests only)", "file", path)
-	}
+	tr, raftFor := s.peerFaults()
 	tick := s.tickInterval()
 	s.node, err = consensus.Open(consensus.Config{
 		ID:                     s.id,
@@ -165,12 +158,7 @@ func Start(cfg Config) (_ *Server, err error) {
 	if err != nil {
 		return nil, err
 	}
-	if flt != nil {
-		flt.node.Store(s.node)
-		s.tr.SetRaft(inbound{flt, s.node})
-	} else {
-		s.tr.SetRaft(s.node)
-	}
+	s.tr.SetRaft(raftFor(s.node))
 	if len(peers) == 1 && !s.join {
 		// A lone member elects itself at once; wait for that so the first
 		// client request is not refused for want of a leader.

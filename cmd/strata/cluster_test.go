@@ -30,6 +30,7 @@ type testMember struct {
 	id                 string // hex member ID, from the ready line
 	args               []string
 	env                []string // added to the test's environment
+	failpoints         bool     // run the -tags failpoints build
 
 	cmd    *exec.Cmd
 	exited chan struct{}
@@ -102,7 +103,11 @@ func newTestCluster(t *testing.T, n int, extra ...string) []*testMember {
 // start launches the member's process; ready waits for its ready line.
 func (m *testMember) start(t *testing.T, extra ...string) <-chan error {
 	t.Helper()
-	cmd := exec.Command(strataBinary(t), append(append([]string(nil), m.args...), extra...)...)
+	bin := strataBinary
+	if m.failpoints {
+		bin = failpointBinary
+	}
+	cmd := exec.Command(bin(t), append(append([]string(nil), m.args...), extra...)...)
 	if len(m.env) > 0 {
 		cmd.Env = append(os.Environ(), m.env...)
 	}

@@ -19,32 +19,45 @@ import (
 	"time"
 )
 
-// buildStrata compiles the server once per test binary.
+// goBuild compiles the server once per test binary, with the given tags.
+type goBuild struct {
+	tags string
+	once sync.Once
+	path string
+	err  error
+}
+
 var (
-	buildOnce sync.Once
-	buildPath string
-	buildErr  error
+	plainBuild     = &goBuild{}
+	failpointBuild = &goBuild{tags: "failpoints"}
 )
 
-func strataBinary(t *testing.T) string {
+func (b *goBuild) binary(t *testing.T) string {
 	t.Helper()
-	buildOnce.Do(func() {
+	b.once.Do(func() {
 		dir, err := os.MkdirTemp("", "strata-bin")
 		if err != nil {
-			buildErr = err
+			b.err = err
 			return
 		}
-		buildPath = filepath.Join(dir, "strata")
-		out, err := exec.Command("go", "build", "-o", buildPath, ".").CombinedOutput()
+		b.path = filepath.Join(dir, "strata")
+		out, err := exec.Command("go", "build", "-tags", b.tags, "-o", b.path, ".").CombinedOutput()
 		if err != nil {
-			buildErr = fmt.Errorf("go build: %v\n%s", err, out)
+			b.err = fmt.Errorf("go build -tags %q: %v\n%s", b.tags, err, out)
 		}
 	})
-	if buildErr != nil {
-		t.Fatal(buildErr)
+	if b.err != nil {
+		t.Fatal(b.err)
 	}
-	return buildPath
+	return b.path
 }
+
+func strataBinary(t *testing.T) string { return plainBuild.binary(t) }
+
+// failpointBinary is strata built with -tags failpoints: the storage
+// fault points (failpoint.EnvVar) and peer traffic faults
+// (server.FaultFileEnv) are compiled only into it.
+func failpointBinary(t *testing.T) string { return failpointBuild.binary(t) }
 
 type proc struct {
 	cmd *exec.Cmd

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -99,32 +98,13 @@ func TestFailStopOnIOError(t *testing.T) {
 	}
 }
 
-var (
-	fpBuildOnce sync.Once
-	fpBuildPath string
-	fpBuildErr  error
-)
-
 // startFailpointProc runs a strata built with -tags failpoints; the fault
 // points are armed from the environment (failpoint.EnvVar).
 func startFailpointProc(t *testing.T, dataDir, logFile string, extra ...string) *logProc {
 	t.Helper()
-	fpBuildOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "strata-fp-bin")
-		if err != nil {
-			fpBuildErr = err
-			return
-		}
-		fpBuildPath = filepath.Join(dir, "strata")
-		if out, err := exec.Command("go", "build", "-tags", "failpoints", "-o", fpBuildPath, ".").CombinedOutput(); err != nil {
-			fpBuildErr = fmt.Errorf("go build -tags failpoints: %v\n%s", err, out)
-		}
-	})
-	if fpBuildErr != nil {
-		t.Fatal(fpBuildErr)
-	}
+	fp := failpointBinary(t)
 	saved := strataBinary(t) // built first, so it cannot build over the swap
-	buildPath = fpBuildPath
-	defer func() { buildPath = saved }()
+	plainBuild.path = fp
+	defer func() { plainBuild.path = saved }()
 	return startLogProc(t, dataDir, logFile, extra...)
 }

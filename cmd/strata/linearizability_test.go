@@ -146,8 +146,14 @@ func linearizability(t *testing.T, backend string, dur time.Duration) {
 	faultDir := t.TempDir()
 	for _, m := range ms {
 		m.env = []string{server.FaultFileEnv + "=" + filepath.Join(faultDir, m.name)}
+		m.failpoints = true // peer faults are compiled only into that build
 	}
 	startAll(t, ms)
+	for _, m := range ms {
+		if !strings.Contains(m.stderr(), "peer traffic fault injection is enabled") {
+			t.Fatalf("%s runs without peer fault injection: the partitions would not happen", m.name)
+		}
+	}
 	for _, m := range ms { // IDs are known once ready
 		os.WriteFile(filepath.Join(faultDir, m.name), nil, 0o600)
 	}
