@@ -17,7 +17,6 @@ import (
 	"github.com/strata-kv/strata/consensus/transport"
 )
 
-
 // peerFaults wraps the transport when FaultFileEnv is set, and returns
 // what the transport must deliver received messages to.
 func (s *Server) peerFaults() (consensus.Transport, func(*consensus.Node) transport.Raft) {
