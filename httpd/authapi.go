@@ -16,7 +16,8 @@ import (
 
 const authPrefix = "/v2/auth"
 
-// writeHTTPError is etcd's httptypes.HTTPError.WriteTo.
+// writeHTTPError is etcd's httptypes.HTTPError.WriteTo, for the auth and
+// members APIs: {"message":...}, no trailing newline.
 func writeHTTPError(w http.ResponseWriter, status int, msg string) {
 	b, _ := json.Marshal(struct {
 		Message string `json:"message"`

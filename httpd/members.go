@@ -32,13 +32,6 @@ type MemberAdmin interface {
 	LeaderMember() (membership.Member, bool)
 }
 
-// httpError is etcd's error body for the members API: {"message": ...}.
-func httpError(w http.ResponseWriter, status int, msg string) {
-	writeJSON(w, status, struct {
-		Message string `json:"message"`
-	}{msg})
-}
-
 // serveMembers answers /v2/members and /v2/members/<id> as etcd 3.4's v2
 // members handler: GET lists (or /leader names the leader), POST adds
 // ({"peerURLs": [...]} -> 201 and the new member), DELETE removes (204),
@@ -56,7 +49,7 @@ func (s *Server) serveMembers(w http.ResponseWriter, r *http.Request) {
 	rest := strings.TrimPrefix(strings.TrimPrefix(r.URL.Path, "/v2/members"), "/")
 	admin, _ := s.cluster.(MemberAdmin)
 	if r.Method != "GET" && admin == nil {
-		httpError(w, http.StatusInternalServerError, "Internal Server Error")
+		writeHTTPError(w, http.StatusInternalServerError, "Internal Server Error")
 		return
 	}
 	ctx := r.Context()
@@ -79,17 +72,17 @@ func (s *Server) getMembers(w http.ResponseWriter, r *http.Request, admin Member
 		s.handleMembers(w, r)
 	case "leader":
 		if admin == nil {
-			httpError(w, http.StatusServiceUnavailable, "During election")
+			writeHTTPError(w, http.StatusServiceUnavailable, "During election")
 			return
 		}
 		m, ok := admin.LeaderMember()
 		if !ok {
-			httpError(w, http.StatusServiceUnavailable, "During election")
+			writeHTTPError(w, http.StatusServiceUnavailable, "During election")
 			return
 		}
 		writeJSON(w, http.StatusOK, toMemberJSON(m))
 	default:
-		httpError(w, http.StatusNotFound, "Not found")
+		writeHTTPError(w, http.StatusNotFound, "Not found")
 	}
 }
 
@@ -102,9 +95,9 @@ func addMember(ctx context.Context, w http.ResponseWriter, r *http.Request, admi
 	m, err := admin.AddMember(ctx, urls)
 	switch {
 	case errors.Is(err, membership.ErrIDExists), errors.Is(err, membership.ErrPeerURLExists):
-		httpError(w, http.StatusConflict, err.Error())
+		writeHTTPError(w, http.StatusConflict, err.Error())
 	case err != nil:
-		httpError(w, http.StatusInternalServerError, "Internal Server Error")
+		writeHTTPError(w, http.StatusInternalServerError, "Internal Server Error")
 	default:
 		writeJSON(w, http.StatusCreated, toMemberJSON(m))
 	}
@@ -119,11 +112,11 @@ func removeMember(ctx context.Context, w http.ResponseWriter, admin MemberAdmin,
 	err := admin.RemoveMember(ctx, id)
 	switch {
 	case errors.Is(err, membership.ErrIDRemoved):
-		httpError(w, http.StatusGone, fmt.Sprintf("Member permanently removed: %x", id))
+		writeHTTPError(w, http.StatusGone, fmt.Sprintf("Member permanently removed: %x", id))
 	case errors.Is(err, membership.ErrNotFound):
-		httpError(w, http.StatusNotFound, fmt.Sprintf("No such member: %x", id))
+		writeHTTPError(w, http.StatusNotFound, fmt.Sprintf("No such member: %x", id))
 	case err != nil:
-		httpError(w, http.StatusInternalServerError, "Internal Server Error")
+		writeHTTPError(w, http.StatusInternalServerError, "Internal Server Error")
 	default:
 		w.WriteHeader(http.StatusNoContent)
 	}
@@ -142,11 +135,11 @@ func updateMember(ctx context.Context, w http.ResponseWriter, r *http.Request, a
 	err := admin.UpdateMember(ctx, id, urls)
 	switch {
 	case errors.Is(err, membership.ErrPeerURLExists):
-		httpError(w, http.StatusConflict, err.Error())
+		writeHTTPError(w, http.StatusConflict, err.Error())
 	case errors.Is(err, membership.ErrNotFound):
-		httpError(w, http.StatusNotFound, fmt.Sprintf("No such member: %x", id))
+		writeHTTPError(w, http.StatusNotFound, fmt.Sprintf("No such member: %x", id))
 	case err != nil:
-		httpError(w, http.StatusInternalServerError, "Internal Server Error")
+		writeHTTPError(w, http.StatusInternalServerError, "Internal Server Error")
 	default:
 		w.WriteHeader(http.StatusNoContent)
 	}
@@ -166,7 +159,7 @@ func memberID(w http.ResponseWriter, s string) (uint64, bool) {
 	}
 	id, err := strconv.ParseUint(s, 16, 64)
 	if err != nil {
-		httpError(w, http.StatusNotFound, "No such member: "+s)
+		writeHTTPError(w, http.StatusNotFound, "No such member: "+s)
 		return 0, false
 	}
 	return id, true
@@ -182,23 +175,23 @@ func readPeerURLs(w http.ResponseWriter, r *http.Request) ([]string, bool) {
 		ctype = strings.TrimSpace(strings.ToLower(ctype[:i]))
 	}
 	if ctype != "application/json" {
-		httpError(w, http.StatusUnsupportedMediaType, fmt.Sprintf("Bad Content-Type %s, accept application/json", ctype))
+		writeHTTPError(w, http.StatusUnsupportedMediaType, fmt.Sprintf("Bad Content-Type %s, accept application/json", ctype))
 		return nil, false
 	}
 	b, err := io.ReadAll(r.Body)
 	if err != nil {
-		httpError(w, http.StatusBadRequest, err.Error())
+		writeHTTPError(w, http.StatusBadRequest, err.Error())
 		return nil, false
 	}
 	var req struct {
 		PeerURLs []string `json:"peerURLs"`
 	}
 	if err := json.Unmarshal(b, &req); err != nil {
-		httpError(w, http.StatusBadRequest, err.Error())
+		writeHTTPError(w, http.StatusBadRequest, err.Error())
 		return nil, false
 	}
 	if len(req.PeerURLs) == 0 {
-		httpError(w, http.StatusBadRequest, "no valid URLs given")
+		writeHTTPError(w, http.StatusBadRequest, "no valid URLs given")
 		return nil, false
 	}
 	urls := make([]string, 0, len(req.PeerURLs))
@@ -207,18 +200,18 @@ func readPeerURLs(w http.ResponseWriter, r *http.Request) ([]string, bool) {
 		u, err := url.Parse(in)
 		switch {
 		case err != nil:
-			httpError(w, http.StatusBadRequest, err.Error())
+			writeHTTPError(w, http.StatusBadRequest, err.Error())
 			return nil, false
 		case u.Scheme != "http" && u.Scheme != "https" && u.Scheme != "unix" && u.Scheme != "unixs":
-			httpError(w, http.StatusBadRequest, "URL scheme must be http, https, unix, or unixs: "+in)
+			writeHTTPError(w, http.StatusBadRequest, "URL scheme must be http, https, unix, or unixs: "+in)
 			return nil, false
 		}
 		if _, _, err := net.SplitHostPort(u.Host); err != nil {
-			httpError(w, http.StatusBadRequest, `URL address does not have the form "host:port": `+in)
+			writeHTTPError(w, http.StatusBadRequest, `URL address does not have the form "host:port": `+in)
 			return nil, false
 		}
 		if u.Path != "" {
-			httpError(w, http.StatusBadRequest, "URL must not contain a path: "+in)
+			writeHTTPError(w, http.StatusBadRequest, "URL must not contain a path: "+in)
 			return nil, false
 		}
 		urls = append(urls, u.String())
