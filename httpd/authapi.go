@@ -1,6 +1,7 @@
 package httpd
 
 import (
+	"context"
 	"encoding/json"
 	"net/http"
 	"path"
@@ -134,6 +135,19 @@ func authSubpath(urlPath string) (string, bool) {
 }
 
 func (s *Server) handleAuthUsers(w http.ResponseWriter, r *http.Request) {
+	s.serveAuthCollection(w, r, s.listUsers, s.getUser, s.putUser, s.auth.DeleteUser)
+}
+
+func (s *Server) handleAuthRoles(w http.ResponseWriter, r *http.Request) {
+	s.serveAuthCollection(w, r, s.listRoles, s.getRole, s.putRole, s.auth.DeleteRole)
+}
+
+// serveAuthCollection answers /v2/auth/users[/name] or /v2/auth/roles[/name]
+// in etcd's order of checks: path, method, root access, then the action.
+func (s *Server) serveAuthCollection(w http.ResponseWriter, r *http.Request,
+	list func(http.ResponseWriter, *http.Request),
+	get, put func(http.ResponseWriter, *http.Request, string),
+	del func(context.Context, string) error) {
 	name, ok := authSubpath(r.URL.Path)
 	if !ok {
 		writeHTTPError(w, http.StatusBadRequest, "Invalid path")
@@ -144,7 +158,7 @@ func (s *Server) handleAuthUsers(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		s.authHeaders(w)
-		s.listUsers(w, r)
+		list(w, r)
 		return
 	}
 	if !allowMethod(w, r.Method, "GET", "PUT", "DELETE") || !s.checkRoot(w, r, true) {
@@ -153,54 +167,28 @@ func (s *Server) handleAuthUsers(w http.ResponseWriter, r *http.Request) {
 	s.authHeaders(w)
 	switch r.Method {
 	case "GET":
-		s.getUser(w, r, name)
+		get(w, r, name)
 	case "PUT":
-		s.putUser(w, r, name)
+		put(w, r, name)
 	case "DELETE":
-		if err := s.auth.DeleteUser(r.Context(), name); err != nil {
+		if err := del(r.Context(), name); err != nil {
 			writeAuthAPIError(w, err)
 		}
 	}
 }
 
-func (s *Server) handleAuthRoles(w http.ResponseWriter, r *http.Request) {
-	name, ok := authSubpath(r.URL.Path)
+func (s *Server) getRole(w http.ResponseWriter, r *http.Request, name string) {
+	st, err := s.auth.State(r.Context())
+	if err != nil {
+		writeAuthAPIError(w, err)
+		return
+	}
+	role, ok := st.Role(name)
 	if !ok {
-		writeHTTPError(w, http.StatusBadRequest, "Invalid path")
+		writeAuthAPIError(w, auth.Errorf(http.StatusNotFound, "Role %s does not exist.", name))
 		return
 	}
-	if name == "" {
-		if !allowMethod(w, r.Method, "GET") || !s.checkRoot(w, r, true) {
-			return
-		}
-		s.authHeaders(w)
-		s.listRoles(w, r)
-		return
-	}
-	if !allowMethod(w, r.Method, "GET", "PUT", "DELETE") || !s.checkRoot(w, r, true) {
-		return
-	}
-	s.authHeaders(w)
-	switch r.Method {
-	case "GET":
-		st, err := s.auth.State(r.Context())
-		if err != nil {
-			writeAuthAPIError(w, err)
-			return
-		}
-		role, ok := st.Role(name)
-		if !ok {
-			writeAuthAPIError(w, auth.Errorf(http.StatusNotFound, "Role %s does not exist.", name))
-			return
-		}
-		writeAuthJSON(w, role)
-	case "PUT":
-		s.putRole(w, r, name)
-	case "DELETE":
-		if err := s.auth.DeleteRole(r.Context(), name); err != nil {
-			writeAuthAPIError(w, err)
-		}
-	}
+	writeAuthJSON(w, role)
 }
 
 func (s *Server) listUsers(w http.ResponseWriter, r *http.Request) {
