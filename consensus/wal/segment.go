@@ -100,19 +100,7 @@ func createSegment(dir string, seq, first uint64, size int64, head []byte) (*os.
 	if err := f.Sync(); err != nil {
 		return fail(err)
 	}
-	if err := os.Rename(tmp, path); err != nil {
-		return fail(err)
-	}
-	if err := fsutil.SyncDir(dir); err != nil {
-		return fail(err)
-	}
-	// Reopened so that errors name the segment, not the temporary file.
-	nf, err := os.OpenFile(path, os.O_RDWR, 0)
-	f.Close()
-	if err != nil {
-		return nil, "", fmt.Errorf("reopen segment %s: %w", path, err)
-	}
-	return nf, path, nil
+	return placeSegment(f, tmp, path, dir, fail)
 }
 
 // installSegment turns f, a preallocated file named nextTmp in dir, into
@@ -135,13 +123,19 @@ func installSegment(f *os.File, dir string, seq, first uint64, head []byte, noSy
 			return fail(err)
 		}
 	}
-	if err := os.Rename(f.Name(), path); err != nil {
+	return placeSegment(f, f.Name(), path, dir, fail)
+}
+
+// placeSegment renames f (a synced file named tmp) to path, syncs dir and
+// reopens the segment under its name, so errors name the segment, not the
+// temporary file; fail cleans up after an error before the rename holds.
+func placeSegment(f *os.File, tmp, path, dir string, fail func(error) (*os.File, string, error)) (*os.File, string, error) {
+	if err := os.Rename(tmp, path); err != nil {
 		return fail(err)
 	}
 	if err := fsutil.SyncDir(dir); err != nil {
 		return fail(err)
 	}
-	// Reopened so that errors name the segment, not the temporary file.
 	nf, err := os.OpenFile(path, os.O_RDWR, 0)
 	f.Close()
 	if err != nil {
