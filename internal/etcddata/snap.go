@@ -73,4 +73,3 @@ func decodeSnapshot(b []byte) (*raftpb.Snapshot, error) {
 	}
 	return &s, nil
 }
-

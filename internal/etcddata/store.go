@@ -1,0 +1,93 @@
+package etcddata
+
+import (
+	"encoding/json"
+	"fmt"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/strata-kv/strata/engine"
+)
+
+// v2node is a node of etcd's v2store as its Save writes it.
+type v2node struct {
+	Path          string
+	CreatedIndex  uint64
+	ModifiedIndex uint64
+	ExpireTime    time.Time
+	Value         string
+	Children      map[string]*v2node
+}
+
+type v2store struct {
+	Root         *v2node
+	CurrentIndex uint64
+}
+
+// Paths in etcd's v2 store: /1 holds the keys API's key space, /2 the v2
+// auth store, /0 the membership. Strata keeps keys at the root and auth
+// under httpd's hidden auth directory; membership is not carried, but its
+// writes are replayed (they move the index) under dropDir, removed at the
+// end.
+const (
+	authDir = "/_auth\x00" // httpd/auth.go's authDir
+	dropDir = "/_etcdimport\x00"
+)
+
+// mapPath turns an etcd store path into the Strata path it lives at, and
+// "" for /1 itself (Strata's root).
+func mapPath(p string) string {
+	switch {
+	case p == "/1":
+		return ""
+	case strings.HasPrefix(p, "/1/"):
+		return p[2:]
+	case p == "/2" || strings.HasPrefix(p, "/2/"):
+		return authDir + p[2:]
+	default:
+		return dropDir + p
+	}
+}
+
+// parseStore decodes the v2store JSON into seed nodes, parents first.
+func parseStore(data []byte) ([]engine.SeedNode, uint64, error) {
+	var s v2store
+	if err := json.Unmarshal(data, &s); err != nil {
+		return nil, 0, fmt.Errorf("v2 store json: %w", err)
+	}
+	if s.Root == nil {
+		return nil, 0, fmt.Errorf("v2 store json: no Root")
+	}
+	out := []engine.SeedNode{{Path: dropDir, Dir: true}}
+	var walk func(n *v2node) error
+	walk = func(n *v2node) error {
+		if n.Path != "/" {
+			if p := mapPath(n.Path); p != "" {
+				sn := engine.SeedNode{Path: p, Dir: n.Children != nil, Created: n.CreatedIndex, Modified: n.ModifiedIndex, Value: n.Value}
+				if !n.ExpireTime.IsZero() {
+					sn.Expiry = n.ExpireTime.UnixNano()
+				}
+				out = append(out, sn)
+			}
+		}
+		if n.Children == nil {
+			return nil
+		}
+		names := make([]string, 0, len(n.Children))
+		for k := range n.Children {
+			names = append(names, k)
+		}
+		sort.Strings(names)
+		for _, k := range names {
+			if err := walk(n.Children[k]); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	if err := walk(s.Root); err != nil {
+		return nil, 0, err
+	}
+	return out, s.CurrentIndex, nil
+}
