@@ -113,7 +113,7 @@ func runImport(from, to, backend string, peerURLs []string, token string, log *s
 	}
 	snap := "no snapshot"
 	if im.Snapshot != "" {
-		snap = fmt.Sprintf("snapshot %s (raft index %d, %d nodes)", im.Snapshot, im.SnapIndex, im.Nodes)
+		snap = fmt.Sprintf("snapshot %s (raft index %d, %d nodes, %d history events)", im.Snapshot, im.SnapIndex, im.Nodes, im.HistoryEvents)
 	}
 	fmt.Fprintf(out, "strata import-etcd: %s: %s, %d WAL files, %d v2 writes replayed (%d v3 requests skipped) to raft index %d; v2 index %d\n",
 		from, snap, im.WALFiles, im.Replayed, im.V3Entries, im.RaftIndex, im.StoreIndex)

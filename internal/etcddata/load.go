@@ -21,16 +21,17 @@ var ErrNoV2Data = errors.New("no v2 data (a v3-only data dir?)")
 
 // Image is an etcd member's v2 store rebuilt in a Strata engine.
 type Image struct {
-	Engine     *engine.Engine
-	RaftIndex  uint64 // last etcd raft index applied (the snapshot's, then the WAL's)
-	SnapIndex  uint64 // raft index of the snapshot read (0: none)
-	Snapshot   string // its file, if any
-	WALFiles   int
-	Nodes      int    // nodes seeded from the snapshot
-	Replayed   int    // v2 writes replayed from the WAL
-	V3Entries  int    // v3 requests skipped
-	StoreIndex uint64 // the v2 index (X-Etcd-Index) after the import
-	unlock     func()
+	Engine        *engine.Engine
+	RaftIndex     uint64 // last etcd raft index applied (the snapshot's, then the WAL's)
+	SnapIndex     uint64 // raft index of the snapshot read (0: none)
+	Snapshot      string // its file, if any
+	WALFiles      int
+	Nodes         int    // nodes seeded from the snapshot
+	Replayed      int    // v2 writes replayed from the WAL
+	V3Entries     int    // v3 requests skipped
+	HistoryEvents int    // events of etcd's watch history seeded from the snapshot
+	StoreIndex    uint64 // the v2 index (X-Etcd-Index) after the import
+	unlock        func()
 }
 
 // Close releases the data dir's WAL locks.
@@ -88,7 +89,7 @@ func Load(dir string) (_ *Image, err error) {
 	im.Engine = eng
 	if snapshot != nil {
 		im.Snapshot, im.SnapIndex = snapName, snapshot.Metadata.Index
-		nodes, index, err := parseStore(snapshot.Data)
+		nodes, hist, index, err := parseStore(snapshot.Data)
 		if err != nil {
 			return nil, fmt.Errorf("snapshot %s: %w", snapName, err)
 		}
@@ -96,6 +97,12 @@ func Load(dir string) (_ *Image, err error) {
 			return nil, fmt.Errorf("snapshot %s: %w", snapName, err)
 		}
 		im.Nodes = len(nodes) - 1
+		if n := len(hist); n > 0 && hist[n-1].Index() == index {
+			if err := eng.SeedHistory(hist); err != nil {
+				return nil, fmt.Errorf("snapshot %s: event history: %w", snapName, err)
+			}
+			im.HistoryEvents = n
+		}
 	}
 	im.RaftIndex = im.SnapIndex
 	for _, e := range log.entries {
@@ -125,6 +132,9 @@ func Load(dir string) (_ *Image, err error) {
 	}
 	if !im.hasV2Data() {
 		return nil, fmt.Errorf("%s: %w", dir, ErrNoV2Data)
+	}
+	if err := eng.SaveHistory(im.RaftIndex); err != nil {
+		return nil, err
 	}
 	im.StoreIndex = eng.Index()
 	return im, nil

@@ -23,6 +23,59 @@ type v2node struct {
 type v2store struct {
 	Root         *v2node
 	CurrentIndex uint64
+	WatcherHub   struct {
+		EventHistory struct {
+			Queue struct {
+				Events   []*v2event
+				Size     int
+				Front    int
+				Capacity int
+			}
+		}
+	}
+}
+
+// v2event is an event of etcd's watcher hub history (v2store.Event).
+type v2event struct {
+	Action   string       `json:"action"`
+	Node     *engine.Node `json:"node,omitempty"`
+	PrevNode *engine.Node `json:"prevNode,omitempty"`
+	Refresh  bool         `json:"refresh,omitempty"`
+}
+
+// history returns the hub's event ring oldest first, keys mapped.
+func (s *v2store) history() []*engine.Event {
+	q := &s.WatcherHub.EventHistory.Queue
+	if q.Capacity <= 0 || len(q.Events) < q.Capacity {
+		return nil
+	}
+	out := make([]*engine.Event, 0, q.Size)
+	for i := 0; i < q.Size; i++ {
+		ev := q.Events[(q.Front+i)%q.Capacity]
+		if ev == nil || ev.Node == nil {
+			return nil
+		}
+		mapNode(ev.Node)
+		mapNode(ev.PrevNode)
+		out = append(out, &engine.Event{Action: ev.Action, Node: ev.Node, PrevNode: ev.PrevNode, Refresh: ev.Refresh, EtcdIndex: ev.Node.ModifiedIndex})
+	}
+	return out
+}
+
+func mapNode(n *engine.Node) {
+	if n == nil {
+		return
+	}
+	if n.Key != "" {
+		if p := mapPath(n.Key); p != "" {
+			n.Key = p
+		} else {
+			n.Key = ""
+		}
+	}
+	for _, c := range n.Nodes {
+		mapNode(c)
+	}
 }
 
 // Paths in etcd's v2 store: /1 holds the keys API's key space, /2 the v2
@@ -51,13 +104,13 @@ func mapPath(p string) string {
 }
 
 // parseStore decodes the v2store JSON into seed nodes, parents first.
-func parseStore(data []byte) ([]engine.SeedNode, uint64, error) {
+func parseStore(data []byte) ([]engine.SeedNode, []*engine.Event, uint64, error) {
 	var s v2store
 	if err := json.Unmarshal(data, &s); err != nil {
-		return nil, 0, fmt.Errorf("v2 store json: %w", err)
+		return nil, nil, 0, fmt.Errorf("v2 store json: %w", err)
 	}
 	if s.Root == nil {
-		return nil, 0, fmt.Errorf("v2 store json: no Root")
+		return nil, nil, 0, fmt.Errorf("v2 store json: no Root")
 	}
 	out := []engine.SeedNode{{Path: dropDir, Dir: true}}
 	var walk func(n *v2node) error
@@ -87,7 +140,7 @@ func parseStore(data []byte) ([]engine.SeedNode, uint64, error) {
 		return nil
 	}
 	if err := walk(s.Root); err != nil {
-		return nil, 0, err
+		return nil, nil, 0, err
 	}
-	return out, s.CurrentIndex, nil
+	return out, s.history(), s.CurrentIndex, nil
 }
