@@ -286,6 +286,9 @@ func (e *Engine) Restore(r io.Reader) error {
 	h.history.reset()
 	h.current = idx
 	h.mu.Unlock()
+	if err := e.loadHistory(idx); err != nil {
+		return err
+	}
 	e.count.reset()
 	e.countAllTracked()
 	select {
