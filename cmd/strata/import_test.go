@@ -1,10 +1,12 @@
 package main
 
 import (
+	"encoding/binary"
 	"fmt"
 	"io"
 	"net/http"
 	"net/url"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
@@ -257,4 +259,99 @@ func tryDo(base string, c call, timeout time.Duration) (response, bool) {
 		return response{}, false
 	}
 	return response{resp.StatusCode, string(b), resp.Header.Get("X-Etcd-Index")}, true
+}
+
+// copyDir copies an etcd data dir so each refusal case damages its own.
+func copyDir(t *testing.T, src, dst string) {
+	t.Helper()
+	if out, err := exec.Command("cp", "-a", src, dst).CombinedOutput(); err != nil {
+		t.Fatalf("cp: %v %s", err, out)
+	}
+}
+
+func TestImportEtcdRefusals(t *testing.T) {
+	dir := t.TempDir()
+	etcdDir := filepath.Join(dir, "etcd")
+	e := startEtcd(t, etcdDir)
+	for i := 0; i < 60; i++ {
+		do(t, e.url, call{method: "PUT", path: fmt.Sprintf("/v2/keys/k%d", i), form: url.Values{"value": {"v"}}})
+	}
+	imp := func(src, target string) error {
+		return importEtcd(t.Context(), []string{"--etcd-data-dir", src, "--data-dir", target, "--backend", "bbolt"}, io.Discard, io.Discard)
+	}
+	// A running etcd holds locks on its WAL files.
+	if err := imp(etcdDir, filepath.Join(dir, "t-locked")); err == nil || !strings.Contains(err.Error(), "locked by a running etcd") {
+		t.Errorf("import of a running etcd's dir: %v, want a lock refusal", err)
+	}
+	e.stop()
+	snaps, _ := filepath.Glob(filepath.Join(etcdDir, "member/snap/*.snap"))
+	wals, _ := filepath.Glob(filepath.Join(etcdDir, "member/wal/*.wal"))
+	if len(snaps) == 0 || len(wals) == 0 {
+		t.Fatalf("etcd wrote no snapshot (%v) or WAL (%v)", snaps, wals)
+	}
+	cases := []struct {
+		name   string
+		damage func(d string) // d is the copy
+		want   []string
+	}{
+		{"corrupt snapshot", func(d string) {
+			p := filepath.Join(d, "member/snap", filepath.Base(snaps[len(snaps)-1]))
+			b, _ := os.ReadFile(p)
+			b[len(b)/2] ^= 0xff
+			os.WriteFile(p, b, 0o644)
+		}, []string{filepath.Base(snaps[len(snaps)-1]), "crc mismatch", "offset"}},
+		{"torn wal", func(d string) {
+			p := filepath.Join(d, "member/wal", filepath.Base(wals[0]))
+			b, _ := os.ReadFile(p)
+			end := 0 // end of the records: the preallocated zeros start there
+			for off := 0; off+8 <= len(b); {
+				n := int(binary.LittleEndian.Uint64(b[off:]) & 0x00ffffffffffffff)
+				if n == 0 {
+					break
+				}
+				pad := int(b[off+7] & 0x7)
+				if b[off+7]&0x80 == 0 {
+					pad = 0
+				}
+				end, off = off+8+n+pad, off+8+n+pad
+			}
+			os.Truncate(p, int64(end-3)) // the last record loses its tail
+		}, []string{filepath.Base(wals[0]), "torn record at offset"}},
+		{"not an etcd dir", func(d string) { os.RemoveAll(filepath.Join(d, "member")) }, []string{"not an etcd data dir"}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			src := filepath.Join(t.TempDir(), "etcd")
+			copyDir(t, etcdDir, src)
+			tc.damage(src)
+			target := filepath.Join(t.TempDir(), "strata")
+			err := imp(src, target)
+			for _, w := range tc.want {
+				if err == nil || !strings.Contains(err.Error(), w) {
+					t.Errorf("got %v, want it to mention %q", err, w)
+				}
+			}
+			if _, serr := os.Stat(target); !os.IsNotExist(serr) {
+				t.Errorf("target %s was created (%v)", target, serr)
+			}
+		})
+	}
+	t.Run("non-empty target", func(t *testing.T) {
+		target := t.TempDir()
+		os.WriteFile(filepath.Join(target, "x"), []byte("keep"), 0o644)
+		if err := imp(etcdDir, target); err == nil || !strings.Contains(err.Error(), "is not empty") {
+			t.Errorf("got %v, want a non-empty target refusal", err)
+		}
+		if b, _ := os.ReadFile(filepath.Join(target, "x")); string(b) != "keep" {
+			t.Errorf("target changed")
+		}
+		ents, _ := os.ReadDir(target)
+		if len(ents) != 1 {
+			t.Errorf("target has %d entries, want 1", len(ents))
+		}
+	})
+	// The intact dir still imports.
+	if err := imp(etcdDir, filepath.Join(dir, "ok")); err != nil {
+		t.Errorf("intact dir: %v", err)
+	}
 }
