@@ -22,7 +22,7 @@ type etcdProc struct {
 	cmd          *exec.Cmd
 }
 
-func startEtcd(t *testing.T, dataDir string) *etcdProc {
+func startEtcd(t *testing.T, dataDir string, flags ...string) *etcdProc {
 	t.Helper()
 	bin, err := exec.LookPath("etcd")
 	if err != nil {
@@ -30,9 +30,12 @@ func startEtcd(t *testing.T, dataDir string) *etcdProc {
 	}
 	p := freePorts(t, 2)
 	cu, pu := fmt.Sprintf("http://127.0.0.1:%d", p[0]), fmt.Sprintf("http://127.0.0.1:%d", p[1])
-	cmd := exec.Command(bin, "--enable-v2=true", "--snapshot-count", "50", "--data-dir", dataDir,
+	if flags == nil {
+		flags = []string{"--enable-v2=true"}
+	}
+	cmd := exec.Command(bin, append(flags, "--snapshot-count", "50", "--data-dir", dataDir,
 		"--listen-client-urls", cu, "--advertise-client-urls", cu, "--listen-peer-urls", pu,
-		"--initial-advertise-peer-urls", pu, "--initial-cluster", "default="+pu)
+		"--initial-advertise-peer-urls", pu, "--initial-cluster", "default="+pu)...)
 	cmd.Stdout, cmd.Stderr = io.Discard, io.Discard
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -40,7 +43,7 @@ func startEtcd(t *testing.T, dataDir string) *etcdProc {
 	e := &etcdProc{url: cu, dataDir: dataDir, cmd: cmd}
 	t.Cleanup(e.stop)
 	for i := 0; ; i++ {
-		resp, err := http.Get(cu + "/v2/keys/")
+		resp, err := http.Get(cu + "/version")
 		if err == nil {
 			resp.Body.Close()
 			if resp.StatusCode == 200 {
@@ -353,5 +356,31 @@ func TestImportEtcdRefusals(t *testing.T) {
 	// The intact dir still imports.
 	if err := imp(etcdDir, filepath.Join(dir, "ok")); err != nil {
 		t.Errorf("intact dir: %v", err)
+	}
+}
+
+// A member that only ever served v3 has nothing for Strata: refused.
+func TestImportEtcdV3Only(t *testing.T) {
+	ctl, err := exec.LookPath("etcdctl")
+	if err != nil {
+		t.Skip("etcdctl not installed")
+	}
+	etcdDir := filepath.Join(t.TempDir(), "etcd")
+	e := startEtcd(t, etcdDir, "--enable-v2=false")
+	for i := 0; i < 60; i++ {
+		cmd := exec.Command(ctl, "--endpoints", e.url, "put", fmt.Sprint("k", i), "v")
+		cmd.Env = append(os.Environ(), "ETCDCTL_API=3")
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("etcdctl put: %v %s", err, out)
+		}
+	}
+	e.stop()
+	target := filepath.Join(t.TempDir(), "strata")
+	err = importEtcd(t.Context(), []string{"--etcd-data-dir", etcdDir, "--data-dir", target, "--backend", "bbolt"}, io.Discard, io.Discard)
+	if err == nil || !strings.Contains(err.Error(), "no v2 data") {
+		t.Errorf("got %v, want a no-v2-data refusal", err)
+	}
+	if _, serr := os.Stat(target); !os.IsNotExist(serr) {
+		t.Errorf("target %s was created (%v)", target, serr)
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"path"
 	"path/filepath"
 	"strconv"
+	"strings"
 
 	"go.etcd.io/raft/v3/raftpb"
 
@@ -32,6 +33,7 @@ type Image struct {
 	HistoryEvents int    // events of etcd's watch history seeded from the snapshot
 	StoreIndex    uint64 // the v2 index (X-Etcd-Index) after the import
 	unlock        func()
+	v2            bool // a v2 key or auth node, seeded or written
 }
 
 // Close releases the data dir's WAL locks.
@@ -97,6 +99,11 @@ func Load(dir string) (_ *Image, err error) {
 			return nil, fmt.Errorf("snapshot %s: %w", snapName, err)
 		}
 		im.Nodes = len(nodes) - 1
+		for _, n := range nodes {
+			if !strings.HasPrefix(n.Path, dropDir) {
+				im.v2 = true
+			}
+		}
 		if n := len(hist); n > 0 && hist[n-1].Index() == index {
 			if err := eng.SeedHistory(hist); err != nil {
 				return nil, fmt.Errorf("snapshot %s: event history: %w", snapName, err)
@@ -116,6 +123,11 @@ func Load(dir string) (_ *Image, err error) {
 		if v3 {
 			im.V3Entries++
 		}
+		for _, c := range cmds {
+			if c.Op != engine.OpExpire && !strings.HasPrefix(c.Path, dropDir) {
+				im.v2 = true
+			}
+		}
 		if len(cmds) > 0 {
 			if _, err := eng.ApplyBatch(e.Index, cmds); err != nil {
 				return nil, err
@@ -130,7 +142,7 @@ func Load(dir string) (_ *Image, err error) {
 	if err := eng.DropTree(im.RaftIndex, dropDir); err != nil {
 		return nil, err
 	}
-	if !im.hasV2Data() {
+	if !im.v2 {
 		return nil, fmt.Errorf("%s: %w", dir, ErrNoV2Data)
 	}
 	if err := eng.SaveHistory(im.RaftIndex); err != nil {
@@ -138,15 +150,6 @@ func Load(dir string) (_ *Image, err error) {
 	}
 	im.StoreIndex = eng.Index()
 	return im, nil
-}
-
-func (im *Image) hasV2Data() bool {
-	ev, err := im.Engine.Get("/", false, false)
-	if err == nil && len(ev.Node.Nodes) > 0 {
-		return true
-	}
-	_, err = im.Engine.Get(authDir, false, false)
-	return err == nil || im.Replayed > 0
 }
 
 // entryCommands is what etcd's applier does to the v2 store for one
