@@ -65,6 +65,9 @@ func Open(be backends.Backend, opts Options) (*Engine, error) {
 	}
 	e.index.Store(idx)
 	e.hub = newHub(opts.HistorySize, opts.WatchBuffer, idx)
+	if err := e.loadHistory(idx); err != nil {
+		return nil, err
+	}
 	return e, nil
 }
 
@@ -283,6 +286,9 @@ func (e *Engine) Restore(r io.Reader) error {
 	h.history.reset()
 	h.current = idx
 	h.mu.Unlock()
+	if err := e.loadHistory(idx); err != nil {
+		return err
+	}
 	e.count.reset()
 	e.countAllTracked()
 	select {
