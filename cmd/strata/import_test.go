@@ -70,15 +70,20 @@ func (e *etcdProc) stop() {
 type call struct {
 	method, path, user string
 	form               url.Values
+	json               string // a JSON body (the auth API) instead of form
 }
 
 func do(t *testing.T, base string, c call) response {
 	t.Helper()
-	req, err := http.NewRequest(c.method, base+c.path, strings.NewReader(c.form.Encode()))
+	body, ctype := c.form.Encode(), "application/x-www-form-urlencoded"
+	if c.json != "" {
+		body, ctype = c.json, "application/json"
+	}
+	req, err := http.NewRequest(c.method, base+c.path, strings.NewReader(body))
 	if err != nil {
 		t.Fatal(err)
 	}
-	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.Header.Set("Content-Type", ctype)
 	if u, p, ok := strings.Cut(c.user, ":"); ok {
 		req.SetBasicAuth(u, p)
 	}
@@ -187,6 +192,9 @@ func TestImportEtcdDataDir(t *testing.T) {
 		call{method: "GET", path: "/v2/keys/d/sub", user: "alice:alicepw"},
 		call{method: "PUT", path: "/v2/keys/k/9", user: "alice:alicepw", form: url.Values{"value": {"no"}}},
 		call{method: "GET", path: "/v2/keys/k/9"},
+		call{method: "GET", path: "/v2/auth/users", user: root},
+		call{method: "GET", path: "/v2/auth/users/alice", user: root},
+		call{method: "GET", path: "/v2/auth/roles", user: root},
 	)
 	// A watch with nothing at or after its waitIndex would block: such
 	// calls are dropped (etcd decides, within 2s).
@@ -239,6 +247,25 @@ func TestImportEtcdDataDir(t *testing.T) {
 		wantBody := fmt.Sprintf(`{"errorCode":100,"message":"Key not found","cause":"/later","index":%d}`, n+1)
 		if got.status != 404 || strings.TrimSpace(got.body) != wantBody {
 			t.Errorf("%s: /later after its deadline: %d %s, want 404 %s", backend, got.status, got.body, wantBody)
+		}
+	}
+	// The imported users and roles can be changed and removed, not only
+	// read: each is where the auth API looks for it. (Writes, so after the
+	// comparison with etcd's data dir; the answers are etcd 3.4.23's.)
+	for backend, u := range urls {
+		for _, st := range []struct {
+			c    call
+			want response
+		}{
+			{call{method: "PUT", path: "/v2/auth/users/alice", user: root, json: `{"user":"alice","revoke":["reader"]}`},
+				response{200, `{"user":"alice","roles":[]}` + "\n", ""}},
+			{call{method: "GET", path: "/v2/keys/k/9", user: "alice:alicepw"},
+				response{401, `{"errorCode":110,"message":"The request requires user authentication","cause":"Insufficient credentials","index":0}` + "\n", "0"}},
+			{call{method: "DELETE", path: "/v2/auth/roles/reader", user: root}, response{200, "", ""}},
+		} {
+			if got := do(t, u, st.c); got != st.want {
+				t.Errorf("%s: %s %s after the import: got %+v, want %+v", backend, st.c.method, st.c.path, got, st.want)
+			}
 		}
 	}
 }

@@ -3,6 +3,7 @@ package etcddata
 import (
 	"testing"
 
+	"github.com/strata-kv/strata/auth"
 	"github.com/strata-kv/strata/engine"
 )
 
@@ -25,7 +26,7 @@ func TestRequestCommand(t *testing.T) {
 		{"cad", Request{Method: "DELETE", Path: "/1/a", PrevIndex: 9}, engine.Command{Op: engine.OpCAD, Path: "/a", PrevIndex: 9}, true},
 		{"sync", Request{Method: "SYNC", Time: 42}, engine.Command{Op: engine.OpExpire, Path: "/", Time: 42}, true},
 		{"qget", Request{Method: "QGET", Path: "/1/a"}, engine.Command{}, false},
-		{"auth user", Request{Method: "PUT", Path: "/2/users/alice", Val: "{}"}, engine.Command{Op: engine.OpSet, Path: authDir + "/users/alice", Value: "{}"}, true},
+		{"auth user", Request{Method: "PUT", Path: "/2/users/alice", Val: "{}"}, engine.Command{Op: engine.OpSet, Path: auth.UserPath("alice"), Value: "{}"}, true},
 		{"membership", Request{Method: "PUT", Path: "/0/members/8e9e05c52164694d/attributes", Val: "{}"}, engine.Command{Op: engine.OpSet, Path: dropDir + "/0/members/8e9e05c52164694d/attributes", Value: "{}"}, true},
 	}
 	for _, tc := range cases {

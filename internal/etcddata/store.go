@@ -7,6 +7,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/strata-kv/strata/auth"
 	"github.com/strata-kv/strata/engine"
 )
 
@@ -80,13 +81,11 @@ func mapNode(n *engine.Node) {
 
 // Paths in etcd's v2 store: /1 holds the keys API's key space, /2 the v2
 // auth store, /0 the membership. Strata keeps keys at the root and auth
-// under httpd's hidden auth directory; membership is not carried, but its
-// writes are replayed (they move the index) under dropDir, removed at the
-// end.
-const (
-	authDir = "/_auth\x00" // httpd/auth.go's authDir
-	dropDir = "/_etcdimport\x00"
-)
+// where package auth keeps it (one node per user and role, named by
+// auth.UserPath and auth.RolePath, so the auth API can update and delete
+// them); membership is not carried, but its writes are replayed (they move
+// the index) under dropDir, removed at the end.
+const dropDir = "/_etcdimport\x00"
 
 // mapPath turns an etcd store path into the Strata path it lives at, and
 // "" for /1 itself (Strata's root).
@@ -96,8 +95,14 @@ func mapPath(p string) string {
 		return ""
 	case strings.HasPrefix(p, "/1/"):
 		return p[2:]
-	case p == "/2" || strings.HasPrefix(p, "/2/"):
-		return authDir + p[2:]
+	case p == "/2":
+		return auth.Dir
+	case strings.HasPrefix(p, "/2/users/"):
+		return auth.UserPath(p[len("/2/users/"):])
+	case strings.HasPrefix(p, "/2/roles/"):
+		return auth.RolePath(p[len("/2/roles/"):])
+	case strings.HasPrefix(p, "/2/"):
+		return auth.Dir + p[2:] // the users and roles dirs, enabled
 	default:
 		return dropDir + p
 	}
