@@ -167,53 +167,95 @@ func Open(cfg Config, sm StateMachine) (*Node, error) {
 	return n, nil
 }
 
-// restore rebuilds raft storage and the state machine from disk.
+// restore rebuilds raft storage and the state machine from disk: the
+// newest usable snapshot, the log after it, the state machine brought up
+// to the snapshot, raft's storage and RawNode, then a bootstrap (a new
+// member) or the replay of the committed entries.
 func (n *Node) restore() error {
-	c := &n.cfg
-	walDir, snapDir := filepath.Join(c.DataDir, "wal"), filepath.Join(c.DataDir, "snap")
-	var err error
-	if n.snaps, err = snap.New(snapDir, n.log, c.UnsafeNoFsync); err != nil {
+	sf, behind, err := n.loadSnapshot()
+	if err != nil {
 		return err
-	}
-	sf, err := n.snaps.Load()
-	if err != nil && !errors.Is(err, snap.ErrNoSnapshot) {
-		return err
-	}
-	var behind *snap.File // the metadata-only snapshot the state machine is behind
-	if sf != nil && !sf.HasImage() && n.sm.AppliedIndex() < sf.Metadata.Index {
-		behind = sf
-		if sf, err = n.rebuildBase(sf); err != nil {
-			return err
-		}
 	}
 	var md raftpb.SnapshotMetadata
 	if sf != nil {
 		md = sf.Metadata
-		if !wal.Exist(walDir) {
-			return fmt.Errorf("snapshot %d exists but the wal in %s is missing: refusing to start without the raft HardState", md.Index, walDir)
-		}
 	}
-	w, rec, err := wal.Open(walDir, md.Index, wal.Options{
-		SegmentSize: c.walSegmentSize, UnsafeNoFsync: c.UnsafeNoFsync, Logger: n.log,
-	})
-	if err != nil && behind != nil && sf == nil && errors.Is(err, wal.ErrGap) {
-		return fmt.Errorf("state machine is at applied index %d, behind snapshot %d, which has no image, and neither an image snapshot nor a log from index 1 is left to rebuild it from: %w",
-			n.sm.AppliedIndex(), behind.Metadata.Index, err)
-	}
+	rec, err := n.openLog(sf, behind)
 	if err != nil {
 		return err
 	}
-	n.wal = w
-
 	if sf != nil && n.sm.AppliedIndex() < md.Index {
 		if err := n.restoreImage(sf); err != nil {
 			return err
 		}
 	}
-	last := md.Index + uint64(len(rec.Entries))
-	applied := max(md.Index, n.sm.AppliedIndex())
+	hs, err := n.recoveredHardState(md.Index, rec)
+	if err != nil {
+		return err
+	}
+	if err := n.newRaft(sf, md, hs, rec.Entries); err != nil {
+		return err
+	}
+	if sf == nil && raft.IsEmptyHardState(rec.HardState) && len(rec.Entries) == 0 {
+		return n.startNew()
+	}
+	return n.replay(md.Index, hs, rec.Entries)
+}
+
+// loadSnapshot opens the snapshot dir and picks the snapshot to start
+// from: the newest, or, when the state machine is behind a metadata-only
+// one (behind), an older base to rebuild it from (nil: the whole log).
+func (n *Node) loadSnapshot() (sf, behind *snap.File, err error) {
+	c := &n.cfg
+	if n.snaps, err = snap.New(filepath.Join(c.DataDir, "snap"), n.log, c.UnsafeNoFsync); err != nil {
+		return nil, nil, err
+	}
+	sf, err = n.snaps.Load()
+	if err != nil && !errors.Is(err, snap.ErrNoSnapshot) {
+		return nil, nil, err
+	}
+	if sf != nil && !sf.HasImage() && n.sm.AppliedIndex() < sf.Metadata.Index {
+		behind = sf
+		if sf, err = n.rebuildBase(sf); err != nil {
+			return nil, nil, err
+		}
+	}
+	return sf, behind, nil
+}
+
+// openLog opens the WAL from sf's index (0 without a snapshot).
+func (n *Node) openLog(sf, behind *snap.File) (*wal.Recovered, error) {
+	c := &n.cfg
+	walDir := filepath.Join(c.DataDir, "wal")
+	var from uint64
+	if sf != nil {
+		from = sf.Metadata.Index
+		if !wal.Exist(walDir) {
+			return nil, fmt.Errorf("snapshot %d exists but the wal in %s is missing: refusing to start without the raft HardState", from, walDir)
+		}
+	}
+	w, rec, err := wal.Open(walDir, from, wal.Options{
+		SegmentSize: c.walSegmentSize, UnsafeNoFsync: c.UnsafeNoFsync, Logger: n.log,
+	})
+	if err != nil && behind != nil && sf == nil && errors.Is(err, wal.ErrGap) {
+		return nil, fmt.Errorf("state machine is at applied index %d, behind snapshot %d, which has no image, and neither an image snapshot nor a log from index 1 is left to rebuild it from: %w",
+			n.sm.AppliedIndex(), behind.Metadata.Index, err)
+	}
+	if err != nil {
+		return nil, err
+	}
+	n.wal = w
+	return rec, nil
+}
+
+// recoveredHardState is the log's HardState with the commit index raised
+// to what the state machine has applied (and, when forcing, to the log's
+// end), checked against the log.
+func (n *Node) recoveredHardState(snapIndex uint64, rec *wal.Recovered) (raftpb.HardState, error) {
+	last := snapIndex + uint64(len(rec.Entries))
+	applied := max(snapIndex, n.sm.AppliedIndex())
 	if applied > last {
-		return fmt.Errorf("state machine has applied index %d but the log ends at %d", applied, last)
+		return raftpb.HardState{}, fmt.Errorf("state machine has applied index %d but the log ends at %d", applied, last)
 	}
 	hs := rec.HardState
 	// The commit index is written without fdatasync (raft does not need
@@ -223,8 +265,15 @@ func (n *Node) restore() error {
 		hs.Commit = last // every entry this member holds is kept
 	}
 	if hs.Commit > last {
-		return fmt.Errorf("wal commit index %d is beyond its last entry %d", hs.Commit, last)
+		return raftpb.HardState{}, fmt.Errorf("wal commit index %d is beyond its last entry %d", hs.Commit, last)
 	}
+	return hs, nil
+}
+
+// newRaft fills raft's memory storage from the snapshot and the log and
+// creates the RawNode.
+func (n *Node) newRaft(sf *snap.File, md raftpb.SnapshotMetadata, hs raftpb.HardState, ents []raftpb.Entry) error {
+	c := &n.cfg
 	n.ms = raft.NewMemoryStorage()
 	if sf != nil {
 		if err := n.ms.ApplySnapshot(raftpb.Snapshot{Metadata: md}); err != nil {
@@ -234,13 +283,13 @@ func (n *Node) restore() error {
 	if err := n.ms.SetHardState(hs); err != nil {
 		return err
 	}
-	if err := n.ms.Append(rec.Entries); err != nil {
+	if err := n.ms.Append(ents); err != nil {
 		return err
 	}
 	n.snapIndex, n.snapAttempt = md.Index, md.Index
 	n.confHist = []confAt{{index: md.Index, cs: md.ConfState}}
 	n.stats.snapIndex.Store(md.Index)
-
+	var err error
 	n.rn, err = raft.NewRawNode(&raft.Config{
 		ID:                       n.id,
 		ElectionTick:             c.ElectionTicks,
@@ -259,31 +308,40 @@ func (n *Node) restore() error {
 	}
 	n.stats.term.Store(hs.Term)
 	n.stats.commit.Store(hs.Commit)
+	return nil
+}
 
-	if sf == nil && raft.IsEmptyHardState(rec.HardState) && len(rec.Entries) == 0 {
-		if n.forcing {
-			n.fresh = true // no log: nothing to force
-			return nil
-		}
-		if c.Join {
-			// The leader sends the log (or a snapshot) once it has
-			// applied the conf change that added this member.
-			n.log.Info("consensus: joining an existing cluster: waiting for the leader's log")
-			return nil
-		}
-		peers := make([]raft.Peer, len(c.Peers))
-		for i, p := range c.Peers {
-			peers[i] = raft.Peer{ID: p.ID, Context: p.Context}
-		}
-		n.log.Info("consensus: bootstrapping new member", "peers", len(peers))
-		return n.rn.Bootstrap(peers)
+// startNew handles a member with neither snapshot nor log: forced (there
+// is nothing to force), joining (the leader sends the log), or a new
+// cluster's member bootstrapping from the configured peers.
+func (n *Node) startNew() error {
+	c := &n.cfg
+	if n.forcing {
+		n.fresh = true // no log: nothing to force
+		return nil
 	}
+	if c.Join {
+		// The leader sends the log (or a snapshot) once it has
+		// applied the conf change that added this member.
+		n.log.Info("consensus: joining an existing cluster: waiting for the leader's log")
+		return nil
+	}
+	peers := make([]raft.Peer, len(c.Peers))
+	for i, p := range c.Peers {
+		peers[i] = raft.Peer{ID: p.ID, Context: p.Context}
+	}
+	n.log.Info("consensus: bootstrapping new member", "peers", len(peers))
+	return n.rn.Bootstrap(peers)
+}
 
-	// Replay: conf changes go to raft from the snapshot on (raft only
-	// knows the snapshot's ConfState), commands to the state machine,
-	// which skips those at or below its AppliedIndex.
-	n.stats.applied.Store(md.Index)
-	replay := rec.Entries[:hs.Commit-md.Index]
+// replay applies the committed entries after the snapshot: conf changes
+// go to raft from the snapshot on (raft only knows the snapshot's
+// ConfState), commands to the state machine, which skips those at or
+// below its AppliedIndex.
+func (n *Node) replay(snapIndex uint64, hs raftpb.HardState, ents []raftpb.Entry) error {
+	applied := max(snapIndex, n.sm.AppliedIndex()) // before the replay, for the log
+	n.stats.applied.Store(snapIndex)
+	replay := ents[:hs.Commit-snapIndex]
 	for len(replay) > 0 {
 		k := min(len(replay), 1024)
 		if err := n.applyCommitted(replay[:k]); err != nil {
@@ -292,8 +350,8 @@ func (n *Node) restore() error {
 		replay = replay[k:]
 	}
 	n.stats.applied.Store(hs.Commit)
-	n.log.Info("consensus: restored", "snapshot", md.Index, "sm_applied", applied,
-		"replayed", hs.Commit-md.Index, "commit", hs.Commit, "last", last, "term", hs.Term)
+	n.log.Info("consensus: restored", "snapshot", snapIndex, "sm_applied", applied,
+		"replayed", hs.Commit-snapIndex, "commit", hs.Commit, "last", snapIndex+uint64(len(ents)), "term", hs.Term)
 	return nil
 }
 
