@@ -90,51 +90,12 @@ func Load(dir string) (_ *Image, err error) {
 	}
 	im.Engine = eng
 	if snapshot != nil {
-		im.Snapshot, im.SnapIndex = snapName, snapshot.Metadata.Index
-		nodes, hist, index, err := parseStore(snapshot.Data)
-		if err != nil {
-			return nil, fmt.Errorf("snapshot %s: %w", snapName, err)
-		}
-		if err := eng.Seed(max(im.SnapIndex, 1), index, nodes); err != nil {
-			return nil, fmt.Errorf("snapshot %s: %w", snapName, err)
-		}
-		im.Nodes = len(nodes) - 1
-		for _, n := range nodes {
-			if !strings.HasPrefix(n.Path, dropDir) {
-				im.v2 = true
-			}
-		}
-		if n := len(hist); n > 0 && hist[n-1].Index() == index {
-			if err := eng.SeedHistory(hist); err != nil {
-				return nil, fmt.Errorf("snapshot %s: event history: %w", snapName, err)
-			}
-			im.HistoryEvents = n
+		if err := im.seed(snapshot, snapName); err != nil {
+			return nil, err
 		}
 	}
-	im.RaftIndex = im.SnapIndex
-	for _, e := range log.entries {
-		if e.Index <= im.SnapIndex || e.Index > log.state.Commit {
-			continue
-		}
-		cmds, v3, err := entryCommands(e)
-		if err != nil {
-			return nil, fmt.Errorf("wal entry %d: %w", e.Index, err)
-		}
-		if v3 {
-			im.V3Entries++
-		}
-		for _, c := range cmds {
-			if c.Op != engine.OpExpire && !strings.HasPrefix(c.Path, dropDir) {
-				im.v2 = true
-			}
-		}
-		if len(cmds) > 0 {
-			if _, err := eng.ApplyBatch(e.Index, cmds); err != nil {
-				return nil, err
-			}
-			im.Replayed++
-		}
-		im.RaftIndex = e.Index
+	if err := im.replay(log); err != nil {
+		return nil, err
 	}
 	if im.RaftIndex == 0 {
 		return nil, fmt.Errorf("%s: %w: no snapshot and no committed entries", dir, ErrNoV2Data)
@@ -150,6 +111,63 @@ func Load(dir string) (_ *Image, err error) {
 	}
 	im.StoreIndex = eng.Index()
 	return im, nil
+}
+
+// seed loads the snapshot's v2 store (and its event history, when it ends
+// at the store's index) into the image's engine.
+func (im *Image) seed(snapshot *raftpb.Snapshot, snapName string) error {
+	im.Snapshot, im.SnapIndex = snapName, snapshot.Metadata.Index
+	nodes, hist, index, err := parseStore(snapshot.Data)
+	if err != nil {
+		return fmt.Errorf("snapshot %s: %w", snapName, err)
+	}
+	if err := im.Engine.Seed(max(im.SnapIndex, 1), index, nodes); err != nil {
+		return fmt.Errorf("snapshot %s: %w", snapName, err)
+	}
+	im.Nodes = len(nodes) - 1
+	for _, n := range nodes {
+		if !strings.HasPrefix(n.Path, dropDir) {
+			im.v2 = true
+		}
+	}
+	if n := len(hist); n > 0 && hist[n-1].Index() == index {
+		if err := im.Engine.SeedHistory(hist); err != nil {
+			return fmt.Errorf("snapshot %s: event history: %w", snapName, err)
+		}
+		im.HistoryEvents = n
+	}
+	return nil
+}
+
+// replay applies the committed WAL entries after the snapshot, as etcd's
+// v2 applier would, each at its own raft index.
+func (im *Image) replay(log *walLog) error {
+	im.RaftIndex = im.SnapIndex
+	for _, e := range log.entries {
+		if e.Index <= im.SnapIndex || e.Index > log.state.Commit {
+			continue
+		}
+		cmds, v3, err := entryCommands(e)
+		if err != nil {
+			return fmt.Errorf("wal entry %d: %w", e.Index, err)
+		}
+		if v3 {
+			im.V3Entries++
+		}
+		for _, c := range cmds {
+			if c.Op != engine.OpExpire && !strings.HasPrefix(c.Path, dropDir) {
+				im.v2 = true
+			}
+		}
+		if len(cmds) > 0 {
+			if _, err := im.Engine.ApplyBatch(e.Index, cmds); err != nil {
+				return err
+			}
+			im.Replayed++
+		}
+		im.RaftIndex = e.Index
+	}
+	return nil
 }
 
 // entryCommands is what etcd's applier does to the v2 store for one
