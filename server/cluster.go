@@ -20,6 +20,7 @@ import (
 
 	"github.com/strata-kv/strata/consensus"
 	"github.com/strata-kv/strata/consensus/transport"
+	"github.com/strata-kv/strata/engine"
 	"github.com/strata-kv/strata/httpd"
 )
 
@@ -411,10 +412,14 @@ func (s *Server) watchLeader() {
 			s.leader.changed()
 		}
 		had, has := lead != 0, now != 0
+		lost := lead
 		lead = now
 		if had && !has {
-			if n := s.eng.EndWatches(); n > 0 {
-				s.log.Warn("no leader: ended open watches", "watches", n)
+			// etcd's "Raft Internal Error" (300): the client re-watches elsewhere.
+			cause := engine.NewError(engine.EcodeRaftInternal,
+				fmt.Sprintf("member %x lost its leader %x", s.id, lost), s.eng.Index())
+			if n := s.eng.EndWatches(cause); n > 0 {
+				s.log.Warn("no leader: ended open watches", "watches", n, "lost_leader", fmt.Sprintf("%x", lost))
 			}
 		}
 	}

@@ -634,8 +634,9 @@ func TestClusterLosesQuorum(t *testing.T) {
 	}
 	select {
 	case got := <-watchEnded:
-		if got != `"" <nil>` {
-			t.Fatalf("watch ended with %s, want an empty body", got)
+		want := regexp.MustCompile(`^"\{\\"errorCode\\":300,\\"message\\":\\"Raft Internal Error\\",\\"cause\\":\\"member ` + alone.id + ` lost its leader [0-9a-f]+\\",\\"index\\":[0-9]+\}\\n" unexpected EOF$`)
+		if !want.MatchString(got) {
+			t.Fatalf("watch ended with %s, want %s", got, want)
 		}
 	case <-time.After(10 * time.Second):
 		t.Fatal("the open watch was not ended after the member lost its leader")
