@@ -411,15 +411,17 @@ func (s *Server) watchLeader() {
 			// election: nothing was forwarded to a leader then).
 			s.leader.changed()
 		}
-		had, has := lead != 0, now != 0
+		// Any change away from a known leader ends the open watches, not
+		// only a change to "none": this poll can miss a candidate's brief
+		// leaderless state (it may win within one tick).
 		lost := lead
 		lead = now
-		if had && !has {
+		if lost != 0 {
 			// etcd's "Raft Internal Error" (300): the client re-watches elsewhere.
 			cause := engine.NewError(engine.EcodeRaftInternal,
 				fmt.Sprintf("member %x lost its leader %x", s.id, lost), s.eng.Index())
 			if n := s.eng.EndWatches(cause); n > 0 {
-				s.log.Warn("no leader: ended open watches", "watches", n, "lost_leader", fmt.Sprintf("%x", lost))
+				s.log.Warn("lost the leader: ended open watches", "watches", n, "lost_leader", fmt.Sprintf("%x", lost))
 			}
 		}
 	}
