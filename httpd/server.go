@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"net/http"
 	"path"
+	"sort"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -84,10 +85,10 @@ func New(cfg Config, store Store, cluster Cluster) *Server {
 		cfg.MaxWatchers = DefaultMaxWatchers
 	}
 	if cfg.Version == "" {
-		cfg.Version = "3.4.0"
+		cfg.Version = EtcdVersion
 	}
 	if cfg.ClusterVersion == "" {
-		cfg.ClusterVersion = "3.4.0"
+		cfg.ClusterVersion = EtcdClusterVersion
 	}
 	s := &Server{cfg: cfg, store: store, cluster: cluster, done: make(chan struct{}), auth: newAuthenticator(store), log: cfg.Logger}
 	if s.log == nil {
@@ -239,7 +240,7 @@ func (c *corsHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) handleVersion(w http.ResponseWriter, r *http.Request) {
-	writeJSON(w, http.StatusOK, struct {
+	writeStatsJSON(w, struct {
 		Server  string `json:"etcdserver"`
 		Cluster string `json:"etcdcluster"`
 	}{s.cfg.Version, s.cfg.ClusterVersion})
@@ -292,12 +293,13 @@ func (s *Server) handleMachines(w http.ResponseWriter, r *http.Request) {
 	for _, m := range s.cluster.Members() {
 		urls = append(urls, m.ClientURLs...)
 	}
+	sort.Strings(urls) // etcd sorts them as strings, not by member ID
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 	w.Write([]byte(strings.Join(urls, ", ")))
 }
 
 func (s *Server) handleSelfStats(w http.ResponseWriter, r *http.Request) {
-	writeJSON(w, http.StatusOK, s.cluster.SelfStats())
+	writeStatsJSON(w, s.cluster.SelfStats())
 }
 
 func (s *Server) handleLeaderStats(w http.ResponseWriter, r *http.Request) {
@@ -306,9 +308,9 @@ func (s *Server) handleLeaderStats(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusForbidden, map[string]string{"message": "not current leader"})
 		return
 	}
-	writeJSON(w, http.StatusOK, st)
+	writeStatsJSON(w, st)
 }
 
 func (s *Server) handleStoreStats(w http.ResponseWriter, r *http.Request) {
-	writeJSON(w, http.StatusOK, s.cluster.StoreStats())
+	writeStatsJSON(w, s.cluster.StoreStats())
 }

@@ -175,7 +175,7 @@ func (s *Server) startPeers(peers []consensus.Peer) {
 	mux.HandleFunc("/members", s.servePeerMembers)
 	mux.HandleFunc("/version", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
-		w.Write([]byte(`{"etcdserver":"3.4.0","etcdcluster":"3.4.0"}` + "\n"))
+		fmt.Fprintf(w, `{"etcdserver":%q,"etcdcluster":%q}`, httpd.EtcdVersion, httpd.EtcdClusterVersion)
 	})
 	s.peerHTTP = &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
 	for _, ln := range s.cfg.PeerListeners {

@@ -15,6 +15,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"sort"
 	"strconv"
 	"strings"
 	"sync"
@@ -768,11 +769,34 @@ func checkMembersAPI(t *testing.T, ms []*testMember) {
 			}
 			time.Sleep(50 * time.Millisecond)
 		}
-		code, b, err := doReq(c, "GET", m.clientURL+"/v2/machines", "")
+		// As etcd 3.4.23: the client URLs sorted as strings (not by
+		// member ID), joined by ", ", no newline.
+		var urls []string
 		for _, o := range ms {
-			if err != nil || code != 200 || !strings.Contains(string(b), o.clientURL) {
-				t.Fatalf("/v2/machines on %s: %d %q %v", m.name, code, b, err)
-			}
+			urls = append(urls, o.clientURL)
+		}
+		sort.Strings(urls)
+		code, b, err := doReq(c, "GET", m.clientURL+"/v2/machines", "")
+		if err != nil || code != 200 || string(b) != strings.Join(urls, ", ") {
+			t.Fatalf("/v2/machines on %s: %d %q %v, want %q", m.name, code, b, err, strings.Join(urls, ", "))
+		}
+		checkVersionAndStatsBodies(t, c, m)
+	}
+}
+
+// checkVersionAndStatsBodies: /version and /v2/stats/* bodies as etcd
+// 3.4.23 sends them (recorded: curl -s $URL/version | od -c), full server
+// version and no trailing newline.
+func checkVersionAndStatsBodies(t *testing.T, c *http.Client, m *testMember) {
+	t.Helper()
+	code, b, err := doReq(c, "GET", m.clientURL+"/version", "")
+	if want := `{"etcdserver":"3.4.23","etcdcluster":"3.4.0"}`; err != nil || code != 200 || string(b) != want {
+		t.Fatalf("/version on %s: %d %q %v, want %q", m.name, code, b, err, want)
+	}
+	for _, path := range []string{"/v2/stats/self", "/v2/stats/store"} {
+		code, b, err := doReq(c, "GET", m.clientURL+path, "")
+		if err != nil || code != 200 || len(b) == 0 || b[len(b)-1] != '}' {
+			t.Fatalf("%s on %s: %d %q %v, want JSON ending in '}'", path, m.name, code, b, err)
 		}
 	}
 }
