@@ -72,6 +72,7 @@ type Server struct {
 	clusterID uint64
 	members   memberTable // cluster.go
 	startTime time.Time
+	appends   appendStats // raft appends sent and received, for /v2/stats/self
 	tr        *transport.Transport
 	peerHTTP  *http.Server
 	leader    leaderTracker // cluster.go
@@ -131,6 +132,9 @@ func Start(cfg Config) (_ *Server, err error) {
 		tr = flt
 		s.log.Warn("peer traffic fault injection is enabled (tests only)", "file", path)
 	}
+	if tr != nil {
+		tr = countSends{&s.appends, tr} // appendstats.go
+	}
 	tick := s.tickInterval()
 	s.node, err = consensus.Open(consensus.Config{
 		ID:                     s.id,
@@ -155,9 +159,9 @@ func Start(cfg Config) (_ *Server, err error) {
 	}
 	if flt != nil {
 		flt.node.Store(s.node)
-		s.tr.SetRaft(inbound{flt, s.node})
+		s.tr.SetRaft(countRecvs{&s.appends, inbound{flt, s.node}})
 	} else {
-		s.tr.SetRaft(s.node)
+		s.tr.SetRaft(countRecvs{&s.appends, s.node})
 	}
 	if len(peers) == 1 && !s.join {
 		// A lone member elects itself at once; wait for that so the first
@@ -285,7 +289,11 @@ type selfStats struct {
 	StartTime            time.Time  `json:"startTime"`
 	LeaderInfo           leaderInfo `json:"leaderInfo"`
 	RecvAppendRequestCnt uint64     `json:"recvAppendRequestCnt"`
+	RecvPkgRate          float64    `json:"recvPkgRate,omitempty"`
+	RecvBandwidthRate    float64    `json:"recvBandwidthRate,omitempty"`
 	SendAppendRequestCnt uint64     `json:"sendAppendRequestCnt"`
+	SendPkgRate          float64    `json:"sendPkgRate,omitempty"`
+	SendBandwidthRate    float64    `json:"sendBandwidthRate,omitempty"`
 	// UnsafeNoFsync warns that acknowledged writes may not survive a power
 	// loss; absent (as in etcd) when the log is fsync'd.
 	UnsafeNoFsync bool `json:"unsafeNoFsync,omitempty"`
@@ -298,11 +306,15 @@ func (s *Server) SelfStats() any {
 	if st.Lead == s.id {
 		state = "StateLeader"
 	}
-	return selfStats{
+	now := time.Now()
+	out := selfStats{
 		Name: s.cfg.Name, ID: fmt.Sprintf("%x", s.id), State: state, StartTime: s.startTime,
 		LeaderInfo:    leaderInfo{Leader: fmt.Sprintf("%x", st.Lead), Uptime: time.Since(s.startTime).String(), StartTime: s.startTime},
 		UnsafeNoFsync: s.cfg.UnsafeNoFsync,
 	}
+	out.RecvAppendRequestCnt, out.RecvPkgRate, out.RecvBandwidthRate = s.appends.recv.rates(now)
+	out.SendAppendRequestCnt, out.SendPkgRate, out.SendBandwidthRate = s.appends.send.rates(now)
+	return out
 }
 
 // LeaderStats implements httpd.Cluster.
