@@ -21,11 +21,13 @@ for c in patroni curl "$PG_BIN/postgres" "$PY"; do command -v "$c" >/dev/null ||
 work=$(mktemp -d /tmp/patroni-run.XXXXXX)
 chmod 755 "$work"
 pids=()
+# the postmaster of node n, by its pid file (no killing by name)
+postmaster() { head -1 "$work/pg$1/data/postmaster.pid" 2>/dev/null || true; }
 cleanup() {
   for p in "${pids[@]}"; do kill -9 "$p" 2>/dev/null || true; done
-  pkill -9 -P $$ 2>/dev/null || true
-  sleep 0.5
-  rm -rf "$work"
+  for n in 0 1; do p=$(postmaster $n); [ -n "$p" ] && kill -9 "$p" 2>/dev/null || true; done
+  sleep 1
+  [ -n "${KEEP:-}" ] && echo "kept $work" || rm -rf "$work"
 }
 trap cleanup EXIT
 
@@ -96,7 +98,7 @@ done
 chown -R postgres: "$work"
 pat_pid=()
 start_patroni() { # n
-  runuser -u postgres -- patroni "$work/p$1.yml" >>"$work/patroni$1.log" 2>&1 &
+  HOME=$work setpriv --reuid=postgres --regid=postgres --init-groups patroni "$work/p$1.yml" >>"$work/patroni$1.log" 2>&1 &
   pat_pid[$1]=$!
   pids+=($!)
 }
@@ -132,8 +134,9 @@ t=$(wait_for healthy); echo "bootstrap (leader + streaming replica):     ${t}s"
 
 old=$(leader_now); oldn=${old#pg}; other=pg$((1-oldn))
 t1=$(now)
+pm=$(postmaster "$oldn")
 kill -9 "${pat_pid[$oldn]}"
-pkill -9 -u postgres -f -- "-D $work/pg$oldn/data" 2>/dev/null || true
+[ -n "$pm" ] && kill -9 "$pm"
 wait_for led_by "$other" >/dev/null; echo "kill -9 primary $old: $other leads after    $(since "$t1")s"
 start_patroni "$oldn"
 t=$(wait_for leader_is "$other"); echo "  $old back as streaming replica after:      ${t}s"
@@ -149,8 +152,8 @@ start_dcs "$dl"
 
 cand=$old
 t3=$(now)
-curl -s -m 10 -XPOST "http://127.0.0.1:${ports[$((8+${other#pg}))]}/switchover" -d "{\"leader\":\"$other\",\"candidate\":\"$cand\"}" >/dev/null
+resp=$(curl -s -m 60 -XPOST "http://127.0.0.1:${ports[$((8+${other#pg}))]}/switchover" -d "{\"leader\":\"$other\",\"candidate\":\"$cand\"}" || true)
+echo "  POST /switchover: $resp"
 t=$(wait_for leader_is "$cand"); echo "switchover $other -> $cand (both running):     $(since "$t3")s"
 echo "total:                                      $(since "$t0")s"
-tb=$(grep -c Traceback "$work"/patroni*.log || true)
 echo "Patroni tracebacks logged:                  $(cat "$work"/patroni*.log | grep -c Traceback || true)"
