@@ -282,7 +282,7 @@ func (e *Engine) Restore(r io.Reader) error {
 	e.index.Store(idx)
 	h := e.hub
 	h.mu.Lock()
-	h.closeAll()
+	h.closeAll(nil)
 	h.history.reset()
 	h.current = idx
 	h.mu.Unlock()

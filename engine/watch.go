@@ -21,10 +21,16 @@ type Watcher struct {
 	startIndex uint64
 	hub        *hub
 	registered bool
+	err        *Error // why the hub ended the watch; set before c is closed
 }
 
 // StartIndex is the store index when the watch began (X-Etcd-Index).
 func (w *Watcher) StartIndex() uint64 { return w.startIndex }
+
+// Err says why the hub ended the watch, once C is closed: nil when it fell
+// behind or the state was replaced (the client simply re-watches), else the
+// etcd error to show the client (e.g. the member lost its leader).
+func (w *Watcher) Err() *Error { return w.err }
 
 // Remove unregisters the watcher; safe to call more than once.
 func (w *Watcher) Remove() {
@@ -183,10 +189,12 @@ func hiddenBelow(watchPath, key string) bool {
 }
 
 // closeAll ends every watch, e.g. when the state is replaced by a snapshot.
-func (h *hub) closeAll() {
+// A non-nil cause is what each watcher's Err reports.
+func (h *hub) closeAll(cause *Error) {
 	for _, set := range h.watchers {
 		for w := range set {
 			h.unregister(w)
+			w.err = cause
 			close(w.c)
 		}
 	}

@@ -50,6 +50,19 @@ func requestError(code int, cause string) *engine.Error {
 	return engine.NewError(code, cause, 0)
 }
 
+// writeStatsJSON answers /version and /v2/stats/* as etcd does: 200, the
+// JSON with no trailing newline.
+func writeStatsJSON(w http.ResponseWriter, v any) {
+	b, err := json.Marshal(v)
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(http.StatusOK)
+	w.Write(b)
+}
+
 func writeJSON(w http.ResponseWriter, status int, v any) {
 	b, err := json.Marshal(v)
 	if err != nil {

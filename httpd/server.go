@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"net/http"
 	"path"
+	"sort"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -14,6 +15,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/strata-kv/strata/auth"
 	"github.com/strata-kv/strata/engine"
+	"github.com/strata-kv/strata/membership"
 )
 
 // Config holds the HTTP API's limits and identity.
@@ -108,10 +110,10 @@ func (cfg Config) withDefaults() Config {
 		cfg.MaxWatchers = DefaultMaxWatchers
 	}
 	if cfg.Version == "" {
-		cfg.Version = "3.4.0"
+		cfg.Version = membership.EtcdVersion
 	}
 	if cfg.ClusterVersion == "" {
-		cfg.ClusterVersion = "3.4.0"
+		cfg.ClusterVersion = membership.EtcdClusterVersion
 	}
 	return cfg
 }
@@ -182,7 +184,7 @@ func cleanPath(p string) string {
 }
 
 func (s *Server) handleVersion(w http.ResponseWriter, r *http.Request) {
-	writeJSON(w, http.StatusOK, struct {
+	writeStatsJSON(w, struct {
 		Server  string `json:"etcdserver"`
 		Cluster string `json:"etcdcluster"`
 	}{s.cfg.Version, s.cfg.ClusterVersion})
@@ -225,12 +227,13 @@ func (s *Server) handleMachines(w http.ResponseWriter, r *http.Request) {
 	for _, m := range s.cluster.Members() {
 		urls = append(urls, m.ClientURLs...)
 	}
+	sort.Strings(urls) // etcd sorts them as strings, not by member ID
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 	w.Write([]byte(strings.Join(urls, ", ")))
 }
 
 func (s *Server) handleSelfStats(w http.ResponseWriter, r *http.Request) {
-	writeJSON(w, http.StatusOK, s.cluster.SelfStats())
+	writeStatsJSON(w, s.cluster.SelfStats())
 }
 
 func (s *Server) handleLeaderStats(w http.ResponseWriter, r *http.Request) {
@@ -239,9 +242,9 @@ func (s *Server) handleLeaderStats(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusForbidden, map[string]string{"message": "not current leader"})
 		return
 	}
-	writeJSON(w, http.StatusOK, st)
+	writeStatsJSON(w, st)
 }
 
 func (s *Server) handleStoreStats(w http.ResponseWriter, r *http.Request) {
-	writeJSON(w, http.StatusOK, s.cluster.StoreStats())
+	writeStatsJSON(w, s.cluster.StoreStats())
 }

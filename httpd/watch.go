@@ -1,10 +1,12 @@
 package httpd
 
 import (
+	"encoding/json"
 	"net/http"
 	"strings"
 
 	"github.com/strata-kv/strata/auth"
+	"github.com/strata-kv/strata/engine"
 )
 
 // serveWatch answers wait=true. Headers go out as soon as the watch is
@@ -36,6 +38,9 @@ func (s *Server) serveWatch(w http.ResponseWriter, r *http.Request, kr *keyReque
 			return
 		case ev, ok := <-wa.C:
 			if !ok {
+				if e := wa.Err(); e != nil {
+					endWatch(w, rc, e)
+				}
 				return // fell behind or the store was replaced: client re-watches
 			}
 			if isUnder(ev.Node.Key, auth.Dir) {
@@ -50,6 +55,23 @@ func (s *Server) serveWatch(w http.ResponseWriter, r *http.Request, kr *keyReque
 			rc.Flush()
 		}
 	}
+}
+
+// endWatch ends a watch the hub ended with a cause (the member lost its
+// leader). The 200 went out when the watch began, as etcd sends it, so the
+// status can no longer say so: the body carries etcd's error JSON for
+// people and logs, and the response is then aborted (no final chunk) so
+// that no client takes it for a complete answer. Each client then
+// re-watches: the Go client (body read fails) and python-etcd (urllib3
+// ProtocolError, allow_reconnect) retry on the next member; node-etcd
+// emits 'reconnect' and retries with backoff. An empty complete 200 made
+// python-etcd raise "not valid JSON" and node-etcd emit 'error'; a complete
+// 200 with error JSON would crash the Go client (it reads resp.Node).
+func endWatch(w http.ResponseWriter, rc *http.ResponseController, e *engine.Error) {
+	b, _ := json.Marshal(e)
+	w.Write(append(b, '\n'))
+	rc.Flush()
+	panic(http.ErrAbortHandler) // net/http closes the connection, logs nothing
 }
 
 // isUnder reports whether p is dir or lies below it.

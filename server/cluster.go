@@ -20,6 +20,7 @@ import (
 
 	"github.com/strata-kv/strata/consensus"
 	"github.com/strata-kv/strata/consensus/transport"
+	"github.com/strata-kv/strata/engine"
 	"github.com/strata-kv/strata/membership"
 )
 
@@ -174,7 +175,7 @@ func (s *Server) startPeers(peers []consensus.Peer) {
 	mux.HandleFunc("/members", s.servePeerMembers)
 	mux.HandleFunc("/version", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
-		w.Write([]byte(`{"etcdserver":"3.4.0","etcdcluster":"3.4.0"}` + "\n"))
+		fmt.Fprintf(w, `{"etcdserver":%q,"etcdcluster":%q}`, membership.EtcdVersion, membership.EtcdClusterVersion)
 	})
 	s.peerHTTP = &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
 	for _, ln := range s.cfg.PeerListeners {
@@ -393,11 +394,17 @@ func (s *Server) watchLeader() {
 			// election: nothing was forwarded to a leader then).
 			s.leader.changed()
 		}
-		had, has := lead != 0, now != 0
+		// Any change away from a known leader ends the open watches, not
+		// only a change to "none": this poll can miss a candidate's brief
+		// leaderless state (it may win within one tick).
+		lost := lead
 		lead = now
-		if had && !has {
-			if n := s.eng.EndWatches(); n > 0 {
-				s.log.Warn("no leader: ended open watches", "watches", n)
+		if lost != 0 {
+			// etcd's "Raft Internal Error" (300): the client re-watches elsewhere.
+			cause := engine.NewError(engine.EcodeRaftInternal,
+				fmt.Sprintf("member %x lost its leader %x", s.id, lost), s.eng.Index())
+			if n := s.eng.EndWatches(cause); n > 0 {
+				s.log.Warn("lost the leader: ended open watches", "watches", n, "lost_leader", fmt.Sprintf("%x", lost))
 			}
 		}
 	}

@@ -79,6 +79,7 @@ type Server struct {
 	clusterID uint64
 	members   memberTable
 	startTime time.Time
+	appends   appendStats // raft appends sent and received, for /v2/stats/self
 	tr        *transport.Transport
 	peerHTTP  *http.Server
 	leader    leaderTracker
@@ -135,6 +136,9 @@ func Start(cfg Config) (_ *Server, err error) {
 	fsm.where = fmt.Sprintf("backend %s in %s", cfg.Backend, s.dir.sub("db"))
 	fsm.onMembers = s.reloadMembers
 	tr, raftFor := s.peerFaults()
+	if tr != nil {
+		tr = countSends{&s.appends, tr}
+	}
 	tick := s.tickInterval()
 	s.node, err = consensus.Open(consensus.Config{
 		ID:                     s.id,
@@ -158,7 +162,7 @@ func Start(cfg Config) (_ *Server, err error) {
 	if err != nil {
 		return nil, err
 	}
-	s.tr.SetRaft(raftFor(s.node))
+	s.tr.SetRaft(countRecvs{&s.appends, raftFor(s.node)})
 	if len(peers) == 1 && !s.join {
 		// A lone member elects itself at once; wait for that so the first
 		// client request is not refused for want of a leader.
@@ -295,7 +299,11 @@ type selfStats struct {
 	StartTime            time.Time  `json:"startTime"`
 	LeaderInfo           leaderInfo `json:"leaderInfo"`
 	RecvAppendRequestCnt uint64     `json:"recvAppendRequestCnt"`
+	RecvPkgRate          float64    `json:"recvPkgRate,omitempty"`
+	RecvBandwidthRate    float64    `json:"recvBandwidthRate,omitempty"`
 	SendAppendRequestCnt uint64     `json:"sendAppendRequestCnt"`
+	SendPkgRate          float64    `json:"sendPkgRate,omitempty"`
+	SendBandwidthRate    float64    `json:"sendBandwidthRate,omitempty"`
 	// UnsafeNoFsync warns that acknowledged writes may not survive a power
 	// loss; absent (as in etcd) when the log is fsync'd.
 	UnsafeNoFsync bool `json:"unsafeNoFsync,omitempty"`
@@ -308,11 +316,15 @@ func (s *Server) SelfStats() any {
 	if st.Lead == s.id {
 		state = "StateLeader"
 	}
-	return selfStats{
+	now := time.Now()
+	out := selfStats{
 		Name: s.cfg.Name, ID: fmt.Sprintf("%x", s.id), State: state, StartTime: s.startTime,
 		LeaderInfo:    leaderInfo{Leader: fmt.Sprintf("%x", st.Lead), Uptime: time.Since(s.startTime).String(), StartTime: s.startTime},
 		UnsafeNoFsync: s.cfg.UnsafeNoFsync,
 	}
+	out.RecvAppendRequestCnt, out.RecvPkgRate, out.RecvBandwidthRate = s.appends.recv.rates(now)
+	out.SendAppendRequestCnt, out.SendPkgRate, out.SendBandwidthRate = s.appends.send.rates(now)
+	return out
 }
 
 // LeaderStats implements httpd.Cluster.

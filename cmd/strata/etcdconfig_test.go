@@ -18,7 +18,7 @@ import (
 func TestVersion(t *testing.T) {
 	bin := strataBinary(t)
 	want := []*regexp.Regexp{
-		regexp.MustCompile(`^etcd Version: 3\.4\.0$`),
+		regexp.MustCompile(`^etcd Version: 3\.4\.23$`),
 		regexp.MustCompile(`^Git SHA: strata \S+ \((not provided|[0-9a-f]{12}(\+dirty)?)\)$`),
 		regexp.MustCompile(`^Go Version: ` + regexp.QuoteMeta(runtime.Version()) + `$`),
 		regexp.MustCompile(`^Go OS/Arch: ` + runtime.GOOS + `/` + runtime.GOARCH + `$`),

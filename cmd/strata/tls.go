@@ -29,7 +29,7 @@ func (f *tlsFlags) register(fs *flag.FlagSet) {
 		p, i := side.prefix, side.info
 		fs.StringVar(&i.CertFile, p+"cert-file", "", side.certUse)
 		fs.StringVar(&i.KeyFile, p+"key-file", "", "path to the key (PEM) of --"+p+"cert-file")
-		fs.StringVar(&i.TrustedCAFile, p+"trusted-ca-file", "", "path to the CA certificates (PEM) "+side.who+" certificates must be signed by")
+		fs.StringVar(&i.TrustedCAFile, p+"trusted-ca-file", "", "path to the CA certificates (PEM) "+side.who+" certificates must be signed by; given, "+side.who+"s must present one (as etcd 3.4, even without --"+p+"client-cert-auth)")
 		fs.BoolVar(&i.ClientCertAuth, p+"client-cert-auth", false, "require "+side.who+"s to present a certificate signed by --"+p+"trusted-ca-file")
 		fs.BoolVar(&i.AutoTLS, p+"auto-tls", false, side.who+" TLS with a generated self-signed certificate (unless --"+p+"cert-file is given): encrypts, does not authenticate")
 	}

@@ -110,11 +110,26 @@ func (p *pki) clientTLS(t *testing.T, f *certtest.Files) *tls.Config {
 // TestTLSClientCertAuth: with --client-cert-auth, the official v2 client
 // with a certificate from the trusted CA works (over HTTP/1.1 and h2);
 // no certificate, a foreign CA's, one without the clientAuth usage, TLS
-// 1.1, or plain HTTP are refused, each with its log line.
+// 1.1, or plain HTTP are refused, each with its log line. --trusted-ca-file
+// alone enforces the same, as etcd 3.4.23 does (checked: etcd with
+// --trusted-ca-file and no --client-cert-auth refuses curl without a
+// client certificate, "alert bad certificate").
 func TestTLSClientCertAuth(t *testing.T) {
 	p := newPKI(t)
-	url, logs := startStrataLog(t, "--listen-client-urls", "https://127.0.0.1:0", "--advertise-client-urls", "https://127.0.0.1:2379",
-		"--cert-file", p.server.Cert, "--key-file", p.server.Key, "--client-cert-auth", "--trusted-ca-file", p.caFile)
+	for _, tc := range []struct {
+		name  string
+		flags []string
+	}{
+		{"client-cert-auth", []string{"--client-cert-auth", "--trusted-ca-file", p.caFile}},
+		{"trusted-ca-file alone", []string{"--trusted-ca-file", p.caFile}},
+	} {
+		t.Run(tc.name, func(t *testing.T) { testTLSClientCertAuth(t, p, tc.flags) })
+	}
+}
+
+func testTLSClientCertAuth(t *testing.T, p *pki, flags []string) {
+	url, logs := startStrataLog(t, append([]string{"--listen-client-urls", "https://127.0.0.1:0", "--advertise-client-urls", "https://127.0.0.1:2379",
+		"--cert-file", p.server.Cert, "--key-file", p.server.Key}, flags...)...)
 	if !strings.HasPrefix(url, "https://") {
 		t.Fatalf("ready line URL %q, want https", url)
 	}

@@ -6,15 +6,17 @@ import (
 	"io"
 	"runtime"
 	"runtime/debug"
+
+	"github.com/strata-kv/strata/membership"
 )
 
 // strataVersion is Strata's own release; set with
 // -ldflags "-X main.strataVersion=…" by a release build.
 var strataVersion = "0.1.0-dev"
 
-// apiVersion is the etcd release whose v2 API Strata serves (also
-// reported by GET /version as etcdserver).
-const apiVersion = "3.4.0"
+// apiVersion is the etcd release whose v2 API Strata serves, the one
+// GET /version reports as etcdserver.
+const apiVersion = membership.EtcdVersion
 
 func init() {
 	subcommands["version"] = func(_ context.Context, _ []string, stdout, _ io.Writer) error {

@@ -175,7 +175,7 @@ func TestEndpointStatus(t *testing.T) {
 	}
 	got := runCtl(t, ctl, a("--endpoints", srv.clientURL+",http://127.0.0.1:1", "-o", "json", "endpoint", "status"), nil, "")
 	want := result{
-		stdout: `[{"endpoint":"` + srv.clientURL + `","id":"` + srv.memberID + `","name":"default","serverVersion":"3.4.0",` +
+		stdout: `[{"endpoint":"` + srv.clientURL + `","id":"` + srv.memberID + `","name":"default","serverVersion":"3.4.23",` +
 			`"state":"StateLeader","leader":"` + srv.memberID + `","isLeader":true,"raftTerm":` + term + `,"raftIndex":` + index + `,"etcdIndex":1}]` + "\n",
 		stderr: "Failed to get the status of endpoint http://127.0.0.1:1 (GET /version: dial tcp 127.0.0.1:1: connect: connection refused)\n",
 		code:   2,

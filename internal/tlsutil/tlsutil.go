@@ -41,7 +41,9 @@ type Info struct {
 	// certificates must chain to.
 	TrustedCAFile string
 	// ClientCertAuth requires every connecting client to present a
-	// certificate signed by TrustedCAFile's CAs.
+	// certificate signed by TrustedCAFile's CAs. A TrustedCAFile alone
+	// requires it too, as etcd 3.4 (its TLSInfo.ServerConfig): an operator
+	// who gives the CA expects it enforced.
 	ClientCertAuth bool
 	// AutoTLS uses a generated self-signed certificate when CertFile and
 	// KeyFile are not given. Peers' certificates are then not verified
@@ -140,9 +142,9 @@ func writePEM(path, typ string, der []byte, mode os.FileMode) error {
 }
 
 // ServerConfig returns the configuration to serve with. With
-// ClientCertAuth, a client must present a certificate that chains to
-// TrustedCAFile and carries the clientAuth usage (or none); anything
-// else fails the handshake.
+// ClientCertAuth or a TrustedCAFile (as etcd 3.4), a client must present
+// a certificate that chains to TrustedCAFile and carries the clientAuth
+// usage (or none); anything else fails the handshake.
 func (i Info) ServerConfig() (*tls.Config, error) {
 	cert, err := i.keyPair()
 	if err != nil {
@@ -156,7 +158,7 @@ func (i Info) ServerConfig() (*tls.Config, error) {
 		}
 		cfg.ClientCAs = pool
 	}
-	if i.ClientCertAuth {
+	if i.ClientCertAuth || i.TrustedCAFile != "" {
 		cfg.ClientAuth = tls.RequireAndVerifyClientCert
 	}
 	return cfg, nil
