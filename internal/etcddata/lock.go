@@ -29,11 +29,7 @@ func lockFiles(names []string) ([]*os.File, error) {
 			return fail(fmt.Errorf("open %s: %w", name, err))
 		}
 		held = append(held, f)
-		lk := unix.Flock_t{Type: unix.F_WRLCK, Whence: 0}
-		err = unix.FcntlFlock(f.Fd(), unix.F_OFD_SETLK, &lk)
-		if err == unix.EINVAL {
-			err = unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB)
-		}
+		err = tryLock(f)
 		if err == unix.EAGAIN || err == unix.EACCES || err == unix.EWOULDBLOCK {
 			return fail(fmt.Errorf("%s: %w", name, ErrLocked))
 		}
