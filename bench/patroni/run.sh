@@ -152,8 +152,17 @@ start_dcs "$dl"
 
 cand=$old
 t3=$(now)
-resp=$(curl -s -m 60 -XPOST "http://127.0.0.1:${ports[$((8+${other#pg}))]}/switchover" -d "{\"leader\":\"$other\",\"candidate\":\"$cand\"}" || true)
-echo "  POST /switchover: $resp"
+# Patroni refuses a candidate it does not yet consider healthy (a replica
+# that just came back, or is reconnecting after the DCS leader change):
+# ask again for up to 30 s, and say how many tries it took.
+tries=0
+while :; do
+  tries=$((tries + 1))
+  resp=$(curl -s -m 60 -XPOST "http://127.0.0.1:${ports[$((8+${other#pg}))]}/switchover" -d "{\"leader\":\"$other\",\"candidate\":\"$cand\"}" || true)
+  [[ "$resp" == *"no good candidates"* ]] && [ "$(since "$t3" | cut -d. -f1)" -lt 30 ] || break
+  sleep 1
+done
+echo "  POST /switchover: $resp (try $tries)"
 t=$(wait_for leader_is "$cand"); echo "switchover $other -> $cand (both running):     $(since "$t3")s"
 echo "total:                                      $(since "$t0")s"
 echo "Patroni tracebacks logged:                  $(cat "$work"/patroni*.log | grep -c Traceback || true)"
