@@ -79,35 +79,11 @@ func (fakeCluster) Healthy(ctx context.Context) error { return nil }
 // alone, and returns its address and the Front (nil for net/http).
 func serve(t *testing.T, lean bool) (string, *Front) {
 	t.Helper()
-	api := New(Config{}, newEngineStore(t), fakeCluster{})
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	hs := &http.Server{Handler: api, ReadHeaderTimeout: 5 * time.Second, IdleTimeout: 30 * time.Second}
-	var f *Front
-	if lean {
-		f = NewFront(api, hs)
-		go f.Serve(ln)
-	} else {
-		go hs.Serve(ln)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-		defer cancel()
-		api.Close()
-		if f != nil {
-			f.Shutdown(ctx)
-		} else {
-			hs.Shutdown(ctx)
-		}
-	})
-	return ln.Addr().String(), f
+	return serveConfig(t, lean, Config{}, newEngineStore(t), 0)
 }
 
 // exchange sends raw request bytes on one connection and reads n responses.
 func exchange(t *testing.T, addr, raw string, n int) string {
-	t.Helper()
 	t.Helper()
 	c, err := net.Dial("tcp", addr)
 	if err != nil {

@@ -67,9 +67,19 @@ type proc struct {
 // startProc runs strata as a child process on a loopback port.
 func startProc(t *testing.T, dataDir string, extra ...string) *proc {
 	t.Helper()
+	cmd, url := launch(t, dataDir, os.Stderr, "", extra...)
+	return &proc{cmd: cmd, url: url}
+}
+
+// launch starts strata on dataDir with its stderr going to stderr, waits
+// for its ready line and returns the process and its client URL; the
+// process is killed at the test's end. logFile, if not "", is shown when
+// strata does not start.
+func launch(t *testing.T, dataDir string, stderr io.Writer, logFile string, extra ...string) (*exec.Cmd, string) {
+	t.Helper()
 	args := append([]string{"--data-dir", dataDir, "--listen-client-urls", "http://127.0.0.1:0", "--log-level", "warn"}, extra...)
 	cmd := exec.Command(strataBinary(t), args...)
-	cmd.Stderr = os.Stderr
+	cmd.Stderr = stderr
 	out, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -88,13 +98,17 @@ func startProc(t *testing.T, dataDir string, extra ...string) *proc {
 	case line := <-lines:
 		m := regexp.MustCompile(`on (http://[0-9.:]+)`).FindStringSubmatch(line)
 		if m == nil {
-			t.Fatalf("strata did not start: %q", line)
+			var b []byte
+			if logFile != "" {
+				b, _ = os.ReadFile(logFile)
+			}
+			t.Fatalf("strata did not start: %q\n%s", line, b)
 		}
-		return &proc{cmd: cmd, url: m[1]}
+		return cmd, m[1]
 	case <-time.After(30 * time.Second):
 		t.Fatal("strata did not print its ready line within 30s")
 	}
-	return nil
+	return nil, ""
 }
 
 type nodeJSON struct {

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bufio"
 	"bytes"
 	"encoding/json"
 	"fmt"
@@ -10,7 +9,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"regexp"
 	"strings"
 	"sync"
 	"syscall"
@@ -48,35 +46,8 @@ func startLogProc(t *testing.T, dataDir, logFile string, extra ...string) *logPr
 		t.Fatal(err)
 	}
 	defer lf.Close()
-	args := append([]string{"--data-dir", dataDir, "--listen-client-urls", "http://127.0.0.1:0", "--log-level", "warn"}, extra...)
-	cmd := exec.Command(strataBinary(t), args...)
-	cmd.Stderr = lf
-	out, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
-	lines := make(chan string, 1)
-	go func() {
-		line, _ := bufio.NewReader(out).ReadString('\n')
-		lines <- line
-		io.Copy(io.Discard, out)
-	}()
-	select {
-	case line := <-lines:
-		m := regexp.MustCompile(`on (http://[0-9.:]+)`).FindStringSubmatch(line)
-		if m == nil {
-			b, _ := os.ReadFile(logFile)
-			t.Fatalf("strata did not start: %q\n%s", line, b)
-		}
-		return &logProc{cmd: cmd, url: m[1], log: logFile}
-	case <-time.After(30 * time.Second):
-		t.Fatal("strata did not print its ready line within 30s")
-	}
-	return nil
+	cmd, url := launch(t, dataDir, lf, logFile, extra...)
+	return &logProc{cmd: cmd, url: url, log: logFile}
 }
 
 // stop sends SIGTERM and waits for a clean exit.
