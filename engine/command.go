@@ -20,6 +20,33 @@ const (
 	opMax
 )
 
+// PutOp is the operation of a v2 PUT, in etcd's order: prevExist=true
+// updates (a compare-and-swap with a prevValue or prevIndex condition),
+// prevExist=false creates, and otherwise a condition makes it a
+// compare-and-swap and no condition a set.
+func PutOp(prevExist *bool, conditional bool) Op {
+	switch {
+	case prevExist != nil && *prevExist && !conditional:
+		return OpUpdate
+	case prevExist != nil && *prevExist:
+		return OpCAS
+	case prevExist != nil:
+		return OpCreate
+	case conditional:
+		return OpCAS
+	}
+	return OpSet
+}
+
+// DeleteOp is the operation of a v2 DELETE: compare-and-delete with a
+// prevValue or prevIndex condition.
+func DeleteOp(conditional bool) Op {
+	if conditional {
+		return OpCAD
+	}
+	return OpDelete
+}
+
 var opNames = [...]string{"", "set", "create", "update", "compareAndSwap", "delete", "compareAndDelete", "expire"}
 
 func (o Op) String() string {

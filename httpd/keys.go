@@ -194,23 +194,9 @@ func (kr *keyRequest) command(now time.Time) engine.Command {
 	case http.MethodPost:
 		c.Op, c.Unique = engine.OpCreate, true
 	case http.MethodDelete:
-		c.Op = engine.OpDelete
-		if conditional {
-			c.Op = engine.OpCAD
-		}
+		c.Op = engine.DeleteOp(conditional)
 	default: // PUT
-		switch {
-		case kr.prevExist != nil && *kr.prevExist && !conditional:
-			c.Op = engine.OpUpdate
-		case kr.prevExist != nil && *kr.prevExist:
-			c.Op = engine.OpCAS
-		case kr.prevExist != nil:
-			c.Op = engine.OpCreate
-		case conditional:
-			c.Op = engine.OpCAS
-		default:
-			c.Op = engine.OpSet
-		}
+		c.Op = engine.PutOp(kr.prevExist, conditional)
 	}
 	return c
 }

@@ -213,23 +213,9 @@ func requestCommand(r *Request) (engine.Command, bool) {
 	case "POST":
 		c.Op, c.Unique = engine.OpCreate, true
 	case "PUT":
-		switch {
-		case r.PrevExist != nil && *r.PrevExist && !conditional:
-			c.Op = engine.OpUpdate
-		case r.PrevExist != nil && *r.PrevExist:
-			c.Op = engine.OpCAS
-		case r.PrevExist != nil:
-			c.Op = engine.OpCreate
-		case conditional:
-			c.Op = engine.OpCAS
-		default:
-			c.Op = engine.OpSet
-		}
+		c.Op = engine.PutOp(r.PrevExist, conditional)
 	case "DELETE":
-		c.Op = engine.OpDelete
-		if conditional {
-			c.Op = engine.OpCAD
-		}
+		c.Op = engine.DeleteOp(conditional)
 	case "SYNC":
 		return engine.Command{Op: engine.OpExpire, Path: "/", Time: r.Time}, true
 	default: // QGET, GET, HEAD change nothing
