@@ -21,13 +21,13 @@ type Peer struct {
 // Transport delivers raft messages to peers. Send must not block the
 // caller for long (queue and return); lost messages are tolerated by raft.
 // A MsgSnap carries only snapshot metadata: the transport must attach an
-// image from Node.PeerSnapshot (which may reflect a later index than the
+// image from Replica.PeerSnapshot (which may reflect a later index than the
 // metadata), and on receipt put it in Snapshot.Data.
 type Transport interface {
 	Send(msgs []raftpb.Message)
 }
 
-// Config configures a Node.
+// Config configures a Replica.
 type Config struct {
 	ID    uint64 // this member's raft id, non-zero
 	Peers []Peer // initial members, this one included; used on first boot only

@@ -67,7 +67,7 @@ func (d *durableDisk) synced() (uint64, int) {
 	return d.index, d.syncs
 }
 
-func waitSnapshot(t *testing.T, n *Node, index uint64) Status {
+func waitSnapshot(t *testing.T, n *Replica[uint64], index uint64) Status {
 	t.Helper()
 	deadline := time.Now().Add(10 * time.Second)
 	st := n.Status()

@@ -24,7 +24,7 @@ import (
 // changes through the state machine (so it drops the members' records) and
 // raft. Run again (the flag left on), it removes the members added since,
 // as etcd does.
-func (n *Node) forceNewCluster() error {
+func (n *Replica[R]) forceNewCluster() error {
 	n.forcing = true
 	defer func() { n.forcing = false }()
 	err := n.restore()
@@ -76,7 +76,7 @@ func (n *Node) forceNewCluster() error {
 	return n.closeWAL()
 }
 
-func (n *Node) closeWAL() error {
+func (n *Replica[R]) closeWAL() error {
 	if n.wal == nil {
 		return nil
 	}

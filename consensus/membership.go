@@ -12,11 +12,11 @@ import (
 
 // MembershipStateMachine is a StateMachine that keeps details of the
 // members (names, URLs) in its replicated state, next to raft's own
-// configuration, which holds only member IDs. The Node hands it every
+// configuration, which holds only member IDs. The Replica hands it every
 // committed membership change before raft applies it, so the two never
 // disagree.
-type MembershipStateMachine interface {
-	StateMachine
+type MembershipStateMachine[R any] interface {
+	StateMachine[R]
 	// ApplyConfChange decides and records the committed membership change
 	// cc at index (cc.Context as proposed). It is called from the run
 	// loop in log order, with every earlier entry applied and no Apply in
@@ -42,24 +42,24 @@ var ErrRemoveLastMember = errors.New("consensus: cannot remove the last member")
 // raft.ErrProposalDropped. Raft refuses a conf change while an earlier
 // one is not yet applied by the leader (it logs it and the proposal ends
 // with ErrTimeout): callers should make one change at a time.
-func (n *Node) ProposeConfChange(ctx context.Context, cc raftpb.ConfChange) error {
+func (n *Replica[R]) ProposeConfChange(ctx context.Context, cc raftpb.ConfChange) error {
 	id := n.reqID.Add(1)
 	cc.ID = id
 	cc.Context = encodeEnvelope(n.id, id, cc.Context)
-	p := &proposal{id: id, cc: &cc, resc: make(chan result, 1)}
+	p := &proposal[R]{id: id, cc: &cc, resc: make(chan result[R], 1)}
 	_, err := n.submit(ctx, p)
 	return err
 }
 
 // Removed is closed once this member has applied its own removal from the
 // cluster: it must stop, and never rejoin under the same ID.
-func (n *Node) Removed() <-chan struct{} { return n.removedc }
+func (n *Replica[R]) Removed() <-chan struct{} { return n.removedc }
 
 // applyCommitted applies committed entries in log order: runs of commands
 // go to the state machine (through the applier once the loop runs),
 // membership changes are applied on the loop once everything before them
 // is applied (applyConfEntry).
-func (n *Node) applyCommitted(ents []raftpb.Entry) error {
+func (n *Replica[R]) applyCommitted(ents []raftpb.Entry) error {
 	start := 0
 	for i := range ents {
 		if t := ents[i].Type; t != raftpb.EntryConfChange && t != raftpb.EntryConfChangeV2 {
@@ -81,7 +81,7 @@ func (n *Node) applyCommitted(ents []raftpb.Entry) error {
 	return nil
 }
 
-func (n *Node) applyRun(ents []raftpb.Entry) error {
+func (n *Replica[R]) applyRun(ents []raftpb.Entry) error {
 	if n.async {
 		n.applyc <- applyJob{ents: ents}
 		return nil
@@ -98,7 +98,7 @@ func (n *Node) applyRun(ents []raftpb.Entry) error {
 // before it), lets the state machine decide and record it, applies it to
 // raft if accepted, and answers its proposer. Conf changes are rare: the
 // wait costs nothing that matters.
-func (n *Node) applyConfEntry(e *raftpb.Entry) error {
+func (n *Replica[R]) applyConfEntry(e *raftpb.Entry) error {
 	var cc raftpb.ConfChange
 	switch e.Type {
 	case raftpb.EntryConfChange:
@@ -128,7 +128,7 @@ func (n *Node) applyConfEntry(e *raftpb.Entry) error {
 	var refused error
 	if cs := n.currentConf(); cc.Type == raftpb.ConfChangeRemoveNode && len(cs.Voters) == 1 && cs.Voters[0] == cc.NodeID {
 		refused = ErrRemoveLastMember
-	} else if msm, ok := n.sm.(MembershipStateMachine); ok {
+	} else if msm, ok := n.sm.(MembershipStateMachine[R]); ok {
 		refused = msm.ApplyConfChange(e.Index, cc)
 	} else {
 		// A plain state machine sees the entry as raft-internal (nil data).
@@ -141,7 +141,7 @@ func (n *Node) applyConfEntry(e *raftpb.Entry) error {
 	}
 	n.stats.applied.Store(e.Index)
 	if local && member == n.id {
-		n.answer([]ack{{id: id, res: result{err: refused}}})
+		n.answer([]ack[R]{{id: id, res: result[R]{err: refused}}})
 	}
 	if refused == nil && cc.Type == raftpb.ConfChangeRemoveNode && cc.NodeID == n.id {
 		n.log.Warn("consensus: this member was removed from the cluster", "index", e.Index)
@@ -159,7 +159,7 @@ func (n *Node) applyConfEntry(e *raftpb.Entry) error {
 // timeout), so the cluster is without a leader only for one round trip.
 // If the transfer cannot finish, the others elect a leader an election
 // timeout after this member stops.
-func (n *Node) handOverAfterRemoval() {
+func (n *Replica[R]) handOverAfterRemoval() {
 	st := n.rn.Status()
 	if st.RaftState != raft.StateLeader {
 		return
@@ -177,7 +177,8 @@ func (n *Node) handOverAfterRemoval() {
 }
 
 // submit registers p, queues it for the run loop and waits for its result.
-func (n *Node) submit(ctx context.Context, p *proposal) (any, error) {
+func (n *Replica[R]) submit(ctx context.Context, p *proposal[R]) (R, error) {
+	var none R // what a failed proposal returns
 	if n.cfg.ProposalTimeout > 0 {
 		p.deadline = time.Now().Add(n.cfg.ProposalTimeout).UnixNano()
 	}
@@ -185,7 +186,7 @@ func (n *Node) submit(ctx context.Context, p *proposal) (any, error) {
 	if n.closed {
 		n.mu.Unlock()
 		n.stats.proposalsFailed.Add(1)
-		return nil, n.stoppedErr()
+		return none, n.stoppedErr()
 	}
 	n.waiters[p.id] = p
 	n.mu.Unlock()
@@ -193,7 +194,7 @@ func (n *Node) submit(ctx context.Context, p *proposal) (any, error) {
 	select {
 	case n.propc <- p:
 	case <-ctx.Done():
-		return nil, n.abandon(p.id, ctx.Err())
+		return none, n.abandon(p.id, ctx.Err())
 	case <-n.done:
 		// The loop failed every waiter on its way out.
 	}
@@ -204,6 +205,6 @@ func (n *Node) submit(ctx context.Context, p *proposal) (any, error) {
 		}
 		return r.val, r.err
 	case <-ctx.Done():
-		return nil, n.abandon(p.id, ctx.Err())
+		return none, n.abandon(p.id, ctx.Err())
 	}
 }

@@ -20,7 +20,7 @@ import (
 //
 // The caller must Close the reader; closing it early stops the stream.
 // Safe for concurrent use, also with the run loop and Apply.
-func (n *Node) PeerSnapshot() (raftpb.SnapshotMetadata, io.ReadCloser, error) {
+func (n *Replica[R]) PeerSnapshot() (raftpb.SnapshotMetadata, io.ReadCloser, error) {
 	x := n.stats.applied.Load()
 	term, cs, err := n.snapMeta(x)
 	if err != nil {

@@ -11,7 +11,7 @@ import (
 )
 
 var (
-	// ErrStopped is returned for calls on, or pending at, a stopped Node.
+	// ErrStopped is returned for calls on, or pending at, a stopped Replica.
 	ErrStopped = errors.New("consensus: node stopped")
 	// ErrLeaderChanged fails a ReadIndex whose leader changed before it
 	// was answered; retrying is safe.
@@ -23,16 +23,16 @@ var (
 
 // proposal is one Propose call in flight. resc has room for the single
 // answer it ever gets, so the run loop never blocks on a proposer.
-type proposal struct {
+type proposal[R any] struct {
 	id       uint64
 	data     []byte
 	cc       *raftpb.ConfChange // a membership change instead of data
-	resc     chan result
+	resc     chan result[R]
 	deadline int64 // unix ns; the run loop fails it with ErrTimeout after
 }
 
-type result struct {
-	val any
+type result[R any] struct {
+	val R
 	err error
 }
 
@@ -43,16 +43,16 @@ type result struct {
 // transfer) and ErrStopped are returned wrapped; retrying those is safe as
 // the entry was not appended. An appended entry that a new leader later
 // overwrites is not reported: ctx bounds that wait.
-func (n *Node) Propose(ctx context.Context, cmd []byte) (any, error) {
+func (n *Replica[R]) Propose(ctx context.Context, cmd []byte) (R, error) {
 	id := n.reqID.Add(1)
-	p := &proposal{id: id, data: encodeEnvelope(n.id, id, cmd), resc: make(chan result, 1)}
+	p := &proposal[R]{id: id, data: encodeEnvelope(n.id, id, cmd), resc: make(chan result[R], 1)}
 	return n.submit(ctx, p)
 }
 
 // expireProposals fails proposals past their deadline. Called by the run
 // loop on each tick: a per-call context timer would cost every proposal
 // an allocation and a timer.
-func (n *Node) expireProposals(now time.Time) {
+func (n *Replica[R]) expireProposals(now time.Time) {
 	if n.cfg.ProposalTimeout <= 0 {
 		return
 	}
@@ -61,14 +61,14 @@ func (n *Node) expireProposals(now time.Time) {
 	for id, p := range n.waiters {
 		if p.deadline != 0 && p.deadline < t {
 			delete(n.waiters, id)
-			p.resc <- result{err: ErrTimeout}
+			p.resc <- result[R]{err: ErrTimeout}
 		}
 	}
 	n.mu.Unlock()
 }
 
 // abandon forgets a proposal whose caller gave up.
-func (n *Node) abandon(id uint64, err error) error {
+func (n *Replica[R]) abandon(id uint64, err error) error {
 	n.mu.Lock()
 	delete(n.waiters, id)
 	n.mu.Unlock()
@@ -77,7 +77,7 @@ func (n *Node) abandon(id uint64, err error) error {
 }
 
 // answer delivers results to local proposers. Called by the run loop.
-func (n *Node) answer(acks []ack) {
+func (n *Replica[R]) answer(acks []ack[R]) {
 	if len(acks) == 0 {
 		return
 	}
@@ -91,19 +91,19 @@ func (n *Node) answer(acks []ack) {
 	n.mu.Unlock()
 }
 
-type ack struct {
+type ack[R any] struct {
 	id  uint64
 	pos int // entry position in the applied batch
-	res result
+	res result[R]
 }
 
 // failAll fails every pending proposal and read and refuses new ones.
-func (n *Node) failAll(err error) {
+func (n *Replica[R]) failAll(err error) {
 	n.mu.Lock()
 	n.closed = true
 	for id, p := range n.waiters {
 		delete(n.waiters, id)
-		p.resc <- result{err: err}
+		p.resc <- result[R]{err: err}
 	}
 	n.mu.Unlock()
 	for _, r := range n.readsWaiting {
@@ -119,10 +119,10 @@ func (n *Node) failAll(err error) {
 }
 
 // propose hands one queued proposal to raft. Called by the run loop.
-func (n *Node) propose(p *proposal) {
+func (n *Replica[R]) propose(p *proposal[R]) {
 	if n.space.hard() {
 		// Stalled for want of space: raft cannot take the entry now.
-		n.answer([]ack{{id: p.id, res: result{err: n.space.errOr()}}})
+		n.answer([]ack[R]{{id: p.id, res: result[R]{err: n.space.errOr()}}})
 		return
 	}
 	var err error
@@ -132,7 +132,7 @@ func (n *Node) propose(p *proposal) {
 		err = n.rn.Propose(p.data)
 	}
 	if err != nil {
-		n.answer([]ack{{id: p.id, res: result{err: fmt.Errorf("consensus: propose: %w", err)}}})
+		n.answer([]ack[R]{{id: p.id, res: result[R]{err: fmt.Errorf("consensus: propose: %w", err)}}})
 	}
 }
 
@@ -159,7 +159,7 @@ func (rb *readBatch) fail(err error) {
 // raft read. It fails with ErrLeaderChanged if leadership changed while
 // waiting, ErrStopped on Stop, or ctx.Err(); without a leader it waits
 // until ctx ends.
-func (n *Node) ReadIndex(ctx context.Context) error {
+func (n *Replica[R]) ReadIndex(ctx context.Context) error {
 	r := &readReq{done: make(chan error, 1)}
 	select {
 	case n.readc <- r:
@@ -184,7 +184,7 @@ func (n *Node) ReadIndex(ctx context.Context) error {
 }
 
 // Step feeds a message from a peer into raft.
-func (n *Node) Step(ctx context.Context, m raftpb.Message) error {
+func (n *Replica[R]) Step(ctx context.Context, m raftpb.Message) error {
 	if raft.IsLocalMsg(m.Type) {
 		return fmt.Errorf("consensus: step: local message %s from the network", m.Type)
 	}

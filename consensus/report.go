@@ -9,7 +9,7 @@ import (
 // delivered, so the leader stops pipelining appends to it and probes
 // instead. It never blocks (it may be called from within Transport.Send):
 // the report is dropped if the receive queue is full, which raft tolerates.
-func (n *Node) ReportUnreachable(id uint64) {
+func (n *Replica[R]) ReportUnreachable(id uint64) {
 	select {
 	case n.recvc <- raftpb.Message{Type: raftpb.MsgUnreachable, From: id}:
 	default:
@@ -20,7 +20,7 @@ func (n *Node) ReportUnreachable(id uint64) {
 // report must reach raft (a leader waits for it before probing the peer
 // again), so it blocks until queued or the node stops: never call it from
 // Transport.Send.
-func (n *Node) ReportSnapshot(id uint64, status raft.SnapshotStatus) {
+func (n *Replica[R]) ReportSnapshot(id uint64, status raft.SnapshotStatus) {
 	select {
 	case n.recvc <- raftpb.Message{Type: raftpb.MsgSnapStatus, From: id, Reject: status == raft.SnapshotFailure}:
 	case <-n.done:
@@ -29,7 +29,7 @@ func (n *Node) ReportSnapshot(id uint64, status raft.SnapshotStatus) {
 
 // stepLocal handles the reports above on the run loop; it returns false
 // for any other message.
-func (n *Node) stepLocal(m raftpb.Message) bool {
+func (n *Replica[R]) stepLocal(m raftpb.Message) bool {
 	switch m.Type {
 	case raftpb.MsgUnreachable:
 		n.rn.ReportUnreachable(m.From)
@@ -46,4 +46,4 @@ func (n *Node) stepLocal(m raftpb.Message) bool {
 }
 
 // Leader returns the leader this member knows of, 0 if none. Lock-free.
-func (n *Node) Leader() uint64 { return n.stats.lead.Load() }
+func (n *Replica[R]) Leader() uint64 { return n.stats.lead.Load() }

@@ -31,7 +31,7 @@ type snapResult struct {
 // sm.Sync, then durably records a snapshot at the index Sync covered
 // (syncSnapshot). The loop goes on meanwhile: only the applier waits for
 // the state machine's fsync.
-func (n *Node) maybeSnapshot() {
+func (n *Replica[R]) maybeSnapshot() {
 	applied := n.stats.applied.Load()
 	if n.snapping || applied < max(n.snapIndex, n.snapAttempt)+n.cfg.SnapshotCount {
 		return
@@ -64,7 +64,7 @@ func (n *Node) maybeSnapshot() {
 // between two Apply calls, so AppliedIndex is stable: sm.Sync makes the
 // state durable up to it, and only then is the snapshot recorded, so a
 // snapshot index never exceeds what the state machine durably holds.
-func (n *Node) syncSnapshot(start time.Time) snapResult {
+func (n *Replica[R]) syncSnapshot(start time.Time) snapResult {
 	if err := n.sm.Sync(); err != nil {
 		return snapResult{err: fmt.Errorf("sync state machine: %w", err)}
 	}
@@ -83,7 +83,7 @@ func (n *Node) syncSnapshot(start time.Time) snapResult {
 // snapMeta completes a snapshot's metadata for the index the state machine
 // image reflects. Runs on the snapshot goroutine or the applier:
 // MemoryStorage and confHist are both safe for that.
-func (n *Node) snapMeta(index uint64) (uint64, raftpb.ConfState, error) {
+func (n *Replica[R]) snapMeta(index uint64) (uint64, raftpb.ConfState, error) {
 	if index == 0 {
 		return 0, raftpb.ConfState{}, errors.New("state machine snapshot reflects index 0")
 	}
@@ -105,7 +105,7 @@ func (n *Node) snapMeta(index uint64) (uint64, raftpb.ConfState, error) {
 // it goes back to the oldest kept snapshot, and every snapshot is either
 // an image (durable by itself) or metadata-only at an index sm.Sync had
 // covered before the snapshot was written.
-func (n *Node) finishSnapshot(res snapResult) error {
+func (n *Replica[R]) finishSnapshot(res snapResult) error {
 	n.snapping = false
 	if res.err != nil {
 		n.stats.snapshotFailures.Add(1)
@@ -181,7 +181,7 @@ func (n *Node) finishSnapshot(res snapResult) error {
 // tool write an image snapshot of a state machine copied at that index
 // (strata migrate to a backend that is not durable). Safe for concurrent
 // use.
-func (n *Node) SnapshotMetadata(index uint64) (raftpb.SnapshotMetadata, error) {
+func (n *Replica[R]) SnapshotMetadata(index uint64) (raftpb.SnapshotMetadata, error) {
 	term, cs, err := n.snapMeta(index)
 	if err != nil {
 		return raftpb.SnapshotMetadata{}, fmt.Errorf("snapshot metadata at %d: %w", index, err)

@@ -108,18 +108,18 @@ func (a *spaceAlarm) hard() bool { return a.hardOn.Load() }
 // SpaceErr returns the NOSPACE alarm (wrapping ErrNoSpace) while it is
 // raised, else nil. Writes should be refused meanwhile; deletes may pass
 // while only the early warning is up (they need little space and free it).
-func (n *Node) SpaceErr() error { return n.space.current() }
+func (n *Replica[R]) SpaceErr() error { return n.space.current() }
 
 // SpaceStalled reports whether the member cannot write at all: a WAL
 // write or a state machine batch waits for space (proposals fail).
-func (n *Node) SpaceStalled() bool { return n.space.hard() }
+func (n *Replica[R]) SpaceStalled() bool { return n.space.hard() }
 
 // SpaceAlarms counts how many times the NOSPACE alarm was raised.
-func (n *Node) SpaceAlarms() uint64 { return n.space.raised.Load() }
+func (n *Replica[R]) SpaceAlarms() uint64 { return n.space.raised.Load() }
 
 // probeSpace raises or clears the soft alarm from the free bytes on the
 // data dir's file system; run every SpaceProbeInterval until the member stops.
-func (n *Node) probeSpace() {
+func (n *Replica[R]) probeSpace() {
 	if n.cfg.SpaceReserve < 0 {
 		return
 	}
@@ -135,7 +135,7 @@ func (n *Node) probeSpace() {
 	}
 }
 
-func (n *Node) checkFree() {
+func (n *Replica[R]) checkFree() {
 	free, err := fsutil.FreeBytes(n.cfg.DataDir)
 	if err != nil {
 		return // not a space problem; the writes will say what is wrong
@@ -151,7 +151,7 @@ func (n *Node) checkFree() {
 
 // imageReserve is the size of the largest snapshot file kept, for a state
 // machine whose snapshots carry an image (0 for a durable one).
-func (n *Node) imageReserve() uint64 {
+func (n *Replica[R]) imageReserve() uint64 {
 	if n.durable {
 		return 0
 	}
@@ -176,7 +176,7 @@ func retryable(err error) bool {
 
 // stall keeps a Ready whose write failed for want of space, raising the
 // alarm; any other failure is returned (fatal).
-func (n *Node) stall(p *pendingReady, err error) error {
+func (n *Replica[R]) stall(p *pendingReady, err error) error {
 	if !retryable(err) {
 		return err
 	}
@@ -190,7 +190,7 @@ func (n *Node) stall(p *pendingReady, err error) error {
 }
 
 // retryStuck retries the stuck Ready, then handles what raft has since.
-func (n *Node) retryStuck() error {
+func (n *Replica[R]) retryStuck() error {
 	if err := n.persistReady(n.stuck); err != nil {
 		return err
 	}
@@ -202,7 +202,7 @@ func (n *Node) retryStuck() error {
 
 // prepareWAL preallocates the next WAL segment when it is due, and keeps
 // the alarm's early warning in step with whether it could.
-func (n *Node) prepareWAL() {
+func (n *Replica[R]) prepareWAL() {
 	err := n.wal.PrepareNext()
 	switch {
 	case err == nil:
@@ -222,7 +222,7 @@ func (n *Node) prepareWAL() {
 // not act on: all of them while a Ready waits (frozen), appends, snapshots
 // and forwarded proposals while the applier waits. It falls behind
 // instead, and never acknowledges what it could not store.
-func (n *Node) dropWhileStalled(m raftpb.Message) bool {
+func (n *Replica[R]) dropWhileStalled(m raftpb.Message) bool {
 	if n.stuck != nil {
 		return true
 	}

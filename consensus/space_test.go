@@ -21,7 +21,7 @@ type fullSM struct {
 	refused atomic.Int64
 }
 
-func (s *fullSM) TryApply(ents []Entry) ([]any, error) {
+func (s *fullSM) TryApply(ents []Entry) ([]uint64, error) {
 	if s.full.Load() {
 		s.refused.Add(1)
 		return nil, fmt.Errorf("commit: %w", unix.ENOSPC)
@@ -50,7 +50,7 @@ func TestApplyRetriedWhileStorageFull(t *testing.T) {
 
 	sm.full.Store(true)
 	type answer struct {
-		v   any
+		v   uint64
 		err error
 	}
 	bc := make(chan answer, 1)
@@ -103,7 +103,7 @@ func TestApplyRetriedWhileStorageFull(t *testing.T) {
 
 // chanTransport delivers messages between in-process members.
 type chanTransport struct {
-	nodes atomic.Pointer[map[uint64]*Node] // nil until every member is open
+	nodes atomic.Pointer[map[uint64]*Replica[uint64]] // nil until every member is open
 }
 
 func (tr *chanTransport) Send(msgs []raftpb.Message) {
@@ -129,7 +129,7 @@ func TestFullFollowerDoesNotStallCluster(t *testing.T) {
 		sms[id] = &fullSM{counterSM: newCounterSM()}
 	}
 	// Open all three, then connect them.
-	opened := make(chan *Node, 3)
+	opened := make(chan *Replica[uint64], 3)
 	for id := uint64(1); id <= 3; id++ {
 		go func(id uint64) {
 			n, err := Open(Config{ID: id, Peers: peers, DataDir: t.TempDir(), Logger: testLogger(t), Transport: tr,
@@ -140,7 +140,7 @@ func TestFullFollowerDoesNotStallCluster(t *testing.T) {
 			opened <- n
 		}(id)
 	}
-	var nodes []*Node
+	var nodes []*Replica[uint64]
 	for i := 0; i < 3; i++ {
 		n := <-opened
 		if n == nil {
@@ -151,12 +151,12 @@ func TestFullFollowerDoesNotStallCluster(t *testing.T) {
 	for _, n := range nodes {
 		defer n.Stop()
 	}
-	m := map[uint64]*Node{}
+	m := map[uint64]*Replica[uint64]{}
 	for _, n := range nodes {
 		m[n.id] = n
 	}
 	tr.nodes.Store(&m)
-	var leader, full *Node
+	var leader, full *Replica[uint64]
 	waitFor(t, "a leader", func() bool {
 		for _, n := range nodes {
 			if n.IsLeader() {

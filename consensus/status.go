@@ -84,7 +84,7 @@ func (c *counters) recordSnapshot(d time.Duration) {
 }
 
 // Status returns the member's current status; safe for concurrent use.
-func (n *Node) Status() Status {
+func (n *Replica[R]) Status() Status {
 	ws := n.wal.Stats()
 	n.mu.Lock()
 	pending := len(n.waiters)
@@ -120,6 +120,6 @@ func (n *Node) Status() Status {
 
 // Progress is the applied index and current term, read without locks for
 // hot paths such as response headers.
-func (n *Node) Progress() (applied, term uint64) {
+func (n *Replica[R]) Progress() (applied, term uint64) {
 	return n.stats.applied.Load(), n.stats.term.Load()
 }

@@ -7,10 +7,10 @@ import (
 )
 
 func TestExpireProposals(t *testing.T) {
-	n := &Node{cfg: Config{ProposalTimeout: time.Second}, waiters: map[uint64]*proposal{}}
+	n := &Replica[uint64]{cfg: Config{ProposalTimeout: time.Second}, waiters: map[uint64]*proposal[uint64]{}}
 	now := time.Now()
-	late := &proposal{id: 1, resc: make(chan result, 1), deadline: now.Add(-time.Millisecond).UnixNano()}
-	onTime := &proposal{id: 2, resc: make(chan result, 1), deadline: now.Add(time.Second).UnixNano()}
+	late := &proposal[uint64]{id: 1, resc: make(chan result[uint64], 1), deadline: now.Add(-time.Millisecond).UnixNano()}
+	onTime := &proposal[uint64]{id: 2, resc: make(chan result[uint64], 1), deadline: now.Add(time.Second).UnixNano()}
 	n.waiters[1], n.waiters[2] = late, onTime
 	n.expireProposals(now)
 	select {

@@ -160,7 +160,7 @@ func (s *Server) startPeers(peers []consensus.Peer) {
 	s.tr = transport.New(transport.Config{
 		ID: s.id, ClusterID: s.clusterID, Logger: s.log, TLS: s.cfg.PeerTLS, OnRemoved: s.markRemoved,
 		Snapshots: func(raftpb.SnapshotMetadata) (*transport.Snapshot, error) {
-			md, rc, err := s.node.PeerSnapshot()
+			md, rc, err := s.replica.PeerSnapshot()
 			if err != nil {
 				return nil, err
 			}
@@ -232,13 +232,13 @@ func (s *Server) electionTimeout() time.Duration {
 // awaitLeader returns nil once the member knows a leader, errNoLeader if
 // it knows none after leaderWait (or by deadline), or ctx's error.
 func (s *Server) awaitLeader(ctx context.Context, deadline time.Time) error {
-	if s.node.Leader() != 0 {
+	if s.replica.Leader() != 0 {
 		return nil
 	}
 	deadline = minTime(deadline, time.Now().Add(s.leaderWait()))
 	t := time.NewTicker(5 * time.Millisecond)
 	defer t.Stop()
-	for s.node.Leader() == 0 {
+	for s.replica.Leader() == 0 {
 		if time.Now().After(deadline) {
 			return errNoLeader
 		}
@@ -297,26 +297,26 @@ var errLeaderFail = errors.New("etcdserver: request timed out, possibly due to p
 // known (it was never appended, so retrying is safe) waits for a leader
 // and is proposed again; without one it fails with errNoLeader within
 // leaderWait, and in any case by requestTimeout.
-func (s *Server) propose(ctx context.Context, cmd []byte) (any, error) {
+func (s *Server) propose(ctx context.Context, cmd []byte) (engine.Result, error) {
 	deadline := time.Now().Add(requestTimeout)
 	for {
 		if err := s.awaitLeader(ctx, deadline); err != nil {
-			return nil, err
+			return engine.Result{}, err
 		}
 		res, err := s.proposeOnce(ctx, cmd)
 		if errors.Is(err, raft.ErrProposalDropped) && time.Now().Before(deadline) {
 			select { // a leadership change in progress: let it settle
 			case <-time.After(10 * time.Millisecond):
 			case <-ctx.Done():
-				return nil, ctx.Err()
+				return engine.Result{}, ctx.Err()
 			}
 			continue
 		}
 		if errors.Is(err, consensus.ErrTimeout) {
-			if s.node.Leader() == 0 {
-				return nil, errNoLeader
+			if s.replica.Leader() == 0 {
+				return engine.Result{}, errNoLeader
 			}
-			return nil, errTimeout
+			return engine.Result{}, errTimeout
 		}
 		return res, err
 	}
@@ -325,18 +325,18 @@ func (s *Server) propose(ctx context.Context, cmd []byte) (any, error) {
 // proposeOnce proposes cmd once. In a cluster, a change of leader while
 // it waits fails it with errLeaderFail (its entry may still commit, as
 // after any timeout) rather than leave it waiting on a lost leader.
-func (s *Server) proposeOnce(ctx context.Context, cmd []byte) (any, error) {
+func (s *Server) proposeOnce(ctx context.Context, cmd []byte) (engine.Result, error) {
 	if !s.leader.enabled {
-		return s.node.Propose(ctx, cmd)
+		return s.replica.Propose(ctx, cmd)
 	}
 	term := s.leader.current()
 	pctx, cancel := context.WithCancel(ctx)
 	stop := context.AfterFunc(term, cancel)
-	res, err := s.node.Propose(pctx, cmd)
+	res, err := s.replica.Propose(pctx, cmd)
 	stop()
 	cancel()
 	if err != nil && errors.Is(err, context.Canceled) && term.Err() != nil && ctx.Err() == nil {
-		return nil, errLeaderFail
+		return engine.Result{}, errLeaderFail
 	}
 	return res, err
 }
@@ -354,14 +354,14 @@ func (s *Server) readBarrier(ctx context.Context) error {
 			}
 			return err
 		}
-		err := s.node.ReadIndex(ctx)
+		err := s.replica.ReadIndex(ctx)
 		switch {
 		case err == nil:
 			return nil
 		case errors.Is(err, consensus.ErrLeaderChanged):
 			continue
 		case errors.Is(err, context.DeadlineExceeded) && !time.Now().Before(deadline):
-			if s.node.Leader() == 0 {
+			if s.replica.Leader() == 0 {
 				return errNoLeader
 			}
 			return errTimeout
@@ -378,14 +378,14 @@ func (s *Server) watchLeader() {
 	defer close(s.leaderDone)
 	t := time.NewTicker(s.tickInterval())
 	defer t.Stop()
-	lead := s.node.Leader()
+	lead := s.replica.Leader()
 	for {
 		select {
 		case <-s.stop:
 			return
 		case <-t.C:
 		}
-		now := s.node.Leader()
+		now := s.replica.Leader()
 		if now == lead {
 			continue
 		}
@@ -422,13 +422,13 @@ func (s *Server) tickInterval() time.Duration {
 func (s *Server) WaitLeader(ctx context.Context) error {
 	t := time.NewTicker(5 * time.Millisecond)
 	defer t.Stop()
-	for s.node.Leader() == 0 {
+	for s.replica.Leader() == 0 {
 		select {
 		case <-s.removedc:
 			return ErrRemoved
 		case <-ctx.Done():
 			return fmt.Errorf("waiting for a leader: %w", ctx.Err())
-		case <-s.node.Done():
+		case <-s.replica.Done():
 			return fmt.Errorf("waiting for a leader: %w", consensus.ErrStopped)
 		case <-t.C:
 		}
@@ -494,7 +494,7 @@ func (s *Server) leaderStats() any {
 // propose once the new leader is known. Best effort: on failure the
 // member just stops, as after a crash.
 func (s *Server) handOffLeadership() {
-	if !s.leader.enabled || s.tr == nil || !s.node.IsLeader() {
+	if !s.leader.enabled || s.tr == nil || !s.replica.IsLeader() {
 		return
 	}
 	var to uint64
@@ -510,16 +510,16 @@ func (s *Server) handOffLeadership() {
 	start := time.Now()
 	ctx, cancel := context.WithTimeout(context.Background(), s.electionTimeout())
 	defer cancel()
-	if err := s.node.Step(ctx, raftpb.Message{Type: raftpb.MsgTransferLeader, From: to}); err != nil {
+	if err := s.replica.Step(ctx, raftpb.Message{Type: raftpb.MsgTransferLeader, From: to}); err != nil {
 		s.log.Warn("stopping leader: leadership transfer not started", "to", fmt.Sprintf("%x", to), "err", err)
 		return
 	}
-	for s.node.IsLeader() || s.node.Leader() == 0 {
+	for s.replica.IsLeader() || s.replica.Leader() == 0 {
 		if ctx.Err() != nil {
 			s.log.Warn("stopping leader: leadership transfer did not finish", "to", fmt.Sprintf("%x", to), "waited", time.Since(start).Round(time.Millisecond))
 			return
 		}
 		time.Sleep(2 * time.Millisecond)
 	}
-	s.log.Info("stopping leader: handed leadership over", "to", fmt.Sprintf("%x", s.node.Leader()), "took", time.Since(start).Round(time.Millisecond))
+	s.log.Info("stopping leader: handed leadership over", "to", fmt.Sprintf("%x", s.replica.Leader()), "took", time.Since(start).Round(time.Millisecond))
 }

@@ -22,7 +22,7 @@ func (s *Server) runExpiry() {
 	var backlog expiryBacklog
 	for {
 		wait := time.Hour
-		if s.node.IsLeader() {
+		if s.replica.IsLeader() {
 			if at, ok, err := s.eng.NextExpiry(); err != nil {
 				s.log.Error("read next expiry", "err", err)
 				wait = time.Second
@@ -57,7 +57,7 @@ func (s *Server) proposeExpire() {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	c := engine.Command{Op: engine.OpExpire, Time: time.Now().UnixNano(), Limit: expireBatch}
-	if _, err := s.node.Propose(ctx, c.Marshal()); err != nil {
+	if _, err := s.replica.Propose(ctx, c.Marshal()); err != nil {
 		s.log.Warn("propose expiry", "err", err)
 		select {
 		case <-s.stop:

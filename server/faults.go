@@ -19,15 +19,15 @@ import (
 
 // peerFaults wraps the transport when FaultFileEnv is set, and returns
 // what the transport must deliver received messages to.
-func (s *Server) peerFaults() (consensus.Transport, func(*consensus.Node) transport.Raft) {
+func (s *Server) peerFaults() (consensus.Transport, func(*replica) transport.Raft) {
 	path := os.Getenv(FaultFileEnv)
 	if path == "" {
-		return s.tr, func(n *consensus.Node) transport.Raft { return n }
+		return s.tr, func(n *replica) transport.Raft { return n }
 	}
 	f := newFaults(path, s.tr, s.stop)
 	s.log.Warn("peer traffic fault injection is enabled (tests only)", "file", path)
-	return f, func(n *consensus.Node) transport.Raft {
-		f.node.Store(n)
+	return f, func(n *replica) transport.Raft {
+		f.replica.Store(n)
 		return inbound{f, n}
 	}
 }
@@ -37,7 +37,7 @@ type faults struct {
 	path    string
 	blocked atomic.Pointer[map[uint64]bool]
 	next    consensus.Transport
-	node    atomic.Pointer[consensus.Node] // set once Open returns
+	replica atomic.Pointer[replica] // set once Open returns
 	stop    <-chan struct{}
 }
 
@@ -81,7 +81,7 @@ func (f *faults) Send(msgs []raftpb.Message) {
 			kept = append(kept, m)
 			continue
 		}
-		if n := f.node.Load(); m.Type == raftpb.MsgSnap && n != nil {
+		if n := f.replica.Load(); m.Type == raftpb.MsgSnap && n != nil {
 			go n.ReportSnapshot(m.To, raft.SnapshotFailure)
 		}
 	}
@@ -90,10 +90,10 @@ func (f *faults) Send(msgs []raftpb.Message) {
 	}
 }
 
-// inbound wraps the node the transport delivers received messages to.
+// inbound wraps the replica the transport delivers received messages to.
 type inbound struct {
 	f *faults
-	*consensus.Node
+	*replica
 }
 
 var _ transport.Raft = inbound{}
@@ -103,5 +103,5 @@ func (in inbound) Step(ctx context.Context, m raftpb.Message) error {
 	if in.f.isBlocked(m.From) {
 		return nil
 	}
-	return in.Node.Step(ctx, m)
+	return in.replica.Step(ctx, m)
 }

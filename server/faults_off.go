@@ -9,6 +9,6 @@ import (
 
 // peerFaults is a no-op without -tags failpoints: peer traffic is never
 // dropped on purpose in a production binary.
-func (s *Server) peerFaults() (consensus.Transport, func(*consensus.Node) transport.Raft) {
-	return s.tr, func(n *consensus.Node) transport.Raft { return n }
+func (s *Server) peerFaults() (consensus.Transport, func(*replica) transport.Raft) {
+	return s.tr, func(n *replica) transport.Raft { return n }
 }

@@ -3,12 +3,17 @@ package server
 import (
 	"fmt"
 	"io"
+	"slices"
 
 	"github.com/strata-kv/strata/backends"
 	"github.com/strata-kv/strata/consensus"
 	"github.com/strata-kv/strata/engine"
 	"github.com/strata-kv/strata/internal/failpoint"
 )
+
+// replica is this member's raft replica: its proposals are answered with
+// the engine's result for their command, typed end to end.
+type replica = consensus.Replica[engine.Result]
 
 // fsm adapts the engine to consensus.StateMachine: it decodes commands and
 // applies each raft batch as one engine batch. It is a
@@ -20,6 +25,7 @@ type fsm struct {
 	where   string // "backend NAME in DIR", for errors
 	cmds    []engine.Command
 	pos     []int
+	out     []engine.Result // TryApply's results, reused: the Replica reads them before the next call
 	// onMembers is called after the replicated membership changed (a conf
 	// change or attributes applied, a snapshot restored); see members.go.
 	onMembers func()
@@ -29,21 +35,24 @@ func newFSM(eng *engine.Engine, be backends.Backend) *fsm {
 	return &fsm{eng: eng, durable: backends.IsDurable(be)}
 }
 
-// Apply implements consensus.StateMachine; the Node calls TryApply instead.
-func (f *fsm) Apply(entries []consensus.Entry) []any {
+// Apply implements consensus.StateMachine; the Replica calls TryApply instead.
+func (f *fsm) Apply(entries []consensus.Entry) []engine.Result {
 	out, err := f.TryApply(entries)
 	if err != nil {
-		panic(fmt.Sprintf("strata: %v", err)) // unreachable from consensus.Node
+		panic(fmt.Sprintf("strata: %v", err)) // unreachable from consensus.Replica
 	}
 	return out
 }
 
 // TryApply implements consensus.FallibleStateMachine: a backend failure
-// (a full disk) fails the batch, which the Node retries or stops on.
+// (a full disk) fails the batch, which the Replica retries or stops on.
 // Engine batches committed before the failure stay applied and are
-// skipped on the retry (AppliedIndex moved past them).
-func (f *fsm) TryApply(entries []consensus.Entry) ([]any, error) {
-	out := make([]any, len(entries))
+// skipped on the retry (AppliedIndex moved past them): their entries get
+// the zero Result, which Server.Propose reports as lost.
+func (f *fsm) TryApply(entries []consensus.Entry) ([]engine.Result, error) {
+	out := slices.Grow(f.out[:0], len(entries))[:len(entries)]
+	clear(out) // no result of the previous batch may leak into this one
+	f.out = out
 	applied := f.eng.AppliedIndex()
 	f.cmds, f.pos = f.cmds[:0], f.pos[:0]
 	var last uint64
@@ -83,7 +92,7 @@ func (f *fsm) TryApply(entries []consensus.Entry) ([]any, error) {
 
 // flush applies the commands collected so far as one engine batch that
 // records appliedIndex, and puts their results in out.
-func (f *fsm) flush(appliedIndex uint64, out []any) error {
+func (f *fsm) flush(appliedIndex uint64, out []engine.Result) error {
 	if len(f.cmds) == 0 && appliedIndex <= f.eng.AppliedIndex() {
 		return nil
 	}
@@ -94,7 +103,7 @@ func (f *fsm) flush(appliedIndex uint64, out []any) error {
 	}
 	if err != nil {
 		// The backend failed under a committed entry: it must not be
-		// skipped (that would diverge from the other members); the Node
+		// skipped (that would diverge from the other members); the Replica
 		// retries the batch if the disk is full, else stops the member.
 		f.cmds, f.pos = f.cmds[:0], f.pos[:0]
 		return fmt.Errorf("%s: apply entries up to %d: %w", f.where, appliedIndex, err)

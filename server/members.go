@@ -448,7 +448,7 @@ func (s *Server) UpdateMember(ctx context.Context, id uint64, peerURLs []string)
 
 // LeaderMember implements httpd.MemberAdmin.
 func (s *Server) LeaderMember() (membership.Member, bool) {
-	lead := s.node.Leader()
+	lead := s.replica.Leader()
 	if lead == 0 {
 		return membership.Member{}, false
 	}
@@ -474,7 +474,7 @@ func (s *Server) confChange(ctx context.Context, cc raftpb.ConfChange, precheck 
 	if err := s.awaitLeader(ctx, time.Now().Add(requestTimeout)); err != nil {
 		return err
 	}
-	err := s.node.ProposeConfChange(ctx, cc)
+	err := s.replica.ProposeConfChange(ctx, cc)
 	switch {
 	case err == nil:
 		return nil

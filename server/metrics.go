@@ -74,7 +74,7 @@ func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 
 func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	s := c.s
-	st := s.node.Status()
+	st := s.replica.Status()
 	counter := func(d *prometheus.Desc, v uint64, labels ...string) {
 		ch <- prometheus.MustNewConstMetric(d, prometheus.CounterValue, float64(v), labels...)
 	}
@@ -97,8 +97,8 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	gauge(descTerm, float64(st.Term))
 	gauge(descCommitIndex, float64(st.Commit))
 	gauge(descAppliedIndex, float64(st.Applied))
-	gauge(descNoSpace, bool01(s.node.SpaceErr() != nil))
-	counter(descNoSpaceTotal, s.node.SpaceAlarms())
+	gauge(descNoSpace, bool01(s.replica.SpaceErr() != nil))
+	counter(descNoSpaceTotal, s.replica.SpaceAlarms())
 
 	n, b := cumulative(wal.FsyncBucketBounds[:], st.FsyncBuckets[:])
 	ch <- prometheus.MustNewConstHistogram(descFsync, n, st.FsyncTotal.Seconds(), b)

@@ -74,7 +74,7 @@ type Server struct {
 	dir       *dataDir
 	be        backends.Backend
 	eng       *engine.Engine
-	node      *consensus.Node
+	replica   *replica
 	id        uint64
 	clusterID uint64
 	members   memberTable
@@ -140,7 +140,7 @@ func Start(cfg Config) (_ *Server, err error) {
 		tr = countSends{&s.appends, tr}
 	}
 	tick := s.tickInterval()
-	s.node, err = consensus.Open(consensus.Config{
+	s.replica, err = consensus.Open(consensus.Config{
 		ID:                     s.id,
 		Peers:                  peers,
 		Join:                   s.join,
@@ -162,7 +162,7 @@ func Start(cfg Config) (_ *Server, err error) {
 	if err != nil {
 		return nil, err
 	}
-	s.tr.SetRaft(countRecvs{&s.appends, raftFor(s.node)})
+	s.tr.SetRaft(countRecvs{&s.appends, raftFor(s.replica)})
 	if len(peers) == 1 && !s.join {
 		// A lone member elects itself at once; wait for that so the first
 		// client request is not refused for want of a leader.
@@ -170,7 +170,7 @@ func Start(cfg Config) (_ *Server, err error) {
 		err := s.WaitLeader(ctx)
 		cancel()
 		if err != nil {
-			s.node.Stop()
+			s.replica.Stop()
 			return nil, errors.New("raft elected no leader within 10s")
 		}
 	} else {
@@ -192,7 +192,7 @@ func (s *Server) Stop() error {
 		close(s.stop)
 		<-s.expiryDone
 		<-s.leaderDone
-		err = s.node.Stop()
+		err = s.replica.Stop()
 		s.stopPeers()
 		s.closeStorage()
 	})
@@ -226,16 +226,17 @@ func (s *Server) Propose(ctx context.Context, c engine.Command) (*engine.Event, 
 	if err := s.admit(c); err != nil { // out of space or past the quota
 		return nil, err
 	}
-	res, err := s.propose(ctx, c.Marshal()) // waits for a leader, bounded
+	r, err := s.propose(ctx, c.Marshal()) // waits for a leader, bounded
 	if err != nil {
 		return nil, err
 	}
-	r, ok := res.(engine.Result)
-	if !ok {
-		return nil, fmt.Errorf("unexpected apply result %T", res)
-	}
 	if r.Err != nil {
 		return nil, r.Err
+	}
+	if r.Event == nil {
+		// Applied by an earlier attempt of a batch the backend failed
+		// (fsm.TryApply): the command took effect, its result is lost.
+		return nil, errors.New("apply result lost: the entry was applied before its batch was retried")
 	}
 	return r.Event, nil
 }
@@ -260,7 +261,7 @@ func (s *Server) Watch(p string, recursive, stream bool, waitIndex uint64) (*eng
 func (s *Server) Track(dir string) *engine.Tracker { return s.eng.Track(dir) }
 
 // RaftStatus implements httpd.Store.
-func (s *Server) RaftStatus() (uint64, uint64) { return s.node.Progress() }
+func (s *Server) RaftStatus() (uint64, uint64) { return s.replica.Progress() }
 
 // ClusterID implements httpd.Cluster.
 func (s *Server) ClusterID() uint64 { return s.clusterID }
@@ -274,16 +275,16 @@ func (s *Server) StoreStats() engine.StoreStats { return s.eng.Stats() }
 // Healthy implements httpd.Cluster: the member has a leader and can pass
 // a linearizable read barrier.
 func (s *Server) Healthy(ctx context.Context) error {
-	if err := s.node.SpaceErr(); err != nil {
+	if err := s.replica.SpaceErr(); err != nil {
 		return fmt.Errorf("ALARM NOSPACE: %w", err)
 	}
 	if s.overQuota.Load() {
 		return fmt.Errorf("ALARM NOSPACE: %w", ErrQuota)
 	}
-	if s.node.Status().Lead == 0 {
+	if s.replica.Status().Lead == 0 {
 		return errors.New("no leader")
 	}
-	return s.node.ReadIndex(ctx)
+	return s.replica.ReadIndex(ctx)
 }
 
 type leaderInfo struct {
@@ -311,7 +312,7 @@ type selfStats struct {
 
 // SelfStats implements httpd.Cluster with etcd's /v2/stats/self fields.
 func (s *Server) SelfStats() any {
-	st := s.node.Status()
+	st := s.replica.Status()
 	state := "StateFollower"
 	if st.Lead == s.id {
 		state = "StateLeader"
@@ -329,7 +330,7 @@ func (s *Server) SelfStats() any {
 
 // LeaderStats implements httpd.Cluster.
 func (s *Server) LeaderStats() (any, bool) {
-	if !s.node.IsLeader() {
+	if !s.replica.IsLeader() {
 		return nil, false
 	}
 	return s.leaderStats(), true
@@ -337,7 +338,7 @@ func (s *Server) LeaderStats() (any, bool) {
 
 // Failed is closed when the raft node stopped on its own (a failed disk):
 // the process should exit; Stop returns the cause.
-func (s *Server) Failed() <-chan struct{} { return s.node.Done() }
+func (s *Server) Failed() <-chan struct{} { return s.replica.Done() }
 
 // NodeStatus reports the raft node's state and counters.
-func (s *Server) NodeStatus() consensus.Status { return s.node.Status() }
+func (s *Server) NodeStatus() consensus.Status { return s.replica.Status() }

@@ -83,7 +83,7 @@ func spaceReserve(backend string, configured int64) int64 {
 // space and are how an operator makes room, as etcd lets deletes through
 // its space quota.
 func (s *Server) admit(c engine.Command) error {
-	err := s.node.SpaceErr()
+	err := s.replica.SpaceErr()
 	if err == nil && s.overQuota.Load() {
 		err = ErrQuota
 	}
@@ -92,7 +92,7 @@ func (s *Server) admit(c engine.Command) error {
 	}
 	switch c.Op {
 	case engine.OpDelete, engine.OpCAD, engine.OpExpire:
-		if !s.node.SpaceStalled() { // past the quota too, as in etcd
+		if !s.replica.SpaceStalled() { // past the quota too, as in etcd
 			return nil
 		}
 	}

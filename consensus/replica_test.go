@@ -21,7 +21,7 @@ import (
 )
 
 // counterSM counts commands by content. Apply returns the entry index for
-// each command, nil for raft-internal entries.
+// each command, 0 for raft-internal entries.
 type counterSM struct {
 	mu       sync.Mutex
 	applied  uint64
@@ -35,8 +35,8 @@ type counterSM struct {
 
 func newCounterSM() *counterSM { return &counterSM{counts: map[string]int{}} }
 
-func (s *counterSM) Apply(ents []Entry) []any {
-	res := make([]any, len(ents))
+func (s *counterSM) Apply(ents []Entry) []uint64 {
+	res := make([]uint64, len(ents))
 	for i, e := range ents {
 		if string(e.Data) == "block" && s.block != nil {
 			close(s.blocking)
@@ -109,7 +109,7 @@ func testLogger(t testing.TB) *slog.Logger {
 	return slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelWarn}))
 }
 
-func openNode(t testing.TB, dir string, sm StateMachine, mod ...func(*Config)) *Node {
+func openNode(t testing.TB, dir string, sm StateMachine[uint64], mod ...func(*Config)) *Replica[uint64] {
 	t.Helper()
 	cfg := Config{ID: 1, DataDir: dir, Logger: testLogger(t)}
 	for _, m := range mod {
@@ -122,17 +122,16 @@ func openNode(t testing.TB, dir string, sm StateMachine, mod ...func(*Config)) *
 	return n
 }
 
-func propose(t testing.TB, n *Node, cmd string) uint64 {
+func propose(t testing.TB, n *Replica[uint64], cmd string) uint64 {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	v, err := n.Propose(ctx, []byte(cmd))
+	idx, err := n.Propose(ctx, []byte(cmd))
 	if err != nil {
 		t.Fatalf("Propose(%q): %v", cmd, err)
 	}
-	idx, ok := v.(uint64)
-	if !ok {
-		t.Fatalf("Propose(%q) result %T %v, want uint64", cmd, v, v)
+	if idx == 0 {
+		t.Fatalf("Propose(%q) result 0, want the entry's index", cmd)
 	}
 	return idx
 }

@@ -18,7 +18,7 @@ import (
 	"github.com/strata-kv/strata/consensus/wal"
 )
 
-// Node is one raft member: a raft.RawNode owned by a single run goroutine,
+// Replica is one raft member: a raft.RawNode owned by a single run goroutine,
 // a raft.MemoryStorage rebuilt from the newest snapshot plus the WAL on
 // Open, and the StateMachine it applies committed entries to.
 //
@@ -29,11 +29,11 @@ import (
 //
 // Entry.Data handed to the StateMachine aliases the raft log: it may be
 // retained but must not be modified.
-type Node struct {
+type Replica[R any] struct {
 	cfg Config
 	id  uint64
 	log *slog.Logger
-	sm  StateMachine
+	sm  StateMachine[R]
 	// durable: sm is a DurableStateMachine whose Durable reported true, so
 	// snapshots are metadata-only (see snapshot.go).
 	durable bool
@@ -53,7 +53,7 @@ type Node struct {
 	readsIssued   map[uint64]*readBatch
 	readsApplying []*readBatch
 	smEnts        []Entry
-	acks          []ack
+	acks          []ack[R]
 	lateMsgs      []raftpb.Message // scratch of handleReady: messages sent after the WAL write
 
 	// Committed entries are applied by the applier goroutine, in log order,
@@ -64,7 +64,7 @@ type Node struct {
 	appliedc    chan struct{} // applier -> loop: the applied index moved
 	applierDone chan struct{}
 
-	propc    chan *proposal
+	propc    chan *proposal[R]
 	readc    chan *readReq
 	recvc    chan raftpb.Message
 	snapc    chan snapResult
@@ -77,7 +77,7 @@ type Node struct {
 	mu      sync.Mutex
 	closed  bool
 	cause   error // why the loop stopped on its own
-	waiters map[uint64]*proposal
+	waiters map[uint64]*proposal[R]
 	reqID   atomic.Uint64
 
 	confMu   sync.Mutex
@@ -114,18 +114,18 @@ type confAt struct {
 // and fails if neither exists. A first boot bootstraps the
 // configured peers. A single member campaigns at once, so Open returns it
 // as leader with its term's empty entry applied.
-func Open(cfg Config, sm StateMachine) (*Node, error) {
+func Open[R any](cfg Config, sm StateMachine[R]) (*Replica[R], error) {
 	c, err := cfg.withDefaults()
 	if err != nil {
 		return nil, err
 	}
-	n := &Node{
+	n := &Replica[R]{
 		cfg:         c,
 		id:          c.ID,
 		log:         c.Logger.With("member", fmt.Sprintf("%x", c.ID)),
 		sm:          sm,
 		readsIssued: make(map[uint64]*readBatch),
-		propc:       make(chan *proposal, proposalQueue),
+		propc:       make(chan *proposal[R], proposalQueue),
 		readc:       make(chan *readReq, readQueue),
 		recvc:       make(chan raftpb.Message, recvQueue),
 		snapc:       make(chan snapResult, 1),
@@ -134,13 +134,13 @@ func Open(cfg Config, sm StateMachine) (*Node, error) {
 		applierDone: make(chan struct{}),
 		stopc:       make(chan struct{}),
 		done:        make(chan struct{}),
-		waiters:     make(map[uint64]*proposal),
+		waiters:     make(map[uint64]*proposal[R]),
 		removedc:    make(chan struct{}),
 		fatalc:      make(chan error, 1),
 		quitApply:   make(chan struct{}),
 	}
 	n.space.log, n.space.dir = n.log, c.DataDir
-	if d, ok := sm.(DurableStateMachine); ok && d.Durable() {
+	if d, ok := sm.(DurableStateMachine[R]); ok && d.Durable() {
 		n.durable = true
 	}
 	// Request ids only need to be unique among this member's in-flight
@@ -171,7 +171,7 @@ func Open(cfg Config, sm StateMachine) (*Node, error) {
 // newest usable snapshot, the log after it, the state machine brought up
 // to the snapshot, raft's storage and RawNode, then a bootstrap (a new
 // member) or the replay of the committed entries.
-func (n *Node) restore() error {
+func (n *Replica[R]) restore() error {
 	sf, behind, err := n.loadSnapshot()
 	if err != nil {
 		return err
@@ -205,7 +205,7 @@ func (n *Node) restore() error {
 // loadSnapshot opens the snapshot dir and picks the snapshot to start
 // from: the newest, or, when the state machine is behind a metadata-only
 // one (behind), an older base to rebuild it from (nil: the whole log).
-func (n *Node) loadSnapshot() (sf, behind *snap.File, err error) {
+func (n *Replica[R]) loadSnapshot() (sf, behind *snap.File, err error) {
 	c := &n.cfg
 	if n.snaps, err = snap.New(filepath.Join(c.DataDir, "snap"), n.log, c.UnsafeNoFsync); err != nil {
 		return nil, nil, err
@@ -224,7 +224,7 @@ func (n *Node) loadSnapshot() (sf, behind *snap.File, err error) {
 }
 
 // openLog opens the WAL from sf's index (0 without a snapshot).
-func (n *Node) openLog(sf, behind *snap.File) (*wal.Recovered, error) {
+func (n *Replica[R]) openLog(sf, behind *snap.File) (*wal.Recovered, error) {
 	c := &n.cfg
 	walDir := filepath.Join(c.DataDir, "wal")
 	var from uint64
@@ -251,7 +251,7 @@ func (n *Node) openLog(sf, behind *snap.File) (*wal.Recovered, error) {
 // recoveredHardState is the log's HardState with the commit index raised
 // to what the state machine has applied (and, when forcing, to the log's
 // end), checked against the log.
-func (n *Node) recoveredHardState(snapIndex uint64, rec *wal.Recovered) (raftpb.HardState, error) {
+func (n *Replica[R]) recoveredHardState(snapIndex uint64, rec *wal.Recovered) (raftpb.HardState, error) {
 	last := snapIndex + uint64(len(rec.Entries))
 	applied := max(snapIndex, n.sm.AppliedIndex())
 	if applied > last {
@@ -272,7 +272,7 @@ func (n *Node) recoveredHardState(snapIndex uint64, rec *wal.Recovered) (raftpb.
 
 // newRaft fills raft's memory storage from the snapshot and the log and
 // creates the RawNode.
-func (n *Node) newRaft(sf *snap.File, md raftpb.SnapshotMetadata, hs raftpb.HardState, ents []raftpb.Entry) error {
+func (n *Replica[R]) newRaft(sf *snap.File, md raftpb.SnapshotMetadata, hs raftpb.HardState, ents []raftpb.Entry) error {
 	c := &n.cfg
 	n.ms = raft.NewMemoryStorage()
 	if sf != nil {
@@ -314,7 +314,7 @@ func (n *Node) newRaft(sf *snap.File, md raftpb.SnapshotMetadata, hs raftpb.Hard
 // startNew handles a member with neither snapshot nor log: forced (there
 // is nothing to force), joining (the leader sends the log), or a new
 // cluster's member bootstrapping from the configured peers.
-func (n *Node) startNew() error {
+func (n *Replica[R]) startNew() error {
 	c := &n.cfg
 	if n.forcing {
 		n.fresh = true // no log: nothing to force
@@ -338,7 +338,7 @@ func (n *Node) startNew() error {
 // go to raft from the snapshot on (raft only knows the snapshot's
 // ConfState), commands to the state machine, which skips those at or
 // below its AppliedIndex.
-func (n *Node) replay(snapIndex uint64, hs raftpb.HardState, ents []raftpb.Entry) error {
+func (n *Replica[R]) replay(snapIndex uint64, hs raftpb.HardState, ents []raftpb.Entry) error {
 	applied := max(snapIndex, n.sm.AppliedIndex()) // before the replay, for the log
 	n.stats.applied.Store(snapIndex)
 	replay := ents[:hs.Commit-snapIndex]
@@ -355,7 +355,7 @@ func (n *Node) replay(snapIndex uint64, hs raftpb.HardState, ents []raftpb.Entry
 	return nil
 }
 
-func (n *Node) restoreImage(sf *snap.File) error {
+func (n *Replica[R]) restoreImage(sf *snap.File) error {
 	rc, err := sf.Image()
 	if err != nil {
 		return err
@@ -377,7 +377,7 @@ func (n *Node) restoreImage(sf *snap.File) error {
 // image (the log is kept back to the oldest kept snapshot), else nothing
 // (nil: replay the whole log, which wal.Open refuses with ErrGap unless it
 // still starts at index 1).
-func (n *Node) rebuildBase(newest *snap.File) (*snap.File, error) {
+func (n *Replica[R]) rebuildBase(newest *snap.File) (*snap.File, error) {
 	applied := n.sm.AppliedIndex()
 	img, err := n.snaps.LoadImage()
 	switch {
@@ -396,7 +396,7 @@ func (n *Node) rebuildBase(newest *snap.File) (*snap.File, error) {
 
 // boot processes the initial Readys synchronously and, for a single
 // voter, campaigns right away rather than waiting an election timeout.
-func (n *Node) boot() error {
+func (n *Replica[R]) boot() error {
 	if err := n.processReady(); err != nil {
 		return err
 	}
@@ -412,14 +412,14 @@ func (n *Node) boot() error {
 	return nil
 }
 
-func (n *Node) currentConf() raftpb.ConfState {
+func (n *Replica[R]) currentConf() raftpb.ConfState {
 	n.confMu.Lock()
 	defer n.confMu.Unlock()
 	return n.confHist[len(n.confHist)-1].cs
 }
 
 // run is the only goroutine that touches the RawNode after Open.
-func (n *Node) run() {
+func (n *Replica[R]) run() {
 	ticker := time.NewTicker(n.cfg.TickInterval)
 	defer ticker.Stop()
 	n.async = true
@@ -479,7 +479,7 @@ func (n *Node) run() {
 	}
 }
 
-func (n *Node) drain() {
+func (n *Replica[R]) drain() {
 	for i := 0; i < maxProposalsPerReady; i++ {
 		select {
 		case p := <-n.propc:
@@ -494,7 +494,7 @@ func (n *Node) drain() {
 	}
 }
 
-func (n *Node) step(m raftpb.Message) {
+func (n *Replica[R]) step(m raftpb.Message) {
 	if n.dropWhileStalled(m) {
 		return
 	}
@@ -509,7 +509,7 @@ func (n *Node) step(m raftpb.Message) {
 // processReady handles Readys until raft has nothing more: after Advance
 // a single voter's own append ack commits the entries just persisted, and
 // they are applied at once rather than on the next tick.
-func (n *Node) processReady() error {
+func (n *Replica[R]) processReady() error {
 	for n.stuck == nil && n.rn.HasReady() {
 		if err := n.handleReady(); err != nil {
 			return err
@@ -518,7 +518,7 @@ func (n *Node) processReady() error {
 	return nil
 }
 
-func (n *Node) handleReady() error {
+func (n *Replica[R]) handleReady() error {
 	rd := n.rn.Ready()
 	if rd.SoftState != nil {
 		n.softState(rd.SoftState)
@@ -549,7 +549,7 @@ type pendingReady struct {
 // persistReady makes a Ready durable and then acts on it. If the disk is
 // full it keeps the Ready as n.stuck (raft is not told: no Advance, no
 // acknowledgement) and returns nil; retryStuck calls it again.
-func (n *Node) persistReady(p *pendingReady) error {
+func (n *Replica[R]) persistReady(p *pendingReady) error {
 	rd, msgs, durable := p.rd, p.msgs, p.durable
 	hasSnap := !raft.IsEmptySnap(rd.Snapshot)
 	if hasSnap && !p.snapSaved {
@@ -631,7 +631,7 @@ func splitEarly(msgs, scratch []raftpb.Message, leader bool) (early, late []raft
 	return msgs[:k], scratch
 }
 
-func (n *Node) softState(ss *raft.SoftState) {
+func (n *Replica[R]) softState(ss *raft.SoftState) {
 	if ss.Lead != n.lead {
 		if ss.Lead != raft.None {
 			n.stats.leaderChanges.Add(1)
@@ -655,7 +655,7 @@ func (n *Node) softState(ss *raft.SoftState) {
 // proposers among them. If a FallibleStateMachine fails the batch, nothing
 // is answered and the error is returned: the same entries must be applied
 // again (or the member stopped), never skipped.
-func (n *Node) apply(ents []raftpb.Entry) error {
+func (n *Replica[R]) apply(ents []raftpb.Entry) error {
 	sme := n.smEnts[:0]
 	acks := n.acks[:0]
 	var cmds uint64
@@ -671,13 +671,13 @@ func (n *Node) apply(ents []raftpb.Entry) error {
 			se.Data = cmd
 			cmds++
 			if ok && member == n.id {
-				acks = append(acks, ack{id: id, pos: i})
+				acks = append(acks, ack[R]{id: id, pos: i})
 			}
 		}
 		sme = append(sme, se)
 	}
-	var res []any
-	if f, ok := n.sm.(FallibleStateMachine); ok {
+	var res []R
+	if f, ok := n.sm.(FallibleStateMachine[R]); ok {
 		var err error
 		if res, err = f.TryApply(sme); err != nil {
 			clear(sme)
@@ -714,7 +714,7 @@ func (n *Node) apply(ents []raftpb.Entry) error {
 // entries are durable in the WAL, so nothing is lost meanwhile). It
 // returns false if the member is stopping or must stop (another failure,
 // handed to the loop): the applier must then apply nothing more.
-func (n *Node) applyRetrying(ents []raftpb.Entry) bool {
+func (n *Replica[R]) applyRetrying(ents []raftpb.Entry) bool {
 	for {
 		err := n.apply(ents)
 		if err == nil {
@@ -753,7 +753,7 @@ const maxApplyBatch = 16384
 // queued while the previous Apply ran are merged into one Apply call, so a
 // state machine that commits (and fsyncs) once per call does so once for
 // all of them.
-func (n *Node) applier() {
+func (n *Replica[R]) applier() {
 	defer close(n.applierDone)
 	var buf []raftpb.Entry
 	var held *applyJob // a non-batch job met while merging
@@ -815,7 +815,7 @@ func (n *Node) applier() {
 // drainApplies consumes the applier's queue without applying anything
 // until the loop closes it: after a batch that could not be applied no
 // later one may be. Barriers are released; snapshots report failure.
-func (n *Node) drainApplies(held *applyJob) {
+func (n *Replica[R]) drainApplies(held *applyJob) {
 	fail := func(job applyJob) {
 		switch {
 		case job.barrier != nil:
@@ -838,7 +838,7 @@ func (n *Node) drainApplies(held *applyJob) {
 // quiesce waits until the applier has applied everything queued. The loop
 // is the only producer, so the state machine stays idle until the loop
 // queues more: it may then call Sync or Restore without racing Apply.
-func (n *Node) quiesce() {
+func (n *Replica[R]) quiesce() {
 	if !n.async {
 		return
 	}
@@ -847,7 +847,7 @@ func (n *Node) quiesce() {
 	<-done
 }
 
-func (n *Node) applyConfChange(index uint64, cc raftpb.ConfChangeI) {
+func (n *Replica[R]) applyConfChange(index uint64, cc raftpb.ConfChangeI) {
 	cs := n.rn.ApplyConfChange(cc)
 	n.confMu.Lock()
 	n.confHist = append(n.confHist, confAt{index: index, cs: *cs})
@@ -856,7 +856,7 @@ func (n *Node) applyConfChange(index uint64, cc raftpb.ConfChangeI) {
 }
 
 // confAt returns the membership in force at index.
-func (n *Node) confAt(index uint64) (raftpb.ConfState, error) {
+func (n *Replica[R]) confAt(index uint64) (raftpb.ConfState, error) {
 	n.confMu.Lock()
 	defer n.confMu.Unlock()
 	for i := len(n.confHist) - 1; i >= 0; i-- {
@@ -867,7 +867,7 @@ func (n *Node) confAt(index uint64) (raftpb.ConfState, error) {
 	return raftpb.ConfState{}, fmt.Errorf("no membership known at index %d", index)
 }
 
-func (n *Node) issueReads() {
+func (n *Replica[R]) issueReads() {
 	if len(n.readsWaiting) == 0 {
 		return
 	}
@@ -885,7 +885,7 @@ func (n *Node) issueReads() {
 	n.rn.ReadIndex(binary.BigEndian.AppendUint64(nil, n.readSeq))
 }
 
-func (n *Node) readState(rs raft.ReadState) {
+func (n *Replica[R]) readState(rs raft.ReadState) {
 	if len(rs.RequestCtx) != 8 {
 		return
 	}
@@ -897,7 +897,7 @@ func (n *Node) readState(rs raft.ReadState) {
 	}
 }
 
-func (n *Node) serveReads() {
+func (n *Replica[R]) serveReads() {
 	kept := n.readsApplying[:0]
 	for _, rb := range n.readsApplying {
 		if rb.index <= n.stats.applied.Load() {
@@ -912,7 +912,7 @@ func (n *Node) serveReads() {
 
 // saveReceivedSnapshot persists a snapshot sent by the leader: file first,
 // then the WAL marker saying the log restarts after it.
-func (n *Node) saveReceivedSnapshot(s raftpb.Snapshot) error {
+func (n *Replica[R]) saveReceivedSnapshot(s raftpb.Snapshot) error {
 	if s.Data == nil {
 		return fmt.Errorf("received snapshot %d without its image", s.Metadata.Index)
 	}
@@ -922,7 +922,7 @@ func (n *Node) saveReceivedSnapshot(s raftpb.Snapshot) error {
 	return n.wal.SaveSnapshot(wal.Snapshot{Index: s.Metadata.Index, Term: s.Metadata.Term, Reset: true})
 }
 
-func (n *Node) restoreReceivedSnapshot(s raftpb.Snapshot) error {
+func (n *Replica[R]) restoreReceivedSnapshot(s raftpb.Snapshot) error {
 	if err := n.ms.ApplySnapshot(raftpb.Snapshot{Metadata: s.Metadata}); err != nil {
 		return fmt.Errorf("apply received snapshot %d: %w", s.Metadata.Index, err)
 	}
@@ -940,22 +940,22 @@ func (n *Node) restoreReceivedSnapshot(s raftpb.Snapshot) error {
 }
 
 // IsLeader reports whether this member currently leads.
-func (n *Node) IsLeader() bool { return n.stats.lead.Load() == n.id }
+func (n *Replica[R]) IsLeader() bool { return n.stats.lead.Load() == n.id }
 
 // Stop shuts the member down: pending proposals and reads fail with
 // ErrStopped, an in-flight snapshot finishes, the state machine is synced
 // and the WAL closed. It returns the error that stopped the loop, if any,
 // or a shutdown error. Safe to call more than once.
-func (n *Node) Stop() error {
+func (n *Replica[R]) Stop() error {
 	n.stopOnce.Do(func() { close(n.stopc) })
 	<-n.done
 	return n.stopErr
 }
 
 // Done is closed once the member has stopped, by Stop or by a fatal error.
-func (n *Node) Done() <-chan struct{} { return n.done }
+func (n *Replica[R]) Done() <-chan struct{} { return n.done }
 
-func (n *Node) shutdown(cause error) {
+func (n *Replica[R]) shutdown(cause error) {
 	err := error(ErrStopped)
 	if cause != nil {
 		n.log.Error("consensus: run loop failed, member stopped", "err", cause)
@@ -994,7 +994,7 @@ func (n *Node) shutdown(cause error) {
 	close(n.done)
 }
 
-func (n *Node) stoppedErr() error {
+func (n *Replica[R]) stoppedErr() error {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	if n.cause != nil {
