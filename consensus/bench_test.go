@@ -15,7 +15,7 @@ import (
 func BenchmarkPropose(b *testing.B) {
 	for _, proposers := range []int{1, 16} {
 		b.Run(fmt.Sprintf("proposers=%d", proposers), func(b *testing.B) {
-			n := openNode(b, b.TempDir(), newCounterSM(), func(c *Config) { c.SnapshotCount = 1 << 40 })
+			n := openReplica(b, b.TempDir(), newCounterSM(), func(c *Config) { c.SnapshotCount = 1 << 40 })
 			defer n.Stop()
 			cmd := make([]byte, 128)
 			ctx := context.Background()

@@ -121,7 +121,7 @@ func TestDurableSnapshotsHaveNoImage(t *testing.T) {
 	dir := t.TempDir()
 	disk := &durableDisk{}
 	sm := disk.reopen(t)
-	n := openNode(t, dir, sm, smallSnaps)
+	n := openReplica(t, dir, sm, smallSnaps)
 	const total = 400
 	for i := range total {
 		propose(t, n, fmt.Sprintf("k%d", i%5))
@@ -162,7 +162,7 @@ func TestDurableSnapshotsHaveNoImage(t *testing.T) {
 	if sm2.AppliedIndex() < st.SnapshotIndex {
 		t.Fatalf("disk at %d, behind snapshot %d", sm2.AppliedIndex(), st.SnapshotIndex)
 	}
-	n = openNode(t, dir, sm2, smallSnaps)
+	n = openReplica(t, dir, sm2, smallSnaps)
 	defer n.Stop()
 	applied2, cmds2, counts2 := sm2.state()
 	if sm2.restored != 0 {
@@ -192,7 +192,7 @@ func TestDurableBehindSnapshotRebuilds(t *testing.T) {
 					c.walSegmentSize = 8 << 10
 				}
 			}
-			n := openNode(t, dir, sm, mod)
+			n := openReplica(t, dir, sm, mod)
 			for i := range 200 {
 				propose(t, n, fmt.Sprintf("k%d", i%3))
 			}
@@ -238,7 +238,7 @@ func TestDurableBehindSnapshotUsesOlderImage(t *testing.T) {
 		c.walSegmentSize = 4 << 10
 	}
 	plain := newCounterSM()
-	n := openNode(t, dir, plain, mod)
+	n := openReplica(t, dir, plain, mod)
 	for i := range 120 {
 		propose(t, n, fmt.Sprintf("k%d", i%3))
 	}
@@ -248,7 +248,7 @@ func TestDurableBehindSnapshotUsesOlderImage(t *testing.T) {
 	}
 	disk := &durableDisk{}
 	sm := &durableSM{counterSM: plain, disk: disk}
-	n = openNode(t, dir, sm, mod)
+	n = openReplica(t, dir, sm, mod)
 	// Where the first metadata-only snapshot falls depends on how the
 	// applier merged batches: write until one is at or past 160.
 	for i := 0; n.Status().SnapshotIndex < 160; i++ {
@@ -272,7 +272,7 @@ func TestDurableBehindSnapshotUsesOlderImage(t *testing.T) {
 	}
 	applied, cmds, counts := sm.state()
 	empty := &durableSM{counterSM: newCounterSM(), disk: &durableDisk{}}
-	n = openNode(t, dir, empty, mod)
+	n = openReplica(t, dir, empty, mod)
 	defer n.Stop()
 	applied2, cmds2, counts2 := empty.state()
 	var newestImage uint64

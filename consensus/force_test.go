@@ -15,7 +15,7 @@ import (
 func TestForceNewClusterKeepsUncommittedTail(t *testing.T) {
 	dir := t.TempDir()
 	three := func(c *Config) { c.Peers = []Peer{{ID: 1}, {ID: 2}, {ID: 3}} }
-	n := openNode(t, dir, newCounterSM(), three)
+	n := openReplica(t, dir, newCounterSM(), three)
 	if err := n.Stop(); err != nil {
 		t.Fatal(err)
 	}
@@ -23,7 +23,7 @@ func TestForceNewClusterKeepsUncommittedTail(t *testing.T) {
 
 	// Without the flag: no quorum, the tail stays unapplied.
 	sm := newCounterSM()
-	n = openNode(t, dir, sm, three)
+	n = openReplica(t, dir, sm, three)
 	if _, _, counts := sm.state(); counts["tail"] != 0 {
 		t.Fatalf("the tail was applied without a quorum: %v", counts)
 	}
@@ -32,7 +32,7 @@ func TestForceNewClusterKeepsUncommittedTail(t *testing.T) {
 	}
 
 	sm = newCounterSM()
-	n = openNode(t, dir, sm, three, func(c *Config) { c.ForceNewCluster = true })
+	n = openReplica(t, dir, sm, three, func(c *Config) { c.ForceNewCluster = true })
 	if _, _, counts := sm.state(); counts["tail"] != 1 {
 		t.Fatalf("forced member did not keep its log's tail: %v", counts)
 	}
@@ -50,7 +50,7 @@ func TestForceNewClusterKeepsUncommittedTail(t *testing.T) {
 	}
 
 	sm2 := newCounterSM()
-	n = openNode(t, dir, sm2, three)
+	n = openReplica(t, dir, sm2, three)
 	defer n.Stop()
 	applied2, cmds2, counts2 := sm2.state()
 	if cs := n.currentConf(); len(cs.Voters) != 1 || applied2 != applied+1 || cmds2 != cmds || counts2["tail"] != 1 || counts2["alone"] != 1 {

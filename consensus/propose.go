@@ -12,7 +12,7 @@ import (
 
 var (
 	// ErrStopped is returned for calls on, or pending at, a stopped Replica.
-	ErrStopped = errors.New("consensus: node stopped")
+	ErrStopped = errors.New("consensus: replica stopped")
 	// ErrLeaderChanged fails a ReadIndex whose leader changed before it
 	// was answered; retrying is safe.
 	ErrLeaderChanged = errors.New("consensus: leader changed")

@@ -109,7 +109,7 @@ func testLogger(t testing.TB) *slog.Logger {
 	return slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelWarn}))
 }
 
-func openNode(t testing.TB, dir string, sm StateMachine[uint64], mod ...func(*Config)) *Replica[uint64] {
+func openReplica(t testing.TB, dir string, sm StateMachine[uint64], mod ...func(*Config)) *Replica[uint64] {
 	t.Helper()
 	cfg := Config{ID: 1, DataDir: dir, Logger: testLogger(t)}
 	for _, m := range mod {
@@ -138,7 +138,7 @@ func propose(t testing.TB, n *Replica[uint64], cmd string) uint64 {
 
 func TestProposeReturnsResult(t *testing.T) {
 	sm := newCounterSM()
-	n := openNode(t, t.TempDir(), sm)
+	n := openReplica(t, t.TempDir(), sm)
 	defer n.Stop()
 
 	// Bootstrap's conf change entries are committed by fiat in the Ready
@@ -178,7 +178,7 @@ func TestProposeReturnsResult(t *testing.T) {
 
 func TestConcurrentProposalsAreBatched(t *testing.T) {
 	sm := newCounterSM()
-	n := openNode(t, t.TempDir(), sm)
+	n := openReplica(t, t.TempDir(), sm)
 	defer n.Stop()
 	const workers, each = 16, 50
 	before := n.Status().Fsyncs
@@ -219,7 +219,7 @@ func TestConcurrentProposalsAreBatched(t *testing.T) {
 func TestRestartReplays(t *testing.T) {
 	dir := t.TempDir()
 	sm := newCounterSM()
-	n := openNode(t, dir, sm)
+	n := openReplica(t, dir, sm)
 	for i := 0; i < 20; i++ {
 		propose(t, n, fmt.Sprintf("k%d", i%3))
 	}
@@ -229,7 +229,7 @@ func TestRestartReplays(t *testing.T) {
 	applied, cmds, counts := sm.state() // applied = 22
 
 	sm2 := newCounterSM()
-	n = openNode(t, dir, sm2)
+	n = openReplica(t, dir, sm2)
 	defer n.Stop()
 	applied2, cmds2, counts2 := sm2.state()
 	// Replayed to the same state, plus the new term's empty entry.
@@ -245,7 +245,7 @@ func TestRestartReplays(t *testing.T) {
 	// A restart with a state machine that kept its state replays nothing
 	// twice.
 	n.Stop()
-	n = openNode(t, dir, sm2)
+	n = openReplica(t, dir, sm2)
 	defer n.Stop()
 	if _, c, m := sm2.state(); c != cmds+1 || m["k0"] != counts["k0"]+1 {
 		t.Fatalf("durable sm after restart: cmds=%d counts=%v", c, m)
@@ -261,7 +261,7 @@ func TestSnapshotCompactionRestart(t *testing.T) {
 		c.SnapshotSpacing = -1
 		c.walSegmentSize = 8 << 10
 	}
-	n := openNode(t, dir, sm, small)
+	n := openReplica(t, dir, sm, small)
 	const total = 400
 	for i := 0; i < total; i++ {
 		propose(t, n, fmt.Sprintf("k%d", i%5))
@@ -295,7 +295,7 @@ func TestSnapshotCompactionRestart(t *testing.T) {
 	applied, cmds, counts := sm.state()
 
 	sm2 := newCounterSM()
-	n = openNode(t, dir, sm2, small)
+	n = openReplica(t, dir, sm2, small)
 	defer n.Stop()
 	applied2, cmds2, counts2 := sm2.state()
 	if sm2.restored < 350 || sm2.restored != st.SnapshotIndex {
@@ -335,7 +335,7 @@ func TestTornLastRecord(t *testing.T) {
 		t.Run(fmt.Sprintf("torn=%v", torn), func(t *testing.T) {
 			dir := t.TempDir()
 			sm := newCounterSM()
-			n := openNode(t, dir, sm)
+			n := openReplica(t, dir, sm)
 			for i := 0; i < 10; i++ {
 				propose(t, n, "a")
 			}
@@ -353,7 +353,7 @@ func TestTornLastRecord(t *testing.T) {
 				}
 			}
 			sm2 := newCounterSM()
-			n = openNode(t, dir, sm2)
+			n = openReplica(t, dir, sm2)
 			defer n.Stop()
 			_, cmds, counts := sm2.state()
 			// Intact, the entry is in the leader's log and commits in the
@@ -375,7 +375,7 @@ func TestTornLastRecord(t *testing.T) {
 
 func TestReadIndex(t *testing.T) {
 	sm := newCounterSM()
-	n := openNode(t, t.TempDir(), sm)
+	n := openReplica(t, t.TempDir(), sm)
 	defer n.Stop()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
@@ -421,7 +421,7 @@ func TestReadIndex(t *testing.T) {
 func TestStopFailsPending(t *testing.T) {
 	sm := newCounterSM()
 	sm.block, sm.blocking = make(chan struct{}), make(chan struct{})
-	n := openNode(t, t.TempDir(), sm)
+	n := openReplica(t, t.TempDir(), sm)
 
 	type res struct {
 		v   any
@@ -484,7 +484,7 @@ func TestStopFailsPending(t *testing.T) {
 }
 
 func TestProposeContextCanceled(t *testing.T) {
-	n := openNode(t, t.TempDir(), newCounterSM())
+	n := openReplica(t, t.TempDir(), newCounterSM())
 	defer n.Stop()
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
@@ -498,7 +498,7 @@ func TestProposeContextCanceled(t *testing.T) {
 
 func TestProposeWithoutLeaderIsDropped(t *testing.T) {
 	// Three voters, no transport: this member never learns of a leader.
-	n := openNode(t, t.TempDir(), newCounterSM(), func(c *Config) {
+	n := openReplica(t, t.TempDir(), newCounterSM(), func(c *Config) {
 		c.Peers = []Peer{{ID: 1}, {ID: 2}, {ID: 3}}
 	})
 	defer n.Stop()
@@ -522,7 +522,7 @@ func TestProposeWithoutLeaderIsDropped(t *testing.T) {
 // times its duration, however many entries arrive meanwhile.
 func TestSnapshotSpacing(t *testing.T) {
 	sm := newCounterSM()
-	n := openNode(t, t.TempDir(), sm, func(c *Config) {
+	n := openReplica(t, t.TempDir(), sm, func(c *Config) {
 		c.SnapshotCount = 10
 		c.SnapshotSpacing = 1_000_000 // effectively: one snapshot only
 	})

@@ -18,7 +18,7 @@ func (n *Replica[R]) ReportUnreachable(id uint64) {
 
 // ReportSnapshot tells raft how sending a snapshot to peer id ended. The
 // report must reach raft (a leader waits for it before probing the peer
-// again), so it blocks until queued or the node stops: never call it from
+// again), so it blocks until queued or the replica stops: never call it from
 // Transport.Send.
 func (n *Replica[R]) ReportSnapshot(id uint64, status raft.SnapshotStatus) {
 	select {

@@ -31,7 +31,7 @@ func TestRetention(t *testing.T) {
 				c.MaxSnapshots, c.MaxWALSegments = tc.maxSnaps, tc.maxSegs
 			}
 			sm := newCounterSM()
-			n := openNode(t, dir, sm, mod)
+			n := openReplica(t, dir, sm, mod)
 			const total = 1500
 			for i := 0; i < total; i++ {
 				propose(t, n, fmt.Sprintf("k%d", i%7))
@@ -62,7 +62,7 @@ func TestRetention(t *testing.T) {
 			t.Logf("%d snapshots taken, %d files kept; %d WAL segments kept", st.Snapshots, len(snaps), len(segs))
 			applied, cmds, counts := sm.state()
 			sm2 := newCounterSM()
-			n = openNode(t, dir, sm2, mod)
+			n = openReplica(t, dir, sm2, mod)
 			defer n.Stop()
 			applied2, cmds2, counts2 := sm2.state()
 			if applied2 != applied+1 || cmds2 != cmds || fmt.Sprint(counts2) != fmt.Sprint(counts) {

@@ -45,7 +45,7 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 func TestApplyRetriedWhileStorageFull(t *testing.T) {
 	dir := t.TempDir()
 	sm := &fullSM{counterSM: newCounterSM()}
-	n := openNode(t, dir, sm, func(c *Config) { c.SpaceReserve = -1; c.SpaceProbeInterval = 10 * time.Millisecond })
+	n := openReplica(t, dir, sm, func(c *Config) { c.SpaceReserve = -1; c.SpaceProbeInterval = 10 * time.Millisecond })
 	propose(t, n, "a")
 
 	sm.full.Store(true)
@@ -91,7 +91,7 @@ func TestApplyRetriedWhileStorageFull(t *testing.T) {
 
 	// The log holds the same: replayed into a fresh state machine.
 	sm2 := newCounterSM()
-	n = openNode(t, dir, sm2)
+	n = openReplica(t, dir, sm2)
 	defer n.Stop()
 	if _, _, counts := sm2.state(); fmt.Sprint(counts) != fmt.Sprint(map[string]int{"a": 1, "b": 1, "d": 1}) {
 		t.Fatalf("replayed %v", counts)

@@ -111,7 +111,7 @@ func rebuildSource(member string) (string, bool, error) {
 
 // replayID is the raft ID an offline replay runs under. Member IDs are the
 // first 8 bytes of a SHA-1, so this one is (all but certainly) no voter of
-// the group: raft never campaigns with it, so opening the node only replays
+// the group: raft never campaigns with it, so opening the replica only replays
 // the committed log into the state machine and writes nothing to the WAL.
 const replayID = 0x5354524154415250 // "STRATARP"
 
@@ -132,7 +132,7 @@ func replayLog(d *dataDir, be backends.Backend, log *slog.Logger) (raftpb.Snapsh
 	if err != nil {
 		return md, err
 	}
-	node, err := consensus.Open(consensus.Config{
+	rep, err := consensus.Open(consensus.Config{
 		ID: replayID, DataDir: member, Logger: log,
 		// Never snapshot: a replay writes nothing into member/.
 		SnapshotCount: 1 << 62,
@@ -140,13 +140,13 @@ func replayLog(d *dataDir, be backends.Backend, log *slog.Logger) (raftpb.Snapsh
 	if err != nil {
 		return md, fmt.Errorf("replay raft log of %s: %w", d.path, err)
 	}
-	st := node.Status()
-	md, mdErr := node.SnapshotMetadata(be.AppliedIndex())
-	if err := node.Stop(); err != nil {
+	st := rep.Status()
+	md, mdErr := rep.SnapshotMetadata(be.AppliedIndex())
+	if err := rep.Stop(); err != nil {
 		return md, fmt.Errorf("replay raft log of %s: stop: %w", d.path, err)
 	}
 	if st.Lead != 0 || st.RaftState == "StateLeader" {
-		return md, fmt.Errorf("replay raft log of %s: the replay node found a leader (%x): refusing to go on", d.path, st.Lead)
+		return md, fmt.Errorf("replay raft log of %s: the replay replica found a leader (%x): refusing to go on", d.path, st.Lead)
 	}
 	if mdErr != nil {
 		return md, fmt.Errorf("replay raft log of %s: %w", d.path, mdErr)
@@ -195,7 +195,7 @@ func readBackendName(dir string) (string, error) {
 }
 
 // Offline is a stopped member's data dir, locked and opened for reading:
-// its backend holds every committed raft entry, and no raft node runs.
+// its backend holds every committed raft entry, and no raft replica runs.
 type Offline struct {
 	dir     *dataDir
 	backend string

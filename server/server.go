@@ -1,5 +1,5 @@
 // Package server assembles a Strata member: the data directory, the
-// backend, the engine and the raft node, and exposes them to the HTTP API.
+// backend, the engine and the raft replica, and exposes them to the HTTP API.
 // Data flows one way: a command is proposed to raft, committed, applied by
 // the engine to the backend, and only then answered.
 package server
@@ -96,16 +96,11 @@ type Server struct {
 	stopOnce   sync.Once
 }
 
-// Start opens the data directory and brings the member up.
+// Start opens the data directory and brings the member up: storage, then
+// the peer endpoints and membership, then the raft replica, then the
+// member's background work.
 func Start(cfg Config) (_ *Server, err error) {
-	if cfg.Logger == nil {
-		cfg.Logger = slog.Default()
-	}
-	if cfg.ClusterToken == "" {
-		cfg.ClusterToken = "etcd-cluster"
-	}
-	s := &Server{cfg: cfg, log: cfg.Logger, startTime: time.Now(), stop: make(chan struct{}),
-		expiryDone: make(chan struct{}), leaderDone: make(chan struct{}), removedc: make(chan struct{})}
+	s := newServer(cfg)
 	if s.dir, err = openDataDir(cfg.DataDir); err != nil {
 		return nil, err
 	}
@@ -115,13 +110,7 @@ func Start(cfg Config) (_ *Server, err error) {
 			s.closeStorage()
 		}
 	}()
-	if err = s.dir.checkBackend(cfg.Backend); err != nil {
-		return nil, err
-	}
-	if s.be, err = openBackend(s.dir, cfg.Backend, cfg.UnsafeNoFsync, s.log); err != nil {
-		return nil, err
-	}
-	if s.eng, err = engine.Open(s.be, engine.Options{HistorySize: cfg.HistorySize}); err != nil {
+	if err = s.openStorage(); err != nil {
 		return nil, err
 	}
 	peers, err := s.bootstrap()
@@ -130,10 +119,52 @@ func Start(cfg Config) (_ *Server, err error) {
 	}
 	// Peers are served before raft starts: an election needs them.
 	s.startPeers(peers)
-	s.members.self = membership.Member{ID: s.id, Name: cfg.Name, ClientURLs: cfg.ClientURLs}
+	s.members.self = membership.Member{ID: s.id, Name: s.cfg.Name, ClientURLs: s.cfg.ClientURLs}
 	s.reloadMembers() // membership from the replicated records, if any
+	if err = s.openReplica(peers); err != nil {
+		return nil, err
+	}
+	if err = s.awaitFirstLeader(peers); err != nil {
+		return nil, err
+	}
+	go s.runExpiry()
+	go s.watchQuota()
+	go s.watchLeader()
+	go s.publish()
+	return s, nil
+}
+
+// newServer is a Server for cfg, with cfg's defaults filled in.
+func newServer(cfg Config) *Server {
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	if cfg.ClusterToken == "" {
+		cfg.ClusterToken = "etcd-cluster"
+	}
+	return &Server{cfg: cfg, log: cfg.Logger, startTime: time.Now(), stop: make(chan struct{}),
+		expiryDone: make(chan struct{}), leaderDone: make(chan struct{}), removedc: make(chan struct{})}
+}
+
+// openStorage opens the backend in the locked data directory, and the
+// engine on it. On an error the caller closes what was opened
+// (closeStorage).
+func (s *Server) openStorage() (err error) {
+	if err = s.dir.checkBackend(s.cfg.Backend); err != nil {
+		return err
+	}
+	if s.be, err = openBackend(s.dir, s.cfg.Backend, s.cfg.UnsafeNoFsync, s.log); err != nil {
+		return err
+	}
+	s.eng, err = engine.Open(s.be, engine.Options{HistorySize: s.cfg.HistorySize})
+	return err
+}
+
+// openReplica starts the raft replica on the engine (through the fsm) and
+// the peer transport, and hands the transport what it received.
+func (s *Server) openReplica(peers []consensus.Peer) (err error) {
 	fsm := newFSM(s.eng, s.be)
-	fsm.where = fmt.Sprintf("backend %s in %s", cfg.Backend, s.dir.sub("db"))
+	fsm.where = fmt.Sprintf("backend %s in %s", s.cfg.Backend, s.dir.sub("db"))
 	fsm.onMembers = s.reloadMembers
 	tr, raftFor := s.peerFaults()
 	if tr != nil {
@@ -144,46 +175,47 @@ func Start(cfg Config) (_ *Server, err error) {
 		ID:                     s.id,
 		Peers:                  peers,
 		Join:                   s.join,
-		ForceNewCluster:        cfg.ForceNewCluster,
-		MaxSnapshots:           cfg.MaxSnapshots,
-		MaxWALSegments:         cfg.MaxWALSegments,
+		ForceNewCluster:        s.cfg.ForceNewCluster,
+		MaxSnapshots:           s.cfg.MaxSnapshots,
+		MaxWALSegments:         s.cfg.MaxWALSegments,
 		DataDir:                s.dir.sub("member"),
-		SnapshotCount:          cfg.SnapshotCount,
-		SnapshotCatchUpEntries: cfg.SnapshotCatchUpEntries,
+		SnapshotCount:          s.cfg.SnapshotCount,
+		SnapshotCatchUpEntries: s.cfg.SnapshotCatchUpEntries,
 		TickInterval:           tick,
 		ElectionTicks:          max(1, int(s.electionTimeout()/tick)),
 		HeartbeatTicks:         1,
-		UnsafeNoFsync:          cfg.UnsafeNoFsync,
+		UnsafeNoFsync:          s.cfg.UnsafeNoFsync,
 		ProposalTimeout:        requestTimeout,
-		Logger:                 cfg.Logger,
+		Logger:                 s.log,
 		Transport:              tr,
-		SpaceReserve:           spaceReserve(cfg.Backend, cfg.SpaceReserve),
+		SpaceReserve:           spaceReserve(s.cfg.Backend, s.cfg.SpaceReserve),
 	}, fsm)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	s.tr.SetRaft(countRecvs{&s.appends, raftFor(s.replica)})
-	if len(peers) == 1 && !s.join {
-		// A lone member elects itself at once; wait for that so the first
-		// client request is not refused for want of a leader.
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		err := s.WaitLeader(ctx)
-		cancel()
-		if err != nil {
-			s.replica.Stop()
-			return nil, errors.New("raft elected no leader within 10s")
-		}
-	} else {
-		s.log.Info("cluster member starting", "cluster", fmt.Sprintf("%x", s.clusterID), "peers", peerList(peers))
-	}
-	go s.runExpiry()
-	go s.watchQuota()
-	go s.watchLeader()
-	go s.publish()
-	return s, nil
+	return nil
 }
 
-// Stop shuts the member down: no new proposals, the raft node stops, the
+// awaitFirstLeader waits for a lone member to elect itself, so the first
+// client request is not refused for want of a leader; a member of a larger
+// cluster finds its leader later, without holding up the start.
+func (s *Server) awaitFirstLeader(peers []consensus.Peer) error {
+	if len(peers) != 1 || s.join {
+		s.log.Info("cluster member starting", "cluster", fmt.Sprintf("%x", s.clusterID), "peers", peerList(peers))
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	err := s.WaitLeader(ctx)
+	cancel()
+	if err != nil {
+		s.replica.Stop()
+		return errors.New("raft elected no leader within 10s")
+	}
+	return nil
+}
+
+// Stop shuts the member down: no new proposals, the raft replica stops, the
 // backend closes and the data dir is unlocked.
 func (s *Server) Stop() error {
 	var err error
@@ -336,9 +368,9 @@ func (s *Server) LeaderStats() (any, bool) {
 	return s.leaderStats(), true
 }
 
-// Failed is closed when the raft node stopped on its own (a failed disk):
+// Failed is closed when the raft replica stopped on its own (a failed disk):
 // the process should exit; Stop returns the cause.
 func (s *Server) Failed() <-chan struct{} { return s.replica.Done() }
 
-// NodeStatus reports the raft node's state and counters.
+// NodeStatus reports the raft replica's state and counters.
 func (s *Server) NodeStatus() consensus.Status { return s.replica.Status() }
