@@ -76,8 +76,8 @@ func TestApplyRetriedWhileStorageFull(t *testing.T) {
 
 	sm.full.Store(false)
 	a := <-bc
-	if a.err != nil {
-		t.Fatalf("b after space returned: %v", a.err)
+	if a.err != nil || a.v == 0 {
+		t.Fatalf("b after space returned (%d, %v), want its entry's index", a.v, a.err)
 	}
 	waitFor(t, "the alarm to clear", func() bool { return n.SpaceErr() == nil })
 	propose(t, n, "d")

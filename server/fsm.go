@@ -31,6 +31,14 @@ type fsm struct {
 	onMembers func()
 }
 
+// The Replica finds these by type assertion: a signature that drifted
+// would silently drop the behaviour, so the compiler checks them here.
+var (
+	_ consensus.FallibleStateMachine[engine.Result]   = (*fsm)(nil)
+	_ consensus.DurableStateMachine[engine.Result]    = (*fsm)(nil)
+	_ consensus.MembershipStateMachine[engine.Result] = (*fsm)(nil)
+)
+
 func newFSM(eng *engine.Engine, be backends.Backend) *fsm {
 	return &fsm{eng: eng, durable: backends.IsDurable(be)}
 }
