@@ -7,7 +7,7 @@ package main
 import (
 	"context"
 	"errors"
-		"fmt"
+	"fmt"
 	"io"
 	"log/slog"
 	"os"
