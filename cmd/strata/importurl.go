@@ -50,7 +50,7 @@ func (w importTarget) fromURL(ctx context.Context, cfg etcdmirror.Config, progre
 		return err
 	}
 	st = m.Stats()
-	fmt.Fprintf(w.out, "strata import-etcd: %s: %d nodes read at index %d, %d events followed (%d found in etcd's history: hidden keys), %d indexes no watch shows passed over, %d nodes corrected, %d dropped, %d restarts; v2 index %d\n",
+	fmt.Fprintf(w.out, "strata import-etcd: %s: %d nodes read at index %d, %d events followed (%d on hidden keys), %d indexes no watch shows passed over, %d nodes corrected, %d dropped, %d restarts; v2 index %d\n",
 		m.Endpoint(), st.Nodes, st.StartIndex, st.Events, st.Hidden, st.Skipped, st.Patched, st.Dropped, st.Restarts, st.Index)
 	w.wrote(res, read, start)
 	return nil

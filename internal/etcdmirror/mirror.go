@@ -46,7 +46,7 @@ type Stats struct {
 	StartIndex uint64 // etcd's index at the recursive GET the mirror began from
 	Nodes      int    // nodes that GET carried
 	Events     int    // events applied since
-	Hidden     int    // of them, events on hidden nodes found in etcd's history
+	Hidden     int    // of them, events on hidden nodes (found in etcd's history)
 	Skipped    uint64 // indexes advanced over: writes no watch shows
 	Patched    int    // nodes corrected from a prevNode or the cut-over GET
 	Dropped    int    // nodes the cut-over GET no longer had
@@ -239,7 +239,6 @@ func (m *Mirror) take(ctx context.Context, a *answer) error {
 			return errCleared
 		}
 		if hn := h.event.Node; h.err == nil && hn != nil && hn.ModifiedIndex >= m.next() && hn.ModifiedIndex < idx {
-			m.count(func(s *Stats) { s.Hidden++ })
 			return m.apply(&h.event) // and the next answer is ev again, or another hidden one
 		}
 	}
@@ -292,7 +291,13 @@ func (m *Mirror) apply(ev *etcdEvent) error {
 			}
 		}
 	}
-	m.count(func(s *Stats) { s.Events++ })
+	hidden := strings.Contains(ev.Node.Key, "/_")
+	m.count(func(s *Stats) {
+		s.Events++
+		if hidden {
+			s.Hidden++
+		}
+	})
 	return nil
 }
 
