@@ -90,6 +90,41 @@ func (c *client) get(ctx context.Context, path string, q url.Values) (*answer, e
 	return a, nil
 }
 
+// stream opens a streaming recursive watch of the key space from etcd's
+// next index (no waitIndex: etcd registers the watcher at once, so no
+// event after the index it answers with is missed, however long the
+// caller then takes) and returns that index; next decodes each event.
+// etcd 3.4 answers a stream from its history with one event only, which
+// is why a mirror never streams from a past index.
+func (c *client) stream(ctx context.Context) (start uint64, next func() (*answer, error), closer func(), err error) {
+	u := c.endpoint() + "/v2/keys/?wait=true&recursive=true&stream=true"
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
+	if err != nil {
+		return 0, nil, nil, err
+	}
+	if c.user != "" {
+		req.SetBasicAuth(c.user, c.password)
+	}
+	resp, err := c.http.Do(req)
+	if err != nil {
+		return 0, nil, nil, err
+	}
+	h := resp.Header.Get("X-Etcd-Index")
+	if start, err = strconv.ParseUint(h, 10, 64); err != nil || resp.StatusCode != http.StatusOK {
+		resp.Body.Close()
+		return 0, nil, nil, fmt.Errorf("watch %s: %s, X-Etcd-Index %q", u, resp.Status, h)
+	}
+	dec := json.NewDecoder(resp.Body)
+	next = func() (*answer, error) {
+		a := &answer{status: resp.StatusCode, index: start}
+		if err := dec.Decode(&a.event); err != nil {
+			return nil, fmt.Errorf("watch %s: %w", u, err)
+		}
+		return a, nil
+	}
+	return start, next, func() { resp.Body.Close() }, nil
+}
+
 // retry calls get until it answers, moving across endpoints with a pause
 // after each failure, until ctx ends.
 func (c *client) retry(ctx context.Context, path string, q url.Values, warn func(error)) (*answer, error) {

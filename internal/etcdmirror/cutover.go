@@ -23,6 +23,13 @@ const cutOverTries = 5
 // was, when etcd keeps taking writes: no write etcd acknowledged is left
 // behind.
 func (m *Mirror) CutOver(ctx context.Context) error {
+	if err := m.consume(ctx); err != nil {
+		return err
+	}
+	m.stopFeed()
+	if err := m.consume(ctx); err != nil {
+		return err
+	}
 	var first, last uint64
 	for try := 0; try < cutOverTries; try++ {
 		e, err := m.etcdIndex(ctx)
@@ -38,6 +45,7 @@ func (m *Mirror) CutOver(ctx context.Context) error {
 			if err := m.begin(ctx); err != nil {
 				return err
 			}
+			m.stopFeed() // the drain reads etcd's history from here
 			continue
 		} else if err != nil {
 			return err
@@ -75,6 +83,20 @@ func (m *Mirror) CutOver(ctx context.Context) error {
 		return m.eng.SaveHistory(m.seq)
 	}
 	return fmt.Errorf("etcd took writes during each of %d cut-over attempts (index %d, then %d): stop the clients writing to etcd and cut over again", cutOverTries, first, last)
+}
+
+// consume applies what the stream has read ahead.
+func (m *Mirror) consume(ctx context.Context) error {
+	if m.f == nil {
+		return nil
+	}
+	answers, _ := m.f.take()
+	for _, a := range answers {
+		if err := m.take(ctx, a); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // etcdIndex is etcd's index now, from a quorum read of a node that does

@@ -65,6 +65,7 @@ type Mirror struct {
 	stats Stats
 	eng   *engine.Engine
 	seq   uint64 // applied index of the engine's backend updates
+	f     *feed  // the live stream of etcd's events, read ahead
 	// unsure is set when the mirror may differ from etcd in a way only a
 	// full read shows: an index no watch explained, or an event that did
 	// not apply as it did in etcd.
@@ -139,11 +140,21 @@ func (m *Mirror) readTree(ctx context.Context) (*engine.Node, uint64, error) {
 	return a.event.Node, a.index, nil
 }
 
-// begin (re)builds the mirror from one recursive GET.
+// begin (re)builds the mirror from one recursive GET, opening the live
+// stream first so that no event after the GET's index is missed.
 func (m *Mirror) begin(ctx context.Context) error {
-	root, index, err := m.readTree(ctx)
+	start, err := m.openFeed(ctx)
 	if err != nil {
 		return err
+	}
+	root, index, err := m.readTree(ctx)
+	if err != nil {
+		m.stopFeed()
+		return err
+	}
+	if index < start {
+		m.stopFeed()
+		return fmt.Errorf("recursive GET of %s answered at index %d, before its watch began (%d)", m.c.endpoint(), index, start)
 	}
 	nodes := seedNodes(root, nil)
 	eng, err := engine.Open(memory.New(), engine.Options{})
@@ -159,6 +170,27 @@ func (m *Mirror) begin(ctx context.Context) error {
 	m.mu.Unlock()
 	m.log.Info("mirror began", "endpoint", m.c.endpoint(), "index", index, "nodes", len(nodes))
 	return nil
+}
+
+// openFeed replaces the live stream with a new one and returns the index
+// it starts after. The stream outlives ctx: CutOver stops it.
+func (m *Mirror) openFeed(ctx context.Context) (uint64, error) {
+	m.stopFeed()
+	fctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	start, next, closer, err := m.c.stream(fctx)
+	if err != nil {
+		cancel()
+		return 0, err
+	}
+	m.f = startFeed(next, closer, fctx, cancel)
+	return start, nil
+}
+
+func (m *Mirror) stopFeed() {
+	if m.f != nil {
+		m.f.stop()
+		m.f = nil
+	}
 }
 
 // seedNodes lists the nodes below n (not n itself), parents first.
@@ -187,24 +219,84 @@ func seedOf(n *engine.Node) engine.SeedNode {
 func (m *Mirror) next() uint64 { return m.eng.Index() + 1 }
 
 // Follow applies etcd's events as they come until ctx ends (then it
-// returns nil). Falling more than etcd's 1000 events behind, the mirror
-// begins again from a new recursive GET; a failing endpoint is retried and
-// the next one tried.
+// returns nil). When the stream ends (etcd restarted, an endpoint failed)
+// a new one is opened, on the next endpoint, and the events between are
+// read from etcd's history; past its 1000 events the mirror begins again
+// from a new recursive GET.
 func (m *Mirror) Follow(ctx context.Context) error {
 	for ctx.Err() == nil {
-		a, err := m.c.retry(ctx, "/v2/keys/", m.waitQuery(m.next()), m.warn)
-		if err != nil {
-			break
+		if m.f == nil { // a resume failed: try again
+			if err := m.resume(ctx); err != nil && ctx.Err() == nil {
+				m.warn(err)
+				m.c.failover()
+				select {
+				case <-ctx.Done():
+				case <-time.After(time.Second):
+				}
+			}
+			continue
 		}
-		if err := m.take(ctx, a); errors.Is(err, errCleared) {
-			m.log.Warn("mirror fell behind etcd's event history; beginning again from a new GET", "index", m.eng.Index(), "etcd index", a.index)
-			m.count(func(s *Stats) { s.Restarts++ })
-			if err := m.begin(ctx); err != nil && ctx.Err() == nil {
+		answers, ended := m.f.take()
+		for _, a := range answers {
+			if err := m.take(ctx, a); err != nil {
 				return err
 			}
-		} else if err != nil {
-			return err
 		}
+		switch {
+		case len(answers) > 0:
+		case ended != nil:
+			m.warn(fmt.Errorf("%s: %w", m.c.endpoint(), ended))
+			m.c.failover()
+			m.stopFeed()
+		default:
+			select {
+			case <-ctx.Done():
+			case <-m.f.ready:
+			case <-time.After(idleCheck):
+				if m.streamStale(ctx) {
+					m.log.Warn("etcd stopped sending on the watch stream (it drops a watcher that falls 100 events behind and says nothing); opening another")
+					m.stopFeed()
+				}
+			}
+		}
+	}
+	return nil
+}
+
+// idleCheck is how long a silent stream goes before the mirror asks etcd
+// whether it has missed something.
+const idleCheck = 2 * time.Second
+
+// streamStale reports whether etcd's history holds an event after the
+// mirror's index that the stream has not delivered: etcd 3.4 stops feeding
+// a stream watcher that fell behind without ending the response.
+func (m *Mirror) streamStale(ctx context.Context) bool {
+	e, err := m.etcdIndex(ctx)
+	if err != nil || e < m.next() {
+		return false
+	}
+	wctx, cancel := context.WithTimeout(ctx, pause)
+	defer cancel()
+	a, err := m.c.get(wctx, "/v2/keys/", m.waitQuery(m.next()))
+	if err != nil {
+		return false // nothing visible after the mirror's index: writes no watch shows
+	}
+	return a.err != nil || (a.event.Node != nil && a.event.Node.ModifiedIndex <= e)
+}
+
+// resume opens a new stream and reads what came before it from etcd's
+// history, or begins again when the history no longer reaches back.
+func (m *Mirror) resume(ctx context.Context) error {
+	start, err := m.openFeed(ctx)
+	if err != nil {
+		return err
+	}
+	if err := m.drain(ctx, start); errors.Is(err, errCleared) {
+		m.log.Warn("mirror fell behind etcd's event history; beginning again from a new GET", "index", m.eng.Index(), "etcd index", start)
+		m.count(func(s *Stats) { s.Restarts++ })
+		return m.begin(ctx)
+	} else if err != nil {
+		return err
 	}
 	return nil
 }
@@ -230,16 +322,20 @@ func (m *Mirror) take(ctx context.Context, a *answer) error {
 		return fmt.Errorf("watch %s from %d: an event without a node", m.c.endpoint(), m.next())
 	}
 	m.count(func(s *Stats) { s.EtcdIndex = max(s.EtcdIndex, a.index, ev.Node.ModifiedIndex) })
-	if idx := ev.Node.ModifiedIndex; idx > m.next() {
+	for idx := ev.Node.ModifiedIndex; idx > m.next(); {
 		h, err := m.c.retry(ctx, "/v2/keys/", m.waitQuery(m.next()), m.warn)
 		if err != nil {
-			return nil // ctx ended
+			return nil // ctx ended: the cut-over's drain reads ev again from etcd's history
 		}
 		if h.err != nil && h.err.ErrorCode == engine.EcodeEventIndexCleared {
-			return errCleared
+			m.unsure = true // hidden nodes written in the gap cannot be learnt now
 		}
-		if hn := h.event.Node; h.err == nil && hn != nil && hn.ModifiedIndex >= m.next() && hn.ModifiedIndex < idx {
-			return m.apply(&h.event) // and the next answer is ev again, or another hidden one
+		hn := h.event.Node
+		if h.err != nil || hn == nil || hn.ModifiedIndex < m.next() || hn.ModifiedIndex >= idx {
+			break // nothing in etcd's history before ev: the gap is writes no watch shows
+		}
+		if err := m.apply(&h.event); err != nil {
+			return err
 		}
 	}
 	return m.apply(ev)
