@@ -365,8 +365,22 @@ func (t *txn) removeTree(p string, rec *record, removed *[]string) error {
 }
 
 // expire removes the nodes whose deadline is at or before c.Time, earliest
-// first, at most c.Limit of them (0: all), each at its own index.
+// first, at most c.Limit of them (0: all), each at its own index. A path
+// other than the root names the one node to consider: a mirror of another
+// store replays that store's expiry of one node exactly.
 func (t *txn) expire(c *Command) (*Event, error) {
+	if c.Path != "" && c.Path != "/" {
+		rec, ok, err := t.get(c.Path)
+		if err != nil || !ok || rec.expiry == 0 || rec.expiry > c.Time {
+			return nil, err
+		}
+		ev, err := t.remove(c.Path, &rec, ActionExpire)
+		if err != nil {
+			return nil, err
+		}
+		t.expired = append(t.expired, ev)
+		return nil, nil
+	}
 	type due struct {
 		at int64
 		p  string

@@ -16,7 +16,7 @@ const (
 	OpCAS                  // PUT with prevValue and/or prevIndex
 	OpDelete               // DELETE without conditions
 	OpCAD                  // DELETE with prevValue and/or prevIndex
-	OpExpire               // remove nodes due at or before Time (leader-proposed)
+	OpExpire               // remove nodes due at or before Time (leader-proposed); a Path other than "/" names the one node
 	opMax
 )
 

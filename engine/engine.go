@@ -233,12 +233,18 @@ func (e *Engine) ApplyBatch(appliedIndex uint64, cmds []Command) ([]Result, erro
 		e.hub.publish(events)
 	}
 	if ttlTouched {
-		select {
-		case e.expiryWake <- struct{}{}:
-		default:
-		}
+		e.wakeExpiry()
 	}
 	return results, nil
+}
+
+// wakeExpiry tells the expiry scheduler that the earliest deadline may
+// have changed.
+func (e *Engine) wakeExpiry() {
+	select {
+	case e.expiryWake <- struct{}{}:
+	default:
+	}
 }
 
 // NextExpiry is the earliest TTL deadline in the store (unix ns), if any.
@@ -291,10 +297,7 @@ func (e *Engine) Restore(r io.Reader) error {
 	}
 	e.count.reset()
 	e.countAllTracked()
-	select {
-	case e.expiryWake <- struct{}{}:
-	default:
-	}
+	e.wakeExpiry()
 	return nil
 }
 

@@ -24,8 +24,17 @@ type savedEvent struct {
 	Refresh  bool   `json:"refresh,omitempty"`
 }
 
-// SeedHistory puts events (oldest first, one per index, ending at the
-// store index) into the watch history, as if this engine had applied them.
+// savedHistory is the saved form: the events and the store index they
+// bring the history up to (later than the last event's when the store
+// was advanced past writes no watch shows).
+type savedHistory struct {
+	Index  uint64       `json:"index"`
+	Events []savedEvent `json:"events"`
+}
+
+// SeedHistory puts events (oldest first, at most one per index, ending at
+// or before the store index) into the watch history, as if this engine had
+// applied them.
 func (e *Engine) SeedHistory(events []*Event) error {
 	for i, ev := range events {
 		if ev.Node == nil {
@@ -38,8 +47,8 @@ func (e *Engine) SeedHistory(events []*Event) error {
 	h := e.hub
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	if n := len(events); n > 0 && events[n-1].Index() != h.current {
-		return fmt.Errorf("engine: seeded history ends at %d, the store is at %d", events[n-1].Index(), h.current)
+	if n := len(events); n > 0 && events[n-1].Index() > h.current {
+		return fmt.Errorf("engine: seeded history ends at %d, after the store's index %d", events[n-1].Index(), h.current)
 	}
 	h.history.reset()
 	for _, ev := range events {
@@ -53,10 +62,10 @@ func (e *Engine) SeedHistory(events []*Event) error {
 func (e *Engine) SaveHistory(appliedIndex uint64) error {
 	h := e.hub
 	h.mu.Lock()
-	saved := make([]savedEvent, h.history.n)
-	for i := range saved {
+	saved := savedHistory{Index: h.current, Events: make([]savedEvent, h.history.n)}
+	for i := range saved.Events {
 		ev := h.history.at(i)
-		saved[i] = savedEvent{Action: ev.Action, Node: ev.Node, PrevNode: ev.PrevNode, Refresh: ev.Refresh}
+		saved.Events[i] = savedEvent{Action: ev.Action, Node: ev.Node, PrevNode: ev.PrevNode, Refresh: ev.Refresh}
 	}
 	h.mu.Unlock()
 	b, err := json.Marshal(saved)
@@ -80,15 +89,26 @@ func (e *Engine) loadHistory(index uint64) error {
 	if err != nil || b == nil {
 		return err
 	}
-	var saved []savedEvent
-	if err := json.Unmarshal(b, &saved); err != nil {
+	var saved savedHistory
+	if len(b) > 0 && b[0] == '[' { // the first imports saved the events alone, ending at the store index
+		err = json.Unmarshal(b, &saved.Events)
+		if n := len(saved.Events); n > 0 && saved.Events[n-1].Node != nil {
+			saved.Index = saved.Events[n-1].Node.ModifiedIndex
+		}
+	} else {
+		err = json.Unmarshal(b, &saved)
+	}
+	if err != nil {
 		return fmt.Errorf("engine: corrupt saved history: %w", err)
 	}
-	if len(saved) == 0 || saved[len(saved)-1].Node == nil || saved[len(saved)-1].Node.ModifiedIndex != index {
+	if len(saved.Events) == 0 || saved.Index != index {
 		return nil // stale: Strata has moved on since the import
 	}
-	events := make([]*Event, len(saved))
-	for i, s := range saved {
+	events := make([]*Event, len(saved.Events))
+	for i, s := range saved.Events {
+		if s.Node == nil {
+			return fmt.Errorf("engine: corrupt saved history: event %d has no node", i)
+		}
 		events[i] = &Event{Action: s.Action, Node: s.Node, PrevNode: s.PrevNode, Refresh: s.Refresh, EtcdIndex: s.Node.ModifiedIndex}
 	}
 	return e.SeedHistory(events)

@@ -10,7 +10,6 @@ import (
 	"encoding/binary"
 	"encoding/hex"
 	"errors"
-	"flag"
 	"fmt"
 	"hash"
 	"io"
@@ -40,12 +39,7 @@ complete. The source keeps its data (a start or migrate replays its log).
 var migrateProgressEvery = time.Second
 
 func migrate(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("strata migrate", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.Usage = func() {
-		fmt.Fprint(stderr, migrateUsage)
-		fs.PrintDefaults()
-	}
+	fs := subcommandFlags("strata migrate", migrateUsage, stderr)
 	from := fs.String("from-dir", "", "data dir of the stopped member to copy")
 	to := fs.String("to-dir", "", "new data dir to create (must not exist or be empty)")
 	backend := fs.String("backend", "", "backend of the new data dir: "+fmt.Sprint(backends.Names()))
@@ -59,27 +53,17 @@ func migrate(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	case *from == "" || *to == "" || *backend == "":
 		return errors.New("migrate: --from-dir, --to-dir and --backend are all required")
 	}
-	if !knownBackend(*backend) {
-		return fmt.Errorf("migrate: unknown backend %q (have %v)", *backend, backends.Names())
+	if err := checkBackend("migrate", *backend); err != nil {
+		return err
 	}
-	var level slog.Level
-	if err := level.UnmarshalText([]byte(*logLevel)); err != nil {
-		return fmt.Errorf("migrate: --log-level: %w", err)
+	log, err := subcommandLogger("migrate", *logLevel, stderr)
+	if err != nil {
+		return err
 	}
-	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
 	if err := runMigrate(ctx, *from, *to, *backend, log, stdout); err != nil {
 		return fmt.Errorf("migrate %s to %s: %w", *from, *to, err)
 	}
 	return nil
-}
-
-func knownBackend(name string) bool {
-	for _, n := range backends.Names() {
-		if n == name {
-			return true
-		}
-	}
-	return false
 }
 
 func runMigrate(ctx context.Context, from, to, backend string, log *slog.Logger, out io.Writer) (err error) {
