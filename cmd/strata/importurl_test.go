@@ -52,8 +52,8 @@ func compareWith(t *testing.T, name, base string, calls []call, want []response)
 	for i, c := range calls {
 		got := do(t, base, c)
 		if got.status != want[i].status || remainingTTL.ReplaceAllString(got.body, "") != remainingTTL.ReplaceAllString(want[i].body, "") || got.etcdIndex != want[i].etcdIndex {
-			t.Errorf("%s: %s %s:\n got %d X-Etcd-Index %s %s\nwant %d X-Etcd-Index %s %s",
-				name, c.method, c.path, got.status, got.etcdIndex, got.body, want[i].status, want[i].etcdIndex, want[i].body)
+			t.Errorf("%s: %s %s as %q:\n got %d X-Etcd-Index %s %s\nwant %d X-Etcd-Index %s %s",
+				name, c.method, c.path, c.user, got.status, got.etcdIndex, got.body, want[i].status, want[i].etcdIndex, want[i].body)
 		}
 	}
 }
@@ -63,7 +63,7 @@ func compareWith(t *testing.T, name, base string, calls []call, want []response)
 // indexes, on every backend.
 func TestImportEtcdFromURL(t *testing.T) {
 	dir := t.TempDir()
-	e := startEtcd(t, filepath.Join(dir, "etcd"))
+	e := startEtcd(t, etcd34(t), filepath.Join(dir, "etcd"))
 	w := func(method, p string, kv ...string) response {
 		f := url.Values{}
 		for i := 0; i+1 < len(kv); i += 2 {
@@ -197,7 +197,7 @@ func TestImportEtcdFromURL(t *testing.T) {
 // begin again from a new GET; then SIGTERM cuts over.
 func TestImportEtcdFromURLFallsBehind(t *testing.T) {
 	dir := t.TempDir()
-	e := startEtcd(t, filepath.Join(dir, "etcd"))
+	e := startEtcd(t, etcd34(t), filepath.Join(dir, "etcd"))
 	for i := 0; i < 10; i++ {
 		do(t, e.url, call{method: "PUT", path: fmt.Sprintf("/v2/keys/a/%d", i), form: url.Values{"value": {"x"}}})
 	}
@@ -243,7 +243,7 @@ func TestImportEtcdFromURLFallsBehind(t *testing.T) {
 
 func TestImportEtcdFromURLRefusals(t *testing.T) {
 	dir := t.TempDir()
-	e := startEtcd(t, filepath.Join(dir, "etcd"))
+	e := startEtcd(t, etcd34(t), filepath.Join(dir, "etcd"))
 	imp := func(args ...string) error {
 		return importEtcd(t.Context(), append(args, "--backend", "bbolt"), os.Stderr, os.Stderr)
 	}
