@@ -1,74 +1,13 @@
 package main
 
 import (
-	"bufio"
-	"bytes"
-	"context"
 	"io"
 	"net/http"
 	"os"
 	"path/filepath"
-	"regexp"
 	"strings"
-	"sync"
 	"testing"
-	"time"
 )
-
-// lockedBuffer is a bytes.Buffer the server's logger and the test share.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
-// startStrataLogged is startStrata with the Info log kept.
-func startStrataLogged(t *testing.T, args ...string) (string, *lockedBuffer) {
-	t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	pr, pw := io.Pipe()
-	logs := &lockedBuffer{}
-	done := make(chan error, 1)
-	full := append([]string{"--data-dir", t.TempDir(), "--listen-client-urls", "http://127.0.0.1:0", "--log-level", "info"}, args...)
-	go func() {
-		err := run(ctx, full, pw, logs)
-		pw.CloseWithError(io.EOF)
-		done <- err
-	}()
-	line, err := bufio.NewReader(pr).ReadString('\n')
-	if err != nil {
-		cancel()
-		t.Fatalf("server did not start: %v (run: %v)\n%s", err, <-done, logs)
-	}
-	go io.Copy(io.Discard, pr)
-	m := regexp.MustCompile(`on (http://[0-9.:]+)`).FindStringSubmatch(line)
-	if m == nil {
-		t.Fatalf("no URL in ready line %q", line)
-	}
-	t.Cleanup(func() {
-		cancel()
-		select {
-		case err := <-done:
-			if err != nil {
-				t.Errorf("server exited with %v", err)
-			}
-		case <-time.After(10 * time.Second):
-			t.Error("server did not shut down within 10s")
-		}
-	})
-	return m[1], logs
-}
 
 // TestCORSDefault: like etcd 3.4 (whose --cors defaults to "*"), a
 // member started without --cors sends Access-Control-Allow-Origin: * on

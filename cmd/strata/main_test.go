@@ -2,39 +2,51 @@ package main
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"regexp"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 )
 
-// startStrata runs the real server in-process (flags, listeners, raft,
-// fsync'd log) on a loopback port and returns its client URL.
-func startStrata(t *testing.T, args ...string) string {
+// startRun runs the real server in-process (flags, listeners, raft, fsync'd
+// log) with exactly args, its log written to log, and returns the bound
+// client URL and the stdout lines before the ready line. The server is
+// stopped, and must exit cleanly, when the test ends.
+func startRun(t *testing.T, log io.Writer, args []string) (base string, before []string) {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	pr, pw := io.Pipe()
 	done := make(chan error, 1)
-	full := append([]string{"--data-dir", t.TempDir(), "--listen-client-urls", "http://127.0.0.1:0", "--log-level", "error"}, args...)
 	go func() {
-		err := run(ctx, full, pw, io.Discard)
+		err := run(ctx, args, pw, log)
 		pw.CloseWithError(io.EOF)
 		done <- err
 	}()
-	line, err := bufio.NewReader(pr).ReadString('\n')
-	if err != nil {
-		cancel()
-		t.Fatalf("server did not start: %v (run: %v)", err, <-done)
+	br := bufio.NewReader(pr)
+	for {
+		line, err := br.ReadString('\n')
+		if err != nil {
+			cancel()
+			kept := ""
+			if s, ok := log.(fmt.Stringer); ok {
+				kept = s.String()
+			}
+			t.Fatalf("server did not start: %v (run: %v)\n%s", err, <-done, kept)
+		}
+		if m := readyURL.FindStringSubmatch(line); m != nil {
+			base = m[1]
+			break
+		}
+		before = append(before, line)
 	}
-	go io.Copy(io.Discard, pr)
-	m := regexp.MustCompile(`on (http://[0-9.:]+)`).FindStringSubmatch(line)
-	if m == nil {
-		t.Fatalf("no URL in ready line %q", line)
-	}
+	go io.Copy(io.Discard, br)
 	t.Cleanup(func() {
 		cancel()
 		select {
@@ -46,7 +58,56 @@ func startStrata(t *testing.T, args ...string) string {
 			t.Error("server did not shut down within 10s")
 		}
 	})
-	return m[1]
+	return base, before
+}
+
+var readyURL = regexp.MustCompile(`ready to serve client requests on (https?://[0-9.:]+)`)
+
+// startStrata is startRun on a fresh data dir and a loopback port, errors
+// logged only; it returns the client URL.
+func startStrata(t *testing.T, args ...string) string {
+	t.Helper()
+	base, _ := startRun(t, io.Discard, append([]string{"--data-dir", t.TempDir(), "--listen-client-urls", "http://127.0.0.1:0", "--log-level", "error"}, args...))
+	return base
+}
+
+// startStrataLog is startRun on a fresh data dir with the Info log kept;
+// args name the client URLs (any scheme).
+func startStrataLog(t *testing.T, args ...string) (string, *syncBuffer) {
+	t.Helper()
+	logs := &syncBuffer{}
+	base, _ := startRun(t, logs, append([]string{"--data-dir", t.TempDir(), "--log-level", "info"}, args...))
+	return base, logs
+}
+
+// startStrataLogged is startStrataLog on a loopback http port.
+func startStrataLogged(t *testing.T, args ...string) (string, *syncBuffer) {
+	t.Helper()
+	return startStrataLog(t, append([]string{"--listen-client-urls", "http://127.0.0.1:0"}, args...)...)
+}
+
+// startLogged is startRun on a loopback http port, logging to log.
+func startLogged(t *testing.T, log io.Writer, args ...string) (base string, before []string) {
+	t.Helper()
+	return startRun(t, log, append([]string{"--listen-client-urls", "http://127.0.0.1:0"}, args...))
+}
+
+// syncBuffer is a bytes.Buffer safe for the server's and the test's use.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }
 
 func TestFlagErrors(t *testing.T) {

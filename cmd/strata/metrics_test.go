@@ -2,7 +2,6 @@ package main
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -10,9 +9,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
-	"regexp"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -20,48 +17,6 @@ import (
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
 )
-
-// startLogged runs the real server in-process like startStrata, but keeps
-// its log (stderr) in log and returns the stdout lines before the ready
-// line too.
-func startLogged(t *testing.T, log io.Writer, args ...string) (base string, before []string) {
-	t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	pr, pw := io.Pipe()
-	done := make(chan error, 1)
-	full := append([]string{"--listen-client-urls", "http://127.0.0.1:0"}, args...)
-	go func() {
-		err := run(ctx, full, pw, log)
-		pw.CloseWithError(io.EOF)
-		done <- err
-	}()
-	br := bufio.NewReader(pr)
-	for {
-		line, err := br.ReadString('\n')
-		if err != nil {
-			cancel()
-			t.Fatalf("server did not start: %v (run: %v)", err, <-done)
-		}
-		if m := regexp.MustCompile(`ready to serve client requests on (http://[0-9.:]+)`).FindStringSubmatch(line); m != nil {
-			base = m[1]
-			break
-		}
-		before = append(before, line)
-	}
-	go io.Copy(io.Discard, br)
-	t.Cleanup(func() {
-		cancel()
-		select {
-		case err := <-done:
-			if err != nil {
-				t.Errorf("server exited with %v", err)
-			}
-		case <-time.After(10 * time.Second):
-			t.Error("server did not shut down within 10s")
-		}
-	})
-	return base, before
-}
 
 // scrape parses GET /metrics (Prometheus text format) into its families.
 func scrape(t *testing.T, base string) map[string]*dto.MetricFamily {
@@ -288,24 +243,6 @@ func testMetrics(t *testing.T, backend string) {
 	if got := value(last, "strata_store_events_total") - value(after, "strata_store_events_total"); got != 2 {
 		t.Errorf("events moved by %v, want 2 (the set and the expiry)", got)
 	}
-}
-
-// syncBuffer is a bytes.Buffer safe for the server's and the test's use.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 // TestJSONLogs: --log-format json writes one JSON object per line with

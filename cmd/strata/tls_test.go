@@ -12,7 +12,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -32,44 +31,6 @@ func waitLog(t *testing.T, log interface{ String() string }, substr string) {
 		}
 	}
 	t.Fatalf("log has no line containing %q:\n%s", substr, tail(log.String(), 30))
-}
-
-// startStrataLog is startStrata for any URL scheme; it returns the bound
-// client URL and the server's log (level info).
-func startStrataLog(t *testing.T, args ...string) (string, *syncBuffer) {
-	t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	pr, pw := io.Pipe()
-	done := make(chan error, 1)
-	logs := &syncBuffer{}
-	full := append([]string{"--data-dir", t.TempDir(), "--log-level", "info"}, args...)
-	go func() {
-		err := run(ctx, full, pw, logs)
-		pw.CloseWithError(io.EOF)
-		done <- err
-	}()
-	line, err := bufio.NewReader(pr).ReadString('\n')
-	if err != nil {
-		cancel()
-		t.Fatalf("server did not start: %v (run: %v)\n%s", err, <-done, logs)
-	}
-	go io.Copy(io.Discard, pr)
-	m := regexp.MustCompile(`on (https?://[0-9.:]+)`).FindStringSubmatch(line)
-	if m == nil {
-		t.Fatalf("no URL in ready line %q", line)
-	}
-	t.Cleanup(func() {
-		cancel()
-		select {
-		case err := <-done:
-			if err != nil {
-				t.Errorf("server exited with %v", err)
-			}
-		case <-time.After(10 * time.Second):
-			t.Error("server did not shut down within 10s")
-		}
-	})
-	return m[1], logs
 }
 
 // pki is a CA with a server certificate, client certificates with and
