@@ -170,12 +170,18 @@ func (t *txn) countNode(dir bool, n int64) {
 	}
 }
 
+// existing is the node an update, swap or delete acts on: the root is
+// read-only (error 107), a missing key is error 100.
+func (t *txn) existing(p string) (record, error) {
+	if p == "/" {
+		return record{}, NewError(EcodeRootROnly, "/", t.index)
+	}
+	return t.lookup(p, t.index)
+}
+
 func (t *txn) update(c *Command) (*Event, error) {
 	p, cur := c.Path, t.index
-	if p == "/" {
-		return nil, NewError(EcodeRootROnly, "/", cur)
-	}
-	rec, err := t.lookup(p, cur)
+	rec, err := t.existing(p)
 	if err != nil {
 		return nil, err
 	}
@@ -230,10 +236,7 @@ func compare(rec *record, prevValue string, prevIndex uint64) (ok bool, cause st
 
 func (t *txn) compareAndSwap(c *Command) (*Event, error) {
 	p, cur := c.Path, t.index
-	if p == "/" {
-		return nil, NewError(EcodeRootROnly, "/", cur)
-	}
-	rec, err := t.lookup(p, cur)
+	rec, err := t.existing(p)
 	if err != nil {
 		return nil, err
 	}
@@ -257,11 +260,8 @@ func (t *txn) compareAndSwap(c *Command) (*Event, error) {
 
 func (t *txn) delete(c *Command) (*Event, error) {
 	p, cur := c.Path, t.index
-	if p == "/" {
-		return nil, NewError(EcodeRootROnly, "/", cur)
-	}
 	dir := c.Dir || c.Recursive
-	rec, err := t.lookup(p, cur)
+	rec, err := t.existing(p)
 	if err != nil {
 		return nil, err
 	}

@@ -120,6 +120,18 @@ func do(t *testing.T, base string, c call) response {
 	return response{resp.StatusCode, string(b), resp.Header.Get("X-Etcd-Index")}
 }
 
+// writer returns a form writer to base: w("PUT", path, "value", "v", "ttl", "5").
+func writer(t *testing.T, base string) func(method, path string, kv ...string) response {
+	return func(method, path string, kv ...string) response {
+		t.Helper()
+		f := url.Values{}
+		for i := 0; i+1 < len(kv); i += 2 {
+			f.Add(kv[i], kv[i+1])
+		}
+		return do(t, base, call{method: method, path: path, form: f})
+	}
+}
+
 // remainingTTL is the remaining TTL, the one part of a GET that moves with the
 // clock between the two readings.
 var remainingTTL = regexp.MustCompile(`"ttl":[0-9]+`)
@@ -131,13 +143,7 @@ func testImportEtcdDataDir(t *testing.T, bin string) {
 	etcdDir := filepath.Join(dir, "etcd")
 	e := startEtcd(t, bin, etcdDir)
 	const root = "root:rootpw"
-	w := func(method, p string, kv ...string) response {
-		f := url.Values{}
-		for i := 0; i+1 < len(kv); i += 2 {
-			f.Add(kv[i], kv[i+1])
-		}
-		return do(t, e.url, call{method: method, path: p, form: f})
-	}
+	w := writer(t, e.url)
 	// Enough writes that etcd (--snapshot-count 50) snapshots and keeps
 	// more in the WAL after it.
 	for i := 0; i < 70; i++ {

@@ -64,13 +64,7 @@ func compareWith(t *testing.T, name, base string, calls []call, want []response)
 func TestImportEtcdFromURL(t *testing.T) {
 	dir := t.TempDir()
 	e := startEtcd(t, etcd34(t), filepath.Join(dir, "etcd"))
-	w := func(method, p string, kv ...string) response {
-		f := url.Values{}
-		for i := 0; i+1 < len(kv); i += 2 {
-			f.Add(kv[i], kv[i+1])
-		}
-		return do(t, e.url, call{method: method, path: p, form: f})
-	}
+	w := writer(t, e.url)
 	// Before the import's GET.
 	for i := 0; i < 20; i++ {
 		w("PUT", fmt.Sprintf("/v2/keys/k/%d", i), "value", fmt.Sprint("v", i))

@@ -74,21 +74,7 @@ type response struct {
 
 func request(t *testing.T, method, u string, form url.Values) response {
 	t.Helper()
-	req, err := http.NewRequest(method, u, strings.NewReader(form.Encode()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return response{resp.StatusCode, string(b), resp.Header.Get("X-Etcd-Index")}
+	return do(t, "", call{method: method, path: u, form: form})
 }
 
 type written struct {
