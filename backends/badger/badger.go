@@ -366,6 +366,19 @@ func (h *handle) discardTs() uint64 {
 	return d
 }
 
+// writable is the current handle if it may take writes: not after a failed
+// rollback, until the store is reopened.
+func (b *Backend) writable(op string) (*handle, error) {
+	h, err := b.current()
+	if err != nil {
+		return nil, err
+	}
+	if h.broken != nil {
+		return nil, fmt.Errorf("badger: %s: store needs reopening after a failed rollback: %w", op, h.broken)
+	}
+	return h, nil
+}
+
 // current returns the current generation, for a writer holding wmu.
 func (b *Backend) current() (*handle, error) {
 	b.rmu.Lock()
@@ -413,12 +426,9 @@ func (b *Backend) View(fn func(r backends.Reader) error) error {
 func (b *Backend) Update(appliedIndex uint64, fn func(w backends.Writer) error) error {
 	b.wmu.Lock()
 	defer b.wmu.Unlock()
-	h, err := b.current()
+	h, err := b.writable("update")
 	if err != nil {
 		return err
-	}
-	if h.broken != nil {
-		return fmt.Errorf("badger: update: store needs reopening after a failed rollback: %w", h.broken)
 	}
 	if applied := h.applied; appliedIndex < applied {
 		return fmt.Errorf("badger: update at index %d, store is at %d: %w", appliedIndex, applied, backends.ErrIndexBackwards)
@@ -491,12 +501,9 @@ func (b *Backend) AppliedIndex() uint64 {
 func (b *Backend) Sync() error {
 	b.wmu.Lock()
 	defer b.wmu.Unlock()
-	h, err := b.current()
+	h, err := b.writable("sync")
 	if err != nil {
 		return err
-	}
-	if h.broken != nil {
-		return fmt.Errorf("badger: sync: store needs reopening after a failed rollback: %w", h.broken)
 	}
 	if err := syncFiles(h.db, h.dir); err != nil {
 		return fmt.Errorf("badger: sync %s: %w", h.dir, err)

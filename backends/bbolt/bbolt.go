@@ -253,9 +253,22 @@ func decodeApplied(v []byte) (uint64, error) {
 	return binary.BigEndian.Uint64(v), nil
 }
 
-// beginRead starts a read-only transaction on the current file. Restore
-// and Close swap db before closing the old file, so a Begin that finds it
-// closed retries on the new one, or reports ErrClosed.
+// viewTxn starts a read-only txn on the current file; the caller rolls
+// back t.tx. Restore and Close swap db before closing the old file, so a
+// Begin that finds it closed retries on the new one, or reports ErrClosed.
+func (b *Backend) viewTxn() (*txn, error) {
+	tx, err := b.beginRead()
+	if err != nil {
+		return nil, err
+	}
+	t, err := newTxn(tx)
+	if err != nil {
+		tx.Rollback()
+		return nil, err
+	}
+	return t, nil
+}
+
 func (b *Backend) beginRead() (*bolt.Tx, error) {
 	for {
 		db := b.db.Load()
@@ -287,15 +300,11 @@ func newTxn(tx *bolt.Tx) (*txn, error) {
 // meta lock. fn must not call Update, Restore or Close (see the package
 // documentation), and the Reader must not outlive fn or leave its goroutine.
 func (b *Backend) View(fn func(r backends.Reader) error) error {
-	tx, err := b.beginRead()
+	t, err := b.viewTxn()
 	if err != nil {
 		return err
 	}
-	defer tx.Rollback()
-	t, err := newTxn(tx)
-	if err != nil {
-		return err
-	}
+	defer t.tx.Rollback()
 	defer func() { t.done = true }()
 	return fn(t)
 }

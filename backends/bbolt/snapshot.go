@@ -19,15 +19,11 @@ import (
 // Writers are not blocked, but for as long as the stream runs bbolt cannot
 // reuse the pages freed since it started, so the file may grow meanwhile.
 func (b *Backend) Snapshot(w io.Writer) error {
-	tx, err := b.beginRead()
+	t, err := b.viewTxn()
 	if err != nil {
 		return err
 	}
-	defer tx.Rollback()
-	t, err := newTxn(tx)
-	if err != nil {
-		return err
-	}
+	defer t.tx.Rollback()
 	applied, err := decodeApplied(t.metaB().Get(appliedName))
 	if err != nil {
 		return fmt.Errorf("bbolt: snapshot: %w", err)
