@@ -14,15 +14,7 @@ keys=${1:-100000}
 backend=${2:-bbolt}
 load=${3:-20}
 cd "$(dirname "$0")/../.."
-work=$(mktemp -d)
-pids=()
-cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$work"; }
-trap cleanup EXIT
-go build -o "$work/strata" ./cmd/strata
-go build -o "$work/stratactl" ./cmd/stratactl
-now() { date +%s.%N; }
-since() { awk -v a="$1" -v b="$(now)" 'BEGIN { printf "%.1f", b - a }'; }
-port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+. bench/cutover/common.sh
 ec=$(port) ep=$(port) sc=$(port)
 etcd --enable-v2=true --data-dir "$work/etcd" --listen-client-urls "http://127.0.0.1:$ec" --advertise-client-urls "http://127.0.0.1:$ec" \
   --listen-peer-urls "http://127.0.0.1:$ep" --initial-advertise-peer-urls "http://127.0.0.1:$ep" \
@@ -46,13 +38,14 @@ pids+=($ipid)
 until grep -q "following etcd.s events" "$work/import.err"; do kill -0 "$ipid" 2>/dev/null || { cat "$work/import.err"; exit 1; }; sleep 0.1; done
 echo "initial GET and seed:    $(since "$t0")s"
 "$work/stratactl" --endpoints "http://127.0.0.1:$ec" bench --mix put=100 --keys 10000 --prefix /live --duration "${load}s" --clients 16 --quiet > "$work/load.out"
-puts=$(awk '/^put/ {print $2; exit}' "$work/load.out")
+puts=$(awk '$1 == "put" {printf "%s (%s/s)", $2, $5; exit}' "$work/load.out")
 e=$(index "http://127.0.0.1:$ec")
 echo "put load for ${load}s:    ${puts:-?} puts; etcd index $e"
 tail -n 3 "$work/import.err"
 until grep -q "index $e (etcd" "$work/import.err"; do sleep 0.1; done
 t1=$(now)
-kill -TERM "$ipid"
+# ipid is /usr/bin/time, which does not pass SIGTERM on: signal the import.
+kill -TERM "$(pgrep -P "$ipid")"
 wait "$ipid"
 echo "cut-over and write:      $(since "$t1")s"
 grep "following:" "$work/import.err" | tail -n 4

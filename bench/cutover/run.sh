@@ -13,15 +13,7 @@ set -euo pipefail
 src=${1:?usage: run.sh ETCD_DATA_DIR [BACKEND]}
 backend=${2:-bbolt}
 cd "$(dirname "$0")/../.."
-work=$(mktemp -d)
-pids=()
-cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$work"; }
-trap cleanup EXIT
-go build -o "$work/strata" ./cmd/strata
-go build -o "$work/stratactl" ./cmd/stratactl
-now() { date +%s.%N; }
-since() { awk -v a="$1" -v b="$(now)" 'BEGIN { printf "%.1f", b - a }'; }
-port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+. bench/cutover/common.sh
 for i in 1 2 3; do c[$i]=$(port); p[$i]=$(port); done
 peer() { echo "http://127.0.0.1:${p[$1]}"; }
 client() { echo "http://127.0.0.1:${c[$1]}"; }

@@ -156,7 +156,7 @@ func (w importTarget) fromDataDir(from string) error {
 	}
 	fmt.Fprintf(w.out, "strata import-etcd: %s: %s, %d WAL files, %d v2 writes replayed (%d v3 requests skipped) to raft index %d; v2 index %d\n",
 		from, snap, im.WALFiles, im.Replayed, im.V3Entries, im.RaftIndex, im.StoreIndex)
-	w.wrote(res, loaded, start)
+	w.wrote(res, "read", loaded, start)
 	return nil
 }
 
@@ -174,7 +174,9 @@ func (w importTarget) write(eng *engine.Engine) (server.RestoreResult, error) {
 	return res, err
 }
 
-func (w importTarget) wrote(res server.RestoreResult, read time.Duration, start time.Time) {
-	fmt.Fprintf(w.out, "strata import-etcd: wrote %s (backend %s): %d records, sha256 %x; new cluster %x, member %x; read %.2fs, total %.2fs\n",
-		w.dir, w.backend, res.Records, res.SHA256[:8], res.ClusterID, res.MemberID, read.Seconds(), time.Since(start).Seconds())
+// wrote reports the written dir; phase names what took the time before the
+// write ("read" for a data dir, "followed and cut over" for --from-url).
+func (w importTarget) wrote(res server.RestoreResult, phase string, took time.Duration, start time.Time) {
+	fmt.Fprintf(w.out, "strata import-etcd: wrote %s (backend %s): %d records, sha256 %x; new cluster %x, member %x; %s %.2fs, total %.2fs\n",
+		w.dir, w.backend, res.Records, res.SHA256[:8], res.ClusterID, res.MemberID, phase, took.Seconds(), time.Since(start).Seconds())
 }

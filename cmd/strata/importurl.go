@@ -44,7 +44,7 @@ func (w importTarget) fromURL(ctx context.Context, cfg etcdmirror.Config, progre
 	if err := m.CutOver(cctx); err != nil {
 		return fmt.Errorf("cut-over (nothing written): %w", err)
 	}
-	read := time.Since(start)
+	followed := time.Since(start)
 	res, err := w.write(m.Engine())
 	if err != nil {
 		return err
@@ -52,7 +52,7 @@ func (w importTarget) fromURL(ctx context.Context, cfg etcdmirror.Config, progre
 	st = m.Stats()
 	fmt.Fprintf(w.out, "strata import-etcd: %s: %d nodes read at index %d, %d events followed (%d on hidden keys), %d indexes no watch shows passed over, %d nodes corrected, %d dropped, %d restarts; v2 index %d\n",
 		m.Endpoint(), st.Nodes, st.StartIndex, st.Events, st.Hidden, st.Skipped, st.Patched, st.Dropped, st.Restarts, st.Index)
-	w.wrote(res, read, start)
+	w.wrote(res, "followed and cut over", followed, start)
 	return nil
 }
 

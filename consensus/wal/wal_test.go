@@ -250,14 +250,8 @@ func TestMidLogCorruption(t *testing.T) {
 		}
 	})
 	t.Run("sealed-segment", func(t *testing.T) {
-		dir := t.TempDir()
-		opts := Options{SegmentSize: 2048}
-		w, _ := mustOpen(t, dir, 0, opts)
-		for i := uint64(1); i <= 60; i++ {
-			mustSave(t, w, raftpb.HardState{Term: 1, Commit: i}, ents(1, i, i))
-		}
-		w.Close()
-		segs, _ := listSegments(dir)
+		dir, opts := t.TempDir(), Options{SegmentSize: 2048}
+		segs := writeSegments(t, dir, opts)
 		if len(segs) < 3 {
 			t.Fatalf("segments = %d", len(segs))
 		}
@@ -269,14 +263,8 @@ func TestMidLogCorruption(t *testing.T) {
 		}
 	})
 	t.Run("missing-segment", func(t *testing.T) {
-		dir := t.TempDir()
-		opts := Options{SegmentSize: 2048}
-		w, _ := mustOpen(t, dir, 0, opts)
-		for i := uint64(1); i <= 60; i++ {
-			mustSave(t, w, raftpb.HardState{Term: 1, Commit: i}, ents(1, i, i))
-		}
-		w.Close()
-		segs, _ := listSegments(dir)
+		dir, opts := t.TempDir(), Options{SegmentSize: 2048}
+		segs := writeSegments(t, dir, opts)
 		os.Remove(segs[1].path)
 		if _, _, err := Open(dir, 0, opts); !errors.Is(err, ErrCorrupt) {
 			t.Fatalf("Open = %v, want ErrCorrupt", err)
@@ -351,4 +339,20 @@ func TestLeftoverTempSegmentRemoved(t *testing.T) {
 	if _, err := os.Stat(tmp); !os.IsNotExist(err) {
 		t.Fatalf("temp segment not removed: %v", err)
 	}
+}
+
+// writeSegments writes 60 batches in small segments, closes the log and
+// returns its segments.
+func writeSegments(t *testing.T, dir string, opts Options) []segment {
+	t.Helper()
+	w, _ := mustOpen(t, dir, 0, opts)
+	for i := uint64(1); i <= 60; i++ {
+		mustSave(t, w, raftpb.HardState{Term: 1, Commit: i}, ents(1, i, i))
+	}
+	w.Close()
+	segs, err := listSegments(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return segs
 }
