@@ -117,19 +117,27 @@ func exchange(t *testing.T, addr, raw string, n int) string {
 
 var dateLine = regexp.MustCompile(`Date: [^\r]*\r\n`)
 
+// Raw HTTP/1.1 pieces for the exchanges the lean path and the fuzz rig replay.
+const (
+	rawHost = "Host: x\r\n"
+	rawForm = "Content-Type: application/x-www-form-urlencoded\r\n"
+)
+
+func rawPut(target, body string) string {
+	return "PUT " + target + " HTTP/1.1\r\n" + rawHost + rawForm + "Content-Length: " + strconv.Itoa(len(body)) + "\r\n\r\n" + body
+}
+
+func rawBasic(userpw string) string {
+	return "Authorization: Basic " + base64.StdEncoding.EncodeToString([]byte(userpw)) + "\r\n"
+}
+
 // TestFrontMatchesNetHTTP replays the same requests against the lean path
 // and against net/http alone, each over a fresh store, and requires the
 // same status, headers (but Date) and body; it also checks which requests
 // the lean path answered itself.
 func TestFrontMatchesNetHTTP(t *testing.T) {
-	const h = "Host: x\r\n"
-	const form = "Content-Type: application/x-www-form-urlencoded\r\n"
-	put := func(target, body string) string {
-		return "PUT " + target + " HTTP/1.1\r\n" + h + form + "Content-Length: " + strconv.Itoa(len(body)) + "\r\n\r\n" + body
-	}
-	basic := func(userpw string) string {
-		return "Authorization: Basic " + base64.StdEncoding.EncodeToString([]byte(userpw)) + "\r\n"
-	}
+	const h, form = rawHost, rawForm
+	put, basic := rawPut, rawBasic
 	authPut := func(target, authz, body string) string {
 		return "PUT " + target + " HTTP/1.1\r\n" + h + authz + "Content-Length: " + strconv.Itoa(len(body)) + "\r\n\r\n" + body
 	}

@@ -11,7 +11,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"regexp"
-	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -441,14 +440,8 @@ func FuzzHTTPRequest(f *testing.F) {
 // fuzzSeeds are the differential test's exchanges (front_test.go) plus a
 // few aimed at the fuzz rig's template.
 func fuzzSeeds() []string {
-	const h = "Host: x\r\n"
-	const form = "Content-Type: application/x-www-form-urlencoded\r\n"
-	put := func(target, body string) string {
-		return "PUT " + target + " HTTP/1.1\r\n" + h + form + "Content-Length: " + strconv.Itoa(len(body)) + "\r\n\r\n" + body
-	}
-	basic := func(userpw string) string {
-		return "Authorization: Basic " + base64.StdEncoding.EncodeToString([]byte(userpw)) + "\r\n"
-	}
+	const h, form = rawHost, rawForm
+	put, basic := rawPut, rawBasic
 	seeds := []string{
 		put("/v2/keys/a", "value=1"),
 		"GET /v2/keys/a HTTP/1.1\r\n" + h + "\r\n",

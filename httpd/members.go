@@ -109,17 +109,7 @@ func removeMember(ctx context.Context, w http.ResponseWriter, admin MemberAdmin,
 	if !ok {
 		return
 	}
-	err := admin.RemoveMember(ctx, id)
-	switch {
-	case errors.Is(err, membership.ErrIDRemoved):
-		writeHTTPError(w, http.StatusGone, fmt.Sprintf("Member permanently removed: %x", id))
-	case errors.Is(err, membership.ErrNotFound):
-		writeHTTPError(w, http.StatusNotFound, fmt.Sprintf("No such member: %x", id))
-	case err != nil:
-		writeHTTPError(w, http.StatusInternalServerError, "Internal Server Error")
-	default:
-		w.WriteHeader(http.StatusNoContent)
-	}
+	memberChanged(w, id, admin.RemoveMember(ctx, id))
 }
 
 // updateMember answers PUT /v2/members/<id>.
@@ -132,8 +122,15 @@ func updateMember(ctx context.Context, w http.ResponseWriter, r *http.Request, a
 	if !ok {
 		return
 	}
-	err := admin.UpdateMember(ctx, id, urls)
+	memberChanged(w, id, admin.UpdateMember(ctx, id, urls))
+}
+
+// memberChanged answers a member removal or update: 204, or etcd's status
+// and message for err.
+func memberChanged(w http.ResponseWriter, id uint64, err error) {
 	switch {
+	case errors.Is(err, membership.ErrIDRemoved):
+		writeHTTPError(w, http.StatusGone, fmt.Sprintf("Member permanently removed: %x", id))
 	case errors.Is(err, membership.ErrPeerURLExists):
 		writeHTTPError(w, http.StatusConflict, err.Error())
 	case errors.Is(err, membership.ErrNotFound):
