@@ -65,7 +65,7 @@ func (s *suite) testRandomizedModel(t *testing.T) {
 		for _, k := range slices.Sorted(maps.Keys(model)) {
 			want = append(want, kv{k, model[k]})
 		}
-		if got := dump(t, b); !equalKV(got, want) {
+		if got := dump(t, b); !slices.Equal(got, want) {
 			t.Fatalf("batch %d (aborted %v): content has %d pairs, model %d", batch, abort, len(got), len(want))
 		}
 	}

@@ -79,7 +79,7 @@ func (s *suite) testSnapshotRoundTrip(t *testing.T) {
 	if err != nil {
 		t.Fatalf("ReadSnapshot of Snapshot output: %v", err)
 	}
-	if idx != 42 || !equalKV(decoded, pairs) {
+	if idx != 42 || !slices.Equal(decoded, pairs) {
 		t.Fatalf("stream carries index %d and %d pairs, want 42 and %d equal pairs", idx, len(decoded), len(pairs))
 	}
 	if !bytes.Equal(data, encode(t, 42, pairs)) {
@@ -139,7 +139,7 @@ func (s *suite) testRestoreCorrupt(t *testing.T) {
 		if wantCorrupt && !errors.Is(err, backends.ErrCorruptSnapshot) {
 			t.Fatalf("%s: err = %v, want ErrCorruptSnapshot", what, err)
 		}
-		if got := dump(t, b); !equalKV(got, before) {
+		if got := dump(t, b); !slices.Equal(got, before) {
 			t.Fatalf("%s: content changed by failed Restore:\n got %v\nwant %v", what, got, before)
 		}
 		wantIndex(t, b, 9)

@@ -10,6 +10,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"slices"
 	"testing"
 
 	"github.com/strata-kv/strata/backends"
@@ -140,21 +141,9 @@ func collect(t testing.TB, r backends.Reader, start, end []byte) []kv {
 	return out
 }
 
-func equalKV(a, b []kv) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
-}
-
 func wantContent(t testing.TB, b backends.Backend, want []kv) {
 	t.Helper()
-	if got := dump(t, b); !equalKV(got, want) {
+	if got := dump(t, b); !slices.Equal(got, want) {
 		t.Fatalf("content:\n got %v\nwant %v", got, want)
 	}
 }
@@ -380,7 +369,7 @@ func (s *suite) testReadOwnWrites(t *testing.T) {
 		wantGet(t, w, "b", "2'")
 		wantGet(t, w, "bb", "new")
 		wantMissing(t, w, "c")
-		if got, want := collect(t, w, nil, nil), []kv{{"a", "1"}, {"b", "2'"}, {"bb", "new"}}; !equalKV(got, want) {
+		if got, want := collect(t, w, nil, nil), []kv{{"a", "1"}, {"b", "2'"}, {"bb", "new"}}; !slices.Equal(got, want) {
 			t.Errorf("Ascend in Update:\n got %v\nwant %v", got, want)
 		}
 		// Deleting then re-adding in one batch ends with the later write.
