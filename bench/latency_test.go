@@ -32,7 +32,7 @@ func startMember(b *testing.B, backend string) *server.Server {
 
 func reportFsyncs(b *testing.B, srv *server.Server, before func() (uint64, time.Duration)) {
 	n0, d0 := before()
-	st := srv.NodeStatus()
+	st := srv.ReplicaStatus()
 	if n := st.Fsyncs - n0; n > 0 {
 		b.ReportMetric(float64(n)/float64(b.N), "fsyncs/op")
 		b.ReportMetric(float64((st.FsyncTotal-d0)/time.Duration(n))/1e3, "us/fsync")
@@ -43,7 +43,7 @@ func reportFsyncs(b *testing.B, srv *server.Server, before func() (uint64, time.
 // the raft loop, one WAL fdatasync, the engine apply and the answer.
 func BenchmarkProposeSerial(b *testing.B) {
 	srv := startMember(b, "memory")
-	st := srv.NodeStatus()
+	st := srv.ReplicaStatus()
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
 		if _, err := srv.Propose(context.Background(), engine.Command{Op: engine.OpSet, Path: "/k", Value: "v"}); err != nil {
@@ -82,7 +82,7 @@ func BenchmarkHTTPSerial(b *testing.B) {
 				}
 			}
 			do("PUT")
-			st := srv.NodeStatus()
+			st := srv.ReplicaStatus()
 			b.ResetTimer()
 			for i := 0; i < b.N; i++ {
 				do(method)
@@ -96,7 +96,7 @@ func BenchmarkHTTPSerial(b *testing.B) {
 // group commit batches them (fsyncs/op) and what the raft path sustains.
 func BenchmarkProposeParallel16(b *testing.B) {
 	srv := startMember(b, "memory")
-	st := srv.NodeStatus()
+	st := srv.ReplicaStatus()
 	b.SetParallelism(8) // 8 × GOMAXPROCS(2) = 16 writers
 	b.ResetTimer()
 	b.RunParallel(func(pb *testing.PB) {

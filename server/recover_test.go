@@ -162,7 +162,7 @@ func TestUnsafeShutdownRebuildsFromLog(t *testing.T) {
 	cfg.UnsafeNoFsync = true
 	s := start(t, cfg)
 	want, wantIndex := writeSome(t, s)
-	if st := s.NodeStatus(); st.Snapshots == 0 {
+	if st := s.ReplicaStatus(); st.Snapshots == 0 {
 		t.Fatalf("no snapshot taken after %d entries: the test must cover metadata-only snapshots", st.Applied)
 	}
 	if err := s.Stop(); err != nil {
@@ -258,8 +258,8 @@ func TestUnsafeNoFsyncSkipsWALSyncs(t *testing.T) {
 			propose(t, s, engine.Command{Op: engine.OpSet, Path: fmt.Sprintf("/k%d", i), Value: "v"})
 		}
 		// The snapshot (and its WAL marker) completes off the write path.
-		st := s.NodeStatus()
-		for deadline := time.Now().Add(5 * time.Second); st.Snapshots == 0 && time.Now().Before(deadline); st = s.NodeStatus() {
+		st := s.ReplicaStatus()
+		for deadline := time.Now().Add(5 * time.Second); st.Snapshots == 0 && time.Now().Before(deadline); st = s.ReplicaStatus() {
 			time.Sleep(time.Millisecond)
 		}
 		s.Stop()

@@ -372,5 +372,5 @@ func (s *Server) LeaderStats() (any, bool) {
 // the process should exit; Stop returns the cause.
 func (s *Server) Failed() <-chan struct{} { return s.replica.Done() }
 
-// NodeStatus reports the raft replica's state and counters.
-func (s *Server) NodeStatus() consensus.Status { return s.replica.Status() }
+// ReplicaStatus reports the raft replica's state and counters.
+func (s *Server) ReplicaStatus() consensus.Status { return s.replica.Status() }

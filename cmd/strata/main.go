@@ -500,9 +500,9 @@ func awaitShutdown(ctx context.Context, errc <-chan error, srv *server.Server, a
 		log.Info("shutting down")
 	case serveErr = <-errc:
 	case <-srv.Failed():
-		// The raft node stopped on its own (a failed disk: fail-stop);
+		// The raft replica stopped on its own (a failed disk: fail-stop);
 		// Stop returns why, and the process exits with it.
-		log.Info("raft node stopped: shutting down")
+		log.Info("raft replica stopped: shutting down")
 	case <-srv.Removed():
 		// etcd: the member stops, and exits cleanly (a supervisor must not
 		// restart it: the cluster refuses it from now on).
