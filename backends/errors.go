@@ -2,8 +2,6 @@ package backends
 
 import (
 	"errors"
-
-	"github.com/strata-kv/strata/internal/fsutil"
 )
 
 // ErrIndexBackwards is returned by Update when its appliedIndex is lower
@@ -16,7 +14,3 @@ var ErrIndexBackwards = errors.New("applied index goes backwards")
 // commits (possible only with UnsafeNoFsync): the caller may rebuild the
 // store from the raft log rather than trust it.
 var ErrUnsafeShutdown = errors.New("machine restarted while the store held unsynced commits")
-
-// IsNoSpace reports whether a backend error means the disk is full
-// (ENOSPC, or EDQUOT): the same Update may succeed once space returns.
-func IsNoSpace(err error) bool { return fsutil.IsNoSpace(err) }

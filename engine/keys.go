@@ -31,10 +31,6 @@ func depth(p string) int {
 	return strings.Count(p, "/")
 }
 
-func nodeKey(p string) []byte {
-	return appendNodeKey(make([]byte, 0, 3+len(p)), depth(p), p)
-}
-
 func appendNodeKey(b []byte, d int, p string) []byte {
 	b = append(b, prefixNode, byte(d>>8), byte(d))
 	return append(b, p...)
