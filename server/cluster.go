@@ -261,32 +261,50 @@ func minTime(a, b time.Time) time.Time {
 }
 
 // leaderTracker hands out a context per leader term of office, canceled
-// when the member's view of the leader changes: a proposal forwarded to a
-// leader that then fails would otherwise wait for the full request timeout.
+// when the member's view of the leader moves off a known leader: a proposal
+// forwarded to a leader that then fails would otherwise wait for the full
+// request timeout. The view is keyed by leader ID, so a proposal made under
+// a new leader is never canceled by a late notice of the change to it.
 type leaderTracker struct {
 	enabled bool // several members: set once by bootstrap
 	mu      sync.Mutex
+	lead    uint64 // the leader the current context belongs to (0: none)
 	ctx     context.Context
 	cancel  context.CancelFunc
 }
 
-func (l *leaderTracker) current() context.Context {
+// under returns lead's term-of-office context (lead is the proposer's view
+// of the leader now; 0 changes nothing).
+func (l *leaderTracker) under(lead uint64) context.Context {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.ctx == nil {
 		l.ctx, l.cancel = context.WithCancel(context.Background())
 	}
+	if lead != 0 {
+		l.moveLocked(lead)
+	}
 	return l.ctx
 }
 
-// changed ends the current term of office.
-func (l *leaderTracker) changed() {
+// observe records the member's view of the leader, ending the term of a
+// known leader it moves off.
+func (l *leaderTracker) observe(lead uint64) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if l.cancel != nil {
-		l.cancel()
+	l.moveLocked(lead)
+}
+
+func (l *leaderTracker) moveLocked(lead uint64) {
+	if lead == l.lead {
+		return
 	}
-	l.ctx, l.cancel = context.WithCancel(context.Background())
+	// From no leader to one is an election: nothing was forwarded meanwhile.
+	if l.lead != 0 && l.cancel != nil {
+		l.cancel()
+		l.ctx, l.cancel = context.WithCancel(context.Background())
+	}
+	l.lead = lead
 }
 
 // errLeaderFail is etcd's message for a request whose leader was lost
@@ -329,7 +347,7 @@ func (s *Server) proposeOnce(ctx context.Context, cmd []byte) (engine.Result, er
 	if !s.leader.enabled {
 		return s.replica.Propose(ctx, cmd)
 	}
-	term := s.leader.current()
+	term := s.leader.under(s.replica.Leader())
 	pctx, cancel := context.WithCancel(ctx)
 	stop := context.AfterFunc(term, cancel)
 	res, err := s.replica.Propose(pctx, cmd)
@@ -389,11 +407,7 @@ func (s *Server) watchLeader() {
 		if now == lead {
 			continue
 		}
-		if lead != 0 {
-			// Proposals made under the lost leader (0 -> leader is an
-			// election: nothing was forwarded to a leader then).
-			s.leader.changed()
-		}
+		s.leader.observe(now) // fails proposals made under the lost leader
 		// Any change away from a known leader ends the open watches, not
 		// only a change to "none": this poll can miss a candidate's brief
 		// leaderless state (it may win within one tick).
