@@ -6,6 +6,7 @@ import (
 	"context"
 	"crypto/tls"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"io"
 	"math/rand/v2"
@@ -408,13 +409,14 @@ func (p *peer) postSnapshot(m raftpb.Message) (int64, error) {
 	if _, err := m.MarshalTo(frame[4:]); err != nil {
 		return 0, fmt.Errorf("marshal MsgSnap: %w", err)
 	}
-	cr := &countReader{r: snap.Image}
+	var sent int64 // image bytes read by the attempts so far
 	var lastErr error
 	for _, u := range p.getURLs() {
-		if cr.n > 0 {
+		if sent > 0 {
 			break // the image was partly consumed: cannot retry here
 		}
-		body := io.MultiReader(bytes.NewReader(frame), cr)
+		att := &attempt{r: snap.Image}
+		body := io.MultiReader(bytes.NewReader(frame), att)
 		req, err := http.NewRequestWithContext(p.ctx, http.MethodPost, u+SnapshotPath, body)
 		if err != nil {
 			return 0, err
@@ -427,6 +429,7 @@ func (p *peer) postSnapshot(m raftpb.Message) (int64, error) {
 		req.Header.Set(hdrTo, strconv.FormatUint(p.id, 16))
 		req.Header.Set(hdrClusterID, strconv.FormatUint(p.t.cfg.ClusterID, 16))
 		resp, err := p.t.snapClient.Do(req)
+		sent += att.end()
 		if err != nil {
 			lastErr = fmt.Errorf("post snapshot to %s: %w", u, err)
 			continue
@@ -434,11 +437,11 @@ func (p *peer) postSnapshot(m raftpb.Message) (int64, error) {
 		msg, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
 		resp.Body.Close()
 		if resp.StatusCode != http.StatusNoContent {
-			return cr.n, fmt.Errorf("post snapshot to %s: %s: %s", u, resp.Status, bytes.TrimSpace(msg))
+			return sent, fmt.Errorf("post snapshot to %s: %s: %s", u, resp.Status, bytes.TrimSpace(msg))
 		}
-		return cr.n, nil
+		return sent, nil
 	}
-	return cr.n, lastErr
+	return sent, lastErr
 }
 
 // newSnapshotClient returns the client that posts snapshots: no overall
@@ -471,13 +474,33 @@ func clientTLS(cfg *tls.Config, serverName string) *tls.Config {
 	return c
 }
 
-type countReader struct {
-	r io.Reader
-	n int64
+// attempt is one POST's view of the snapshot image. net/http may go on
+// reading a request body after Do returns an error, so end cuts the attempt
+// off before the image is counted or offered to another URL.
+type attempt struct {
+	mu    sync.Mutex
+	r     io.Reader
+	n     int64
+	ended bool
 }
 
-func (c *countReader) Read(b []byte) (int, error) {
-	n, err := c.r.Read(b)
-	c.n += int64(n)
+var errAttemptEnded = errors.New("snapshot post ended")
+
+func (a *attempt) Read(b []byte) (int, error) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.ended {
+		return 0, errAttemptEnded
+	}
+	n, err := a.r.Read(b)
+	a.n += int64(n)
 	return n, err
+}
+
+// end stops further reads and returns the bytes this attempt read.
+func (a *attempt) end() int64 {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.ended = true
+	return a.n
 }
